@@ -1,0 +1,1 @@
+"""Compiled kernels (built from ``native/*.pyx`` by setup.py). Private: import them through :mod:`edge.kernels`."""

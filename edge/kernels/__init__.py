@@ -1,0 +1,99 @@
+"""The one entry point to ``edge``'s native code.
+
+The rest of ``edge`` imports kernels from here, never from ``edge._native`` directly. The choice between the
+compiled kernels (``edge._native``, built from ``native/*.pyx``) and their pure-NumPy twins
+(:mod:`edge.kernels.reference`) is made once, at import:
+
+* ``EDGE_PUREPYTHON=1`` forces the twins;
+* otherwise the compiled kernels are used, and if they are missing (no compiler at install time, or a source tree
+  that was never built) a :class:`NativeKernelsMissing` warning says so and how to build them, and the twins are used.
+
+:data:`BACKEND` names the active backend (``"native"`` or ``"numpy"``); ``edge --version`` and the telemetry hello
+report it. Every name in :data:`__all__` is provided by both backends with the same signature and the same errors.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from types import ModuleType
+
+from edge.kernels._checks import ResizePlan
+
+__all__ = [
+    "BACKEND",
+    "KERNEL_API",
+    "NativeKernelsMissing",
+    "ResizePlan",
+    "SketchAccumulator",
+    "decode_anchors",
+    "dequantize",
+    "implementation",
+    "nms",
+    "preprocess_frame",
+    "quantize",
+    "sketch_merge",
+    "sketch_update",
+    "softmax_topk",
+]
+
+# The kernel API each backend must export: (compiled module in edge._native, names it provides).
+KERNEL_API: dict[str, tuple[str, ...]] = {
+    "preprocess": ("preprocess_frame",),
+    "quantize": ("quantize", "dequantize"),
+    "postprocess": ("softmax_topk", "nms", "decode_anchors"),
+    "sketch": ("sketch_update", "sketch_merge", "SketchAccumulator"),
+}
+
+BUILD_HINT = "build them with `pip install -e .` (needs a C compiler and Python headers), or set EDGE_PUREPYTHON=1"
+
+
+class NativeKernelsMissing(RuntimeWarning):
+    """The compiled kernels could not be imported; the (slower) NumPy twins are in use."""
+
+
+def implementation(backend: str) -> dict[str, object]:
+    """The kernel API of ``backend`` ("native" or "numpy") as a name → callable mapping.
+
+    Tests use this to run the two side by side; it raises ImportError when the native kernels are not built.
+    """
+    if backend == "numpy":
+        from edge.kernels import reference
+
+        return {name: getattr(reference, name) for names in KERNEL_API.values() for name in names}
+    if backend != "native":
+        raise ValueError(f"backend: expected 'native' or 'numpy', got {backend!r}")
+    api: dict[str, object] = {}
+    for module_name, names in KERNEL_API.items():
+        module: ModuleType = __import__(f"edge._native.{module_name}", fromlist=list(names))
+        for name in names:
+            api[name] = getattr(module, name)
+    return api
+
+
+def _select() -> tuple[str, dict[str, object]]:
+    if os.environ.get("EDGE_PUREPYTHON", "") not in ("", "0"):
+        return "numpy", implementation("numpy")
+    try:
+        return "native", implementation("native")
+    except ImportError as exc:
+        warnings.warn(
+            f"edge: compiled kernels are not available ({exc}); using the slower NumPy twins — {BUILD_HINT}",
+            NativeKernelsMissing,
+            stacklevel=3,
+        )
+        return "numpy", implementation("numpy")
+
+
+BACKEND, _api = _select()
+
+preprocess_frame = _api["preprocess_frame"]
+quantize = _api["quantize"]
+dequantize = _api["dequantize"]
+softmax_topk = _api["softmax_topk"]
+nms = _api["nms"]
+decode_anchors = _api["decode_anchors"]
+sketch_update = _api["sketch_update"]
+sketch_merge = _api["sketch_merge"]
+SketchAccumulator = _api["SketchAccumulator"]
+del _api

@@ -1,0 +1,85 @@
+"""Build the Cython kernels in ``native/`` into the private namespace ``edge._native``.
+
+Every ``native/<name>.pyx`` becomes the extension ``edge._native.<name>``. The Cython compiler directives live in one
+place, ``cython_directives()`` below; ``EDGE_CYTHON_DEBUG=1`` turns on bounds checks, wraparound and line tracing and
+compiles with ``-O0 -g`` (CI builds this flavour too).
+
+Where no C compiler (or no Cython) is available the extensions are optional: the package still installs and
+``edge.kernels`` falls back, with a warning, to the pure-NumPy twins. Set ``EDGE_REQUIRE_NATIVE=1`` to turn a failed
+native build into an error instead (CI does, so a broken kernel can never pass as "fell back to NumPy").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+HERE = Path(__file__).parent
+NATIVE = HERE / "native"
+DEBUG = os.environ.get("EDGE_CYTHON_DEBUG") == "1"
+REQUIRE_NATIVE = os.environ.get("EDGE_REQUIRE_NATIVE") == "1"
+
+
+def cython_directives(debug: bool) -> dict[str, object]:
+    """The one place where Cython compiler directives are set."""
+    directives: dict[str, object] = {
+        "language_level": 3,
+        "boundscheck": False,
+        "wraparound": False,
+        "cdivision": True,
+        "initializedcheck": False,
+        "nonecheck": False,
+        "embedsignature": True,
+    }
+    if debug:
+        directives.update(boundscheck=True, wraparound=True, initializedcheck=True, linetrace=True, profile=True)
+    return directives
+
+
+def compile_args(debug: bool) -> tuple[list[str], list[tuple[str, str | None]]]:
+    # -ffp-contract=off: no fused multiply-add, so the compiled kernels round exactly like their NumPy twins on
+    # every target (aarch64 GCC contracts a*b+c into FMA by default).
+    args = ["-ffp-contract=off", "-fno-strict-aliasing"]
+    macros: list[tuple[str, str | None]] = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
+    if debug:
+        args += ["-O0", "-g"]
+        macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")]
+    else:
+        args += ["-O3"]
+    return args, macros
+
+
+def native_extensions() -> list[Extension]:
+    pyx_files = sorted(NATIVE.glob("*.pyx"))
+    try:
+        import numpy
+        from Cython.Build import cythonize
+    except ImportError as exc:  # no Cython or NumPy in the build environment: pure-NumPy install
+        if REQUIRE_NATIVE:
+            raise
+        print(f"edge: building without native kernels ({exc}); the NumPy twins will be used", file=sys.stderr)
+        return []
+    args, macros = compile_args(DEBUG)
+    extensions = [
+        Extension(
+            f"edge._native.{pyx.stem}",
+            [str(pyx.relative_to(HERE))],
+            include_dirs=[numpy.get_include()],
+            extra_compile_args=args,
+            define_macros=macros,
+            optional=not REQUIRE_NATIVE,
+        )
+        for pyx in pyx_files
+    ]
+    return cythonize(
+        extensions,
+        compiler_directives=cython_directives(DEBUG),
+        build_dir="build/cython-debug" if DEBUG else "build/cython",
+        quiet=True,
+    )
+
+
+setup(ext_modules=native_extensions())

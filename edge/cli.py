@@ -37,7 +37,9 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge", description="Embedded edge-inference runtime for vehicles and robots.")
+    parser = argparse.ArgumentParser(
+        prog="edge", description="Embedded edge-inference runtime for vehicles and robots."
+    )
     parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:

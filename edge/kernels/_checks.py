@@ -25,8 +25,9 @@ REAL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 class ResizePlan(NamedTuple):
     """Bilinear resize tables for one (source size → model size) pair; see :func:`edge.kernels.tables.resize_plan`.
 
-    ``src_hw`` is the (H, W) frame size the plan reads from; ``xofs``/``yofs`` (int32, ``(n, 2)``) are the two source columns/rows each output column/row reads;
-    ``xalpha``/``ybeta`` (int16, ``(n, 2)``) their fixed-point weights, summing to 2048.
+    ``src_hw`` is the (H, W) frame size the plan reads from; ``xofs``/``yofs`` (int32, ``(n, 2)``) are the two
+    source columns/rows each output column/row reads; ``xalpha``/``ybeta`` (int16, ``(n, 2)``) their fixed-point
+    weights, summing to 2048.
     """
 
     src_hw: tuple[int, int]
@@ -61,7 +62,9 @@ def array(
         raise ShapeError(f"{name}: expected {_want(allowed, ndim, shape)}, got {_describe(a)}")
     if ndim is not None and (a.ndim != ndim if isinstance(ndim, int) else a.ndim not in ndim):
         raise ShapeError(f"{name}: expected {_want(allowed, ndim, shape)}, got {_describe(a)}")
-    if shape is not None and (a.ndim != len(shape) or any(w is not None and w != s for w, s in zip(shape, a.shape))):
+    if shape is not None and (
+        a.ndim != len(shape) or any(w is not None and w != s for w, s in zip(shape, a.shape, strict=True))
+    ):
         raise ShapeError(f"{name}: expected {_want(allowed, ndim, shape)}, got {_describe(a)}")
     if writable and not a.flags.writeable:
         raise ShapeError(f"{name}: expected a writable array, got a read-only {_describe(a)}")
@@ -110,7 +113,9 @@ def preprocess(
     out_hwc = out.transpose(1, 2, 0) if layout == "NCHW" else out
     h, w, c = out_hwc.shape
     if h < 1 or w < 1 or not 1 <= c <= MAX_CHANNELS:
-        raise ShapeError(f"out: expected a non-empty {layout} tensor of 1 to {MAX_CHANNELS} channels, got {_describe(out)}")
+        raise ShapeError(
+            f"out: expected a non-empty {layout} tensor of 1 to {MAX_CHANNELS} channels, got {_describe(out)}"
+        )
     if src.shape[0] < 1 or src.shape[1] < 1:
         raise ShapeError(f"src: expected a non-empty (H, W, channels) uint8 frame, got {_describe(src)}")
     array("lut", lut, out.dtype, shape=(c, 256), contiguous=True)
@@ -125,21 +130,31 @@ def preprocess(
             )
     else:
         if not isinstance(plan, ResizePlan):
-            raise ShapeError(f"plan: expected a ResizePlan from edge.kernels.tables.resize_plan(), got {_describe(plan)}")
+            raise ShapeError(
+                f"plan: expected a ResizePlan from edge.kernels.tables.resize_plan(), got {_describe(plan)}"
+            )
         if tuple(plan.src_hw) != src.shape[:2]:
             raise ShapeError(f"plan: made for a {tuple(plan.src_hw)} frame, got a {src.shape[:2]} frame")
-        for name, a, dtype, n in (("xofs", plan.xofs, np.int32, w), ("xalpha", plan.xalpha, np.int16, w),
-                                  ("yofs", plan.yofs, np.int32, h), ("ybeta", plan.ybeta, np.int16, h)):
+        for name, a, dtype, n in (
+            ("xofs", plan.xofs, np.int32, w),
+            ("xalpha", plan.xalpha, np.int16, w),
+            ("yofs", plan.yofs, np.int32, h),
+            ("ybeta", plan.ybeta, np.int16, h),
+        ):
             array(f"plan.{name}", a, dtype, shape=(n, 2), contiguous=True)
             if a.flags.writeable:  # resize_plan() validates the tables and freezes them; anything else is suspect
-                raise ShapeError(f"plan.{name}: expected the read-only tables made by resize_plan(), got a writable array")
+                raise ShapeError(
+                    f"plan.{name}: expected the read-only tables made by resize_plan(), got a writable array"
+                )
     return src, out_hwc
 
 
 # ------------------------------------------------------------------------------------------------ (de)quantization
 
 
-def quant_params(scale: object, zero_point: object, shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, np.ndarray, int]:
+def quant_params(
+    scale: object, zero_point: object, shape: tuple[int, ...], axis: int
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Validate per-tensor or per-channel parameters; return ``(scale, zero_point, axis)`` with ``axis`` in 0..3 of
     the array promoted to 4-D by prepending unit axes (``axis`` is -1 for per-tensor)."""
     scale = array("scale", scale, np.float32, ndim=1)
@@ -157,7 +172,9 @@ def quant_params(scale: object, zero_point: object, shape: tuple[int, ...], axis
         raise ConfigError(f"axis: expected an axis of a {ndim}-D array, got {axis}")
     axis %= ndim
     if shape[axis] != scale.shape[0]:
-        raise ShapeError(f"scale: expected {shape[axis]} per-channel values (axis {axis} of {shape}), got {scale.shape[0]}")
+        raise ShapeError(
+            f"scale: expected {shape[axis]} per-channel values (axis {axis} of {shape}), got {scale.shape[0]}"
+        )
     return scale, zero_point, axis + (4 - ndim)
 
 
@@ -180,7 +197,9 @@ def dequantize(q: object, scale: object, zero_point: object, out: object, axis: 
 def _zero_point_range(zero_point: np.ndarray, dtype: np.dtype) -> None:
     info = np.iinfo(dtype)
     if zero_point.min() < info.min or zero_point.max() > info.max:
-        raise ConfigError(f"zero_point: expected values in [{info.min}, {info.max}] for {dtype}, got {zero_point.tolist()[:8]}")
+        raise ConfigError(
+            f"zero_point: expected values in [{info.min}, {info.max}] for {dtype}, got {zero_point.tolist()[:8]}"
+        )
 
 
 def promote4(a: np.ndarray) -> np.ndarray:
@@ -208,7 +227,15 @@ def softmax_topk(logits: object, probs: object, top_idx: object, top_val: object
     return logits.reshape(-1, k_classes), probs.reshape(-1, k_classes), top_idx.reshape(-1, k), top_val.reshape(-1, k)
 
 
-def nms(boxes: object, scores: object, classes: object, iou_threshold: float, score_threshold: float, keep: object, scratch: object):
+def nms(
+    boxes: object,
+    scores: object,
+    classes: object,
+    iou_threshold: float,
+    score_threshold: float,
+    keep: object,
+    scratch: object,
+):
     boxes = array("boxes", boxes, np.float32, ndim=2)
     n = boxes.shape[0]
     if boxes.shape[1] != 4:
@@ -222,7 +249,8 @@ def nms(boxes: object, scores: object, classes: object, iou_threshold: float, sc
         raise ConfigError(f"iou_threshold: expected a value in [0, 1], got {iou_threshold}")
     if score_threshold != score_threshold:
         raise ConfigError("score_threshold: expected a number, got NaN")
-    return boxes, scores, classes, iou, float(score_threshold), keep, scratch
+    # scores are float32: compare them with the threshold as float32 sees it (0.2 → 0.200000003), in both backends
+    return boxes, scores, classes, iou, float(np.float32(score_threshold)), keep, scratch
 
 
 def decode_anchors(encodings: object, anchors: object, scales: Sequence[float], out: object):
@@ -252,7 +280,9 @@ def sketch_state(edges: object, counts: object, moments: object) -> tuple[np.nda
         raise ConfigError("edges: expected finite values, got NaN or inf")
     if np.any(np.diff(edges, axis=1) <= 0):
         bad = int(np.argwhere(np.diff(edges, axis=1) <= 0)[0, 0])
-        raise ConfigError(f"edges: expected strictly increasing edges per feature, feature {bad} is not: {edges[bad].tolist()[:8]}")
+        raise ConfigError(
+            f"edges: expected strictly increasing edges per feature, feature {bad} is not: {edges[bad].tolist()[:8]}"
+        )
     counts = array("counts", counts, np.int64, shape=(f, e + 2), writable=True)
     moments = array("moments", moments, np.float64, shape=(f, 5), writable=True)
     return edges, counts, moments

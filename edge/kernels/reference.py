@@ -101,7 +101,9 @@ def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, out: np
     out[...] = (q.astype(np.int32) - zp.astype(np.int32)).astype(np.float32) * s
 
 
-def _broadcast_params(scale: np.ndarray, zero_point: np.ndarray, ndim: int, axis4: int) -> tuple[np.ndarray, np.ndarray]:
+def _broadcast_params(
+    scale: np.ndarray, zero_point: np.ndarray, ndim: int, axis4: int
+) -> tuple[np.ndarray, np.ndarray]:
     if axis4 < 0:
         return scale[0], zero_point[0].astype(np.float64)
     axis = axis4 - (4 - ndim)
@@ -239,10 +241,14 @@ def _update_rows(x: np.ndarray, edges: np.ndarray, counts: np.ndarray, moments: 
         moments[ok] = m
 
 
-def sketch_merge(dst_counts: np.ndarray, dst_moments: np.ndarray, src_counts: np.ndarray, src_moments: np.ndarray) -> None:
+def sketch_merge(
+    dst_counts: np.ndarray, dst_moments: np.ndarray, src_counts: np.ndarray, src_moments: np.ndarray
+) -> None:
     """Merge sketch ``src`` into ``dst``: counts add; moments combine (Chan et al.), so merging is associative and
     commutative up to float rounding of mean and M2."""
-    dst_counts, dst_moments, src_counts, src_moments = _checks.sketch_merge(dst_counts, dst_moments, src_counts, src_moments)
+    dst_counts, dst_moments, src_counts, src_moments = _checks.sketch_merge(
+        dst_counts, dst_moments, src_counts, src_moments
+    )
     dst_counts += src_counts
     na = dst_moments[:, COUNT]
     nb = src_moments[:, COUNT]

@@ -70,7 +70,9 @@ def channel_map(frame_order: str, model_order: str) -> np.ndarray:
     """Source channel index for each model channel, e.g. ``channel_map("BGR", "RGB") == [2, 1, 0]``."""
     frame_order, model_order = frame_order.upper(), model_order.upper()
     if sorted(model_order) != sorted(set(model_order)) or any(ch not in frame_order for ch in model_order):
-        raise ConfigError(f"channel order: cannot make model channels {model_order!r} from frame channels {frame_order!r}")
+        raise ConfigError(
+            f"channel order: cannot make model channels {model_order!r} from frame channels {frame_order!r}"
+        )
     return np.array([frame_order.index(ch) for ch in model_order], dtype=np.int32)
 
 

@@ -1,0 +1,79 @@
+"""Backend selection: EDGE_PUREPYTHON forces the twins, a missing extension falls back loudly, and both backends
+export the same kernel API; `edge --version` reports the active one."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+
+import pytest
+
+import edge.kernels
+from edge.kernels import KERNEL_API, implementation
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "EDGE_PUREPYTHON"} | env
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=60)
+
+
+def test_purepython_env_forces_the_twins() -> None:
+    result = _python("import edge.kernels as k; print(k.BACKEND, k.preprocess_frame.__module__)", EDGE_PUREPYTHON="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["numpy", "edge.kernels.reference"]
+
+
+def test_missing_extension_falls_back_with_a_warning_that_says_how_to_build() -> None:
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['edge._native.sketch'] = None  # as if the extension had not been built\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import edge.kernels as k\n"
+        "print(k.BACKEND)\n"
+        "print([(w.category.__name__, str(w.message)) for w in caught])\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    backend, warnings_seen = result.stdout.splitlines()
+    assert backend == "numpy"
+    assert "NativeKernelsMissing" in warnings_seen and "pip install -e ." in warnings_seen
+
+
+def test_both_backends_export_the_same_api_with_the_same_signatures() -> None:
+    twin = implementation("numpy")
+    try:
+        native = implementation("native")
+    except ImportError:
+        if os.environ.get("EDGE_REQUIRE_NATIVE") == "1":
+            raise
+        pytest.skip("native kernels not built")
+    names = {n for group in KERNEL_API.values() for n in group}
+    assert set(twin) == set(native) == names
+    assert set(edge.kernels.__all__) >= names
+    for name in names - {"SketchAccumulator"}:
+        assert list(inspect.signature(native[name]).parameters) == list(inspect.signature(twin[name]).parameters), name
+
+
+@pytest.mark.parametrize("purepython", ["0", "1"])
+def test_version_reports_the_active_backend(purepython: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"EDGE_PUREPYTHON": purepython},
+    )
+    assert result.returncode == 0, result.stderr
+    expected = "numpy" if purepython == "1" else _native_or_numpy()
+    assert result.stdout.startswith("edge ") and f"kernels: {expected}" in result.stdout
+
+
+def _native_or_numpy() -> str:
+    try:
+        implementation("native")
+        return "native"
+    except ImportError:
+        return "numpy"

@@ -45,7 +45,8 @@ def preprocess_frame(
     ``src`` is a uint8 (H, W, S) frame with any strides (a crop view of a larger frame works). ``out`` (caller-owned,
     float32/int8/uint8) is the model input in ``layout`` ("NCHW" or "NHWC", batch of 1 or none). Model channel ``c``
     reads source channel ``channel_map[c]``. With a ``plan`` the frame is first resized bilinearly in uint8 with
-    OpenCV's ``INTER_LINEAR`` fixed-point arithmetic (pixel centres aligned: ``sx = (dx + 0.5) * W / w - 0.5``);
+    OpenCV's ``INTER_LINEAR`` coordinates and 11-bit weights (pixel centres aligned: ``sx = (dx + 0.5) * W / w - 0.5``),
+    rounded once (within 1 of ``cv2.resize``, which truncates its intermediate sums);
     then each byte ``v`` becomes ``lut[c, v]`` (normalization or quantization, see :mod:`edge.kernels.tables`).
     ``stats[0, c]``/``stats[1, c]`` receive the mean and population standard deviation of model channel ``c`` over
     the whole source frame, in pixel units (0..255).
@@ -65,17 +66,17 @@ def preprocess_frame(
 
 
 def _resize_u8(pixels: np.ndarray, plan: ResizePlan) -> np.ndarray:
-    """OpenCV's fixed-point bilinear resize of a uint8 (H, W, C) image (horizontal pass, then vertical)."""
+    """Bilinear resize of a uint8 (H, W, C) image with 11-bit fixed-point weights: the vertical pass first (exact
+    int32), then the horizontal one, rounded half up once: ``(s + 2**21) >> 22``."""
     _, xofs, xalpha, yofs, ybeta = plan
     rows = pixels.astype(np.int32)
-    ax0 = xalpha[:, 0].astype(np.int32)[None, :, None]
-    ax1 = xalpha[:, 1].astype(np.int32)[None, :, None]
-    horiz0 = rows[yofs[:, 0]][:, xofs[:, 0]] * ax0 + rows[yofs[:, 0]][:, xofs[:, 1]] * ax1
-    horiz1 = rows[yofs[:, 1]][:, xofs[:, 0]] * ax0 + rows[yofs[:, 1]][:, xofs[:, 1]] * ax1
     b0 = ybeta[:, 0].astype(np.int32)[:, None, None]
     b1 = ybeta[:, 1].astype(np.int32)[:, None, None]
-    out = (((b0 * (horiz0 >> 4)) >> 16) + ((b1 * (horiz1 >> 4)) >> 16) + 2) >> 2
-    return out.astype(np.uint8)
+    blended = rows[yofs[:, 0]] * b0 + rows[yofs[:, 1]] * b1  # (h, W, C), at most 255 * 2048
+    a0 = xalpha[:, 0].astype(np.int32)[None, :, None]
+    a1 = xalpha[:, 1].astype(np.int32)[None, :, None]
+    s = blended[:, xofs[:, 0]] * a0 + blended[:, xofs[:, 1]] * a1  # at most 255 * 2048**2 < 2**31
+    return ((s + (1 << 21)) >> 22).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------------ (de)quantization

@@ -5,8 +5,9 @@ only reads them. This is where the pixel conventions are defined:
 
 * **Resize** follows OpenCV's ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` for uint8 images: pixel centres
   are aligned (``sx = (dx + 0.5) * scale - 0.5`` with ``scale = 1 / (dst / src)``), coordinates outside the frame
-  clamp to the border, and the weights are 11-bit fixed point (``INTER_RESIZE_COEF_BITS``), so the kernel computes
-  in integers and rounds like OpenCV's generic C++ path.
+  clamp to the border, and the weights are OpenCV's 11-bit fixed-point ones (``INTER_RESIZE_COEF_BITS``). The kernel
+  sums exactly in integers and rounds once, where OpenCV truncates its intermediate sums: results are within 1 of
+  ``cv2.resize`` (equal for most pixels) and never further from the exact bilinear value.
 * **Normalization** maps a byte ``v`` of model channel ``c`` to ``float32((v / 255 - mean[c]) / std[c])``.
 * **Quantization** then maps that float to ``saturate(round_half_even(f / scale) + zero_point)`` — what ONNX
   ``QuantizeLinear`` would do to the float input — so a uint8/int8 model gets its input without a float pass.

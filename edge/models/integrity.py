@@ -119,7 +119,7 @@ def sign_manifest(manifest: bytes, private_key: Any) -> bytes:
 def verify_manifest_signature(manifest: bytes, trust_key: Any) -> str:
     """Check the signature against ``trust_key``; return its key id. :class:`IntegrityError` when it is missing,
     made with another key, or wrong."""
-    _, ed25519 = _crypto()
+    _crypto()
     from cryptography.exceptions import InvalidSignature
 
     key = load_public_key(trust_key)

@@ -68,9 +68,10 @@ class LiteRTModel(BoundModel):
         self.provider = _litert_provider(opts)
         resolver = (OpResolverType.AUTO if self.provider == "xnnpack"
                     else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        self.model_bytes = bytes(model_bytes)  # the interpreter reads the model from this buffer: keep it alive
         t0 = time.perf_counter()
         try:
-            interp = Interpreter(model_content=bytes(model_bytes), num_threads=opts.threads or 1,
+            interp = Interpreter(model_content=self.model_bytes, num_threads=opts.threads or 1,
                                  experimental_op_resolver_type=resolver)
             for d in interp.get_input_details():
                 if d["name"] in opts.shapes:

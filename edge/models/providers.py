@@ -1,8 +1,8 @@
 """Execution provider resolution for ONNX Runtime, and the session options that go with it.
 
 The caller gives an ordered preference; it is resolved against what the installed onnxruntime offers. In strict
-mode a missing first choice is an error that lists what is available; otherwise the next available choice is used
-and the reason is logged (INFO for the built-in default list, WARNING when the caller asked for the missing one).
+mode a missing first choice is an error that lists what is available; otherwise the next available choice (CPU
+when none is) is used and the reason is logged (INFO for the built-in default list, WARNING when the caller asked for the missing one).
 CPU is always appended last, because ONNX Runtime places nodes a provider cannot run on the CPU.
 """
 
@@ -54,7 +54,7 @@ def resolve_ort(opts: RuntimeOptions, available: Sequence[str] | None = None) ->
     """The ``(provider, options)`` list to hand to ``InferenceSession``, best first, CPU last.
 
     ``available`` defaults to ``onnxruntime.get_available_providers()``. Raises :class:`ModelError` in strict mode
-    when the first choice is missing, and when nothing in the preference is available.
+    when the first choice is missing.
     """
     if available is None:
         import onnxruntime
@@ -69,8 +69,6 @@ def resolve_ort(opts: RuntimeOptions, available: Sequence[str] | None = None) ->
         msg = f"provider {prefs[0]!r} ({ORT_NAMES[prefs[0]]}) is not installed; available: {', '.join(available)}"
         if opts.strict:
             raise ModelError(f"strict provider mode: {msg}")
-        if not have and "cpu" not in prefs:
-            raise ModelError(f"none of the providers {prefs} is installed; available: {', '.join(available)}")
         log.log(logging.WARNING if asked else logging.INFO, "%s; falling back to %s", msg, (have or ["CPU"])[0])
     chosen = [(name, _provider_options(_SHORT[name], opts)) for name in have]
     if "CPUExecutionProvider" not in have:

@@ -107,8 +107,8 @@ def format_report(fig: dict[str, Any]) -> str:
     e, b = fig["edge"], fig["bare"]
     first = "-" if fig["first_run_ms"] is None else f"{fig['first_run_ms']:.3f}"
     lines = [
-        f"model     {Path(fig['model']).name}  ({fig['backend']}/{fig['provider']}, threads={fig['threads'] or 'auto'}, "
-        f"runs={fig['runs']})",
+        f"model     {Path(fig['model']).name}  ({fig['backend']}/{fig['provider']}, "
+        f"threads={fig['threads'] or 'auto'}, runs={fig['runs']})",
         f"load      {fig['load_ms']:.2f} ms   first run {first} ms   peak RSS {fig['peak_rss_bytes'] / 2**20:.1f} MiB",
         f"{'':10}{'p50 µs':>10}{'p90 µs':>10}{'p99 µs':>10}{'max µs':>10}{'per s':>10}",
     ]

@@ -2,7 +2,8 @@
 
 The caller gives an ordered preference; it is resolved against what the installed onnxruntime offers. In strict
 mode a missing first choice is an error that lists what is available; otherwise the next available choice (CPU
-when none is) is used and the reason is logged (INFO for the built-in default list, WARNING when the caller asked for the missing one).
+when none is) is used and the reason is logged (INFO for the built-in default list, WARNING when the caller asked
+for the missing one).
 CPU is always appended last, because ONNX Runtime places nodes a provider cannot run on the CPU.
 """
 

@@ -131,7 +131,7 @@ def test_unknown_file_type_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_strict_provider_missing_lists_available(model_dir: Path) -> None:
-    with pytest.raises(ModelError, match="available:.*CPUExecutionProvider"):
+    with pytest.raises(ModelError, match=r"available:.*CPUExecutionProvider"):
         load_model(model_dir / "float.onnx", providers=["tensorrt"], strict=True)
     with pytest.raises(ModelError, match="available: xnnpack, cpu"):
         load_model(model_dir / "int8.tflite", providers=["cuda"], strict=True)

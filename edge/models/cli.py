@@ -1,0 +1,141 @@
+"""``edge model pack|verify|sign|inspect`` and ``edge bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from edge.errors import EdgeError
+
+__all__ = ["register"]
+
+
+def _fail(exc: EdgeError) -> int:
+    print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from edge.models.manage import pack_model
+
+    pre: dict[str, Any] = {}
+    if args.mean:
+        pre["mean"] = [float(x) for x in args.mean.split(",")]
+    if args.std:
+        pre["std"] = [float(x) for x in args.std.split(",")]
+    if args.channel_order:
+        pre["channel_order"] = args.channel_order
+    if args.layout:
+        pre["layout"] = args.layout
+    out = pack_model(args.model, args.out, name=args.name, version=args.version, preprocess=pre,
+                     extra_files=tuple(args.file), reference_profile=args.reference_profile, signing_key=args.key)
+    print(f"packed {args.model} -> {out}{' (signed)' if args.key else ''}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from edge.models.integrity import trust_key_from_env
+    from edge.models.manage import verify_package
+
+    key = args.trust_key or trust_key_from_env()
+    pkg = verify_package(args.package, key)
+    who = f", signature by key {pkg.signed_by}" if pkg.signed_by else " (signature not checked: no trust key)"
+    m = pkg.manifest["model"]
+    print(f"OK {args.package}: {m.get('name')} {m.get('version')}, {len(pkg.files)} file(s) match{who}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from edge.models.manage import sign_package
+
+    print(f"signed {sign_package(args.package, args.key)}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from edge.models.inspect import inspect_path
+
+    info = inspect_path(args.path, args.trust_key)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['path']}: {info['format']}, {info['size_bytes']} bytes, sha256 {info['sha256']}")
+    if "package" in info:
+        p = info["package"]
+        print(f"package   {p['name']} {p['version']}, signed: {p['signed']}, files: {', '.join(p['files'])}")
+    print(f"opset     {info['opset']}   quantization: {info['quantization']}")
+    for kind in ("inputs", "outputs"):
+        for s in info[kind]:
+            q = f" scale={s['scale']:.6g} zero_point={s['zero_point']}" if "scale" in s else ""
+            print(f"{kind[:-1]:9} {s['name']} {s['shape']} {s['dtype']}{q}")
+    print("operators " + ", ".join(f"{k}×{v}" for k, v in info["operators"].items()))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from edge.models import load_model
+    from edge.models.bench import bench_model, format_report
+
+    model = load_model(args.model, providers=[args.provider] if args.provider else None, threads=args.threads,
+                       strict=bool(args.provider and args.strict), warmup=max(args.warmup, 1))
+    fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=args.threads)
+    print(json.dumps(fig, indent=2) if args.json else format_report(fig))
+    return 0
+
+
+def _guard(fn: Any) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except EdgeError as exc:
+            return _fail(exc)
+
+    return handler
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``model`` (pack, verify, sign, inspect) and ``bench``."""
+    model = subparsers.add_parser("model", help="prepare and check a model package")
+    sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("pack", help="build a package (folder, or .tar/.tar.gz/.tgz archive) from a model file")
+    p.add_argument("model", help=".onnx or .tflite file")
+    p.add_argument("-o", "--out", required=True, help="package folder, or archive path ending in .tar.gz/.tgz/.tar")
+    p.add_argument("--name", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--mean", help="preprocessing mean per channel, e.g. 0.485,0.456,0.406")
+    p.add_argument("--std", help="preprocessing std per channel")
+    p.add_argument("--channel-order", help="model channel order, e.g. RGB")
+    p.add_argument("--layout", choices=("NCHW", "NHWC"))
+    p.add_argument("--reference-profile", help="drift reference profile file to put in the package")
+    p.add_argument("--file", action="append", default=[], help="extra file to include (repeatable)")
+    p.add_argument("--key", help="Ed25519 private key (PEM) to sign with")
+    p.set_defaults(handler=_guard(_pack))
+
+    p = sub.add_parser("verify", help="check every file against the manifest (and the signature with a trust key)")
+    p.add_argument("package")
+    p.add_argument("--trust-key", help="Ed25519 public key (PEM); default $EDGE_TRUST_KEY")
+    p.set_defaults(handler=_guard(_verify))
+
+    p = sub.add_parser("sign", help="sign a package's manifest with an Ed25519 private key")
+    p.add_argument("package")
+    p.add_argument("--key", required=True, help="Ed25519 private key (PEM)")
+    p.set_defaults(handler=_guard(_sign))
+
+    p = sub.add_parser("inspect", help="IO spec, quantization, operators, opset and size of a model or package")
+    p.add_argument("path")
+    p.add_argument("--trust-key", help="Ed25519 public key (PEM) to check a package's signature with")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_guard(_inspect))
+
+    b = subparsers.add_parser("bench", help="latency of a model through edge and bare through its runtime")
+    b.add_argument("model", metavar="MODEL_OR_PACKAGE")
+    b.add_argument("--runs", type=int, default=1000)
+    b.add_argument("--warmup", type=int, default=50)
+    b.add_argument("--threads", type=int)
+    b.add_argument("--provider", help="tensorrt, cuda, xnnpack or cpu (falls back with a logged reason)")
+    b.add_argument("--strict", action="store_true", help="fail when --provider is not available")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(handler=_guard(_bench))

@@ -1,0 +1,166 @@
+"""Model packages: a folder, or one tar archive of it, holding the model file and ``manifest.toml``.
+
+``manifest.toml`` holds ``schema``, ``[model]`` (name, version, file, format), ``[files]`` (sha256 of every other
+file), ``[[inputs]]``/``[[outputs]]`` (the IO spec), ``[preprocess]`` (the preprocessing spec), ``[reference_profile]``
+(the slot for the drift reference profile: ``file``, empty until one is added) and, last, an optional
+``[signature]`` (see :mod:`edge.models.integrity`).
+
+:func:`read_package` reads every file into memory and verifies it there; the model bytes it returns are the ones
+that were hashed, so nothing can change between the check and the load.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.errors import IntegrityError, ModelError
+from edge.models import _toml
+from edge.models.integrity import sha256_hex, split_signature, verify_manifest_signature
+from edge.models.spec import TensorSpec
+
+__all__ = ["ARCHIVE_SUFFIXES", "MANIFEST", "MODEL_FORMATS", "Package", "build_manifest", "is_archive",
+           "read_files", "read_package", "write_package"]
+
+MANIFEST = "manifest.toml"
+SCHEMA = 1
+MODEL_FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+MAX_FILE_BYTES = 2 << 30  # refuse archive members over 2 GiB before reading them
+
+
+@dataclass(frozen=True)
+class Package:
+    """A verified package held in memory: ``manifest`` (parsed), ``manifest_bytes``, ``files`` (name → bytes)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    manifest_bytes: bytes
+    files: dict[str, bytes]
+    signed_by: str | None
+
+    @property
+    def model_name(self) -> str:
+        return str(self.manifest["model"]["file"])
+
+    @property
+    def model_bytes(self) -> bytes:
+        return self.files[self.model_name]
+
+    @property
+    def format(self) -> str:
+        return str(self.manifest["model"]["format"])
+
+
+def is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _safe_name(name: str, where: Path) -> str:
+    name = name.removeprefix("./")
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise IntegrityError(f"{where}: expected flat file names in the package, got {name!r}")
+    return name
+
+
+def read_files(path: Path) -> dict[str, bytes]:
+    """Every file of a package folder or archive, read into memory (links and sub-folders are refused)."""
+    files: dict[str, bytes] = {}
+    try:
+        if path.is_dir():
+            for p in sorted(path.iterdir()):
+                if p.is_symlink() or not p.is_file():
+                    raise IntegrityError(f"{path}: expected only regular files in the package, found {p.name!r}")
+                files[_safe_name(p.name, path)] = p.read_bytes()
+        elif is_archive(path):
+            with tarfile.open(path, "r:*") as tar:
+                for m in tar.getmembers():
+                    if m.isdir() and m.name in (".", "./"):
+                        continue
+                    if not m.isfile():
+                        raise IntegrityError(f"{path}: expected only regular files in the archive, found {m.name!r}")
+                    if m.size > MAX_FILE_BYTES:
+                        raise IntegrityError(f"{path}: member {m.name!r} is {m.size} bytes, over the limit")
+                    fh = tar.extractfile(m)
+                    files[_safe_name(m.name, path)] = fh.read() if fh else b""
+        else:
+            raise ModelError(f"{path}: expected a package folder or a {'/'.join(ARCHIVE_SUFFIXES)} archive")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise IntegrityError(f"{path}: cannot read the package ({exc})") from exc
+    return files
+
+
+def read_package(path: str | Path, trust_key: Any | None = None) -> Package:
+    """Read and verify a package. :class:`IntegrityError` when any file differs from its sha256 in the manifest,
+    a file is missing or unlisted, or — with ``trust_key`` — the signature is missing or wrong."""
+    path = Path(path)
+    files = read_files(path)
+    if MANIFEST not in files:
+        raise IntegrityError(f"{path}: no {MANIFEST} in the package")
+    manifest_bytes = files.pop(MANIFEST)
+    signed_by = verify_manifest_signature(manifest_bytes, trust_key) if trust_key is not None else None
+    split_signature(manifest_bytes)  # a malformed signature table is refused even without a trust key
+    try:
+        manifest = tomllib.loads(manifest_bytes.decode("utf-8"))
+        listed = dict(manifest["files"])
+        model_file = manifest["model"]["file"]
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{path}/{MANIFEST}: expected [model] file and [files] tables ({exc})") from exc
+    if manifest.get("schema") != SCHEMA:
+        raise IntegrityError(f"{path}/{MANIFEST}: expected schema = {SCHEMA}, got {manifest.get('schema')!r}")
+    missing = sorted(set(listed) - set(files))
+    unlisted = sorted(set(files) - set(listed))
+    if missing or unlisted:
+        raise IntegrityError(f"{path}: files missing {missing} / not in the manifest {unlisted}")
+    for name, data in files.items():
+        got = sha256_hex(data)
+        if got != listed[name]:
+            raise IntegrityError(f"{path}/{name}: sha256 expected {listed[name]}, got {got}: the file was changed")
+    if model_file not in files:
+        raise IntegrityError(f"{path}/{MANIFEST}: model file {model_file!r} is not in [files]")
+    return Package(path, manifest, manifest_bytes, files, signed_by)
+
+
+def build_manifest(*, name: str, version: str, model_file: str, files: dict[str, bytes],
+                   inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
+                   preprocess: dict[str, Any] | None = None, reference_profile: str = "") -> bytes:
+    """``manifest.toml`` bytes (unsigned) for the given files and IO spec."""
+    suffix = Path(model_file).suffix.lower()
+    if suffix not in MODEL_FORMATS:
+        raise ModelError(f"{model_file}: expected a model file ending in {', '.join(MODEL_FORMATS)}")
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "model": {"name": name, "version": version, "file": model_file, "format": MODEL_FORMATS[suffix]},
+        "files": {n: sha256_hex(b) for n, b in sorted(files.items())},
+        "preprocess": dict(preprocess or {}),
+        "reference_profile": {"file": reference_profile},
+        "inputs": [s.to_dict() for s in inputs],
+        "outputs": [s.to_dict() for s in outputs],
+    }
+    return _toml.dumps(doc).encode("utf-8")
+
+
+def write_package(out: str | Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` (manifest included) as a folder, or as a tar archive when ``out`` ends in .tar/.tar.gz/.tgz.
+    The archive is written to a temporary name and renamed, so a reader never sees half a package."""
+    out = Path(out)
+    if out.name.lower().endswith(ARCHIVE_SUFFIXES):
+        mode = "w" if out.name.lower().endswith(".tar") else "w:gz"
+        tmp = out.with_name(out.name + ".partial")
+        with tarfile.open(tmp, mode) as tar:
+            for name in sorted(files):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(files[name]), 0o644, 0
+                tar.addfile(info, io.BytesIO(files[name]))
+        tmp.replace(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            tmp = out / (name + ".partial")
+            tmp.write_bytes(data)
+            tmp.replace(out / name)
+    return out

@@ -22,8 +22,16 @@ from edge.models.options import RuntimeOptions
 from edge.models.package import MODEL_FORMATS, Package, is_archive, read_package
 from edge.models.spec import TensorSpec
 
-__all__ = ["BoundModel", "LoadReport", "Model", "RuntimeOptions", "TensorSpec", "load_model", "load_model_bytes",
-           "read_model_source"]
+__all__ = [
+    "BoundModel",
+    "LoadReport",
+    "Model",
+    "RuntimeOptions",
+    "TensorSpec",
+    "load_model",
+    "load_model_bytes",
+    "read_model_source",
+]
 
 Model = BoundModel
 log = logging.getLogger("edge.models")
@@ -43,8 +51,10 @@ def read_model_source(path: str | os.PathLike[str], trust_key: Any | None = None
         return pkg.format, pkg.model_bytes, pkg
     fmt = MODEL_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ModelError(f"{path}: unknown model file type {path.suffix!r}; expected .onnx, .tflite, "
-                         "a package folder or a .tar/.tar.gz/.tgz package")
+        raise ModelError(
+            f"{path}: unknown model file type {path.suffix!r}; expected .onnx, .tflite, "
+            "a package folder or a .tar/.tar.gz/.tgz package"
+        )
     if key is not None:
         raise IntegrityError(f"{path}: a bare model has no signature, and a trust key is configured: refused")
     try:
@@ -70,9 +80,17 @@ def load_model_bytes(fmt: str, data: bytes, opts: RuntimeOptions, source: str = 
     raise ModelError(f"{source}: unknown model format {fmt!r}; expected onnx or tflite")
 
 
-def load_model(path: str | os.PathLike[str], *, providers: Any = None, threads: int | None = None,
-               strict: bool = False, warmup: int = 3, trust_key: Any | None = None,
-               options: RuntimeOptions | None = None, **option_fields: Any) -> BoundModel:
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    providers: Any = None,
+    threads: int | None = None,
+    strict: bool = False,
+    warmup: int = 3,
+    trust_key: Any | None = None,
+    options: RuntimeOptions | None = None,
+    **option_fields: Any,
+) -> BoundModel:
     """Load a ``.onnx``/``.tflite`` model or a model package, bind its buffers and warm it up.
 
     ``providers``/``threads``/``strict``/``warmup`` and any other :class:`RuntimeOptions` field given as a keyword
@@ -92,8 +110,15 @@ def load_model(path: str | os.PathLike[str], *, providers: Any = None, threads: 
     model = load_model_bytes(fmt, data, opts, str(path))
     model.package = pkg  # type: ignore[attr-defined]
     r = model.report
-    log.info("loaded %s on %s/%s in %.1f ms; first run %s ms, warm %s ms", path, model.backend, model.provider,
-             r.load_ms, _ms(r.first_run_ms), _ms(r.warm_ms))
+    log.info(
+        "loaded %s on %s/%s in %.1f ms; first run %s ms, warm %s ms",
+        path,
+        model.backend,
+        model.provider,
+        r.load_ms,
+        _ms(r.first_run_ms),
+        _ms(r.warm_ms),
+    )
     return model
 
 

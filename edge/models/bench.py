@@ -24,8 +24,14 @@ def latency_stats(times_s: np.ndarray) -> dict[str, float]:
     """p50/p90/p99/max/mean in µs and throughput in inferences/s from per-run times in seconds."""
     us = times_s * 1e6
     p50, p90, p99 = np.percentile(us, [50, 90, 99])
-    return {"p50_us": float(p50), "p90_us": float(p90), "p99_us": float(p99), "max_us": float(us.max()),
-            "mean_us": float(us.mean()), "throughput_per_s": float(len(us) / times_s.sum())}
+    return {
+        "p50_us": float(p50),
+        "p90_us": float(p90),
+        "p99_us": float(p99),
+        "max_us": float(us.max()),
+        "mean_us": float(us.mean()),
+        "throughput_per_s": float(len(us) / times_s.sum()),
+    }
 
 
 def bare_runner(model: BoundModel, inputs: list[np.ndarray], threads: int | None) -> Callable[[], Any]:
@@ -38,8 +44,9 @@ def bare_runner(model: BoundModel, inputs: list[np.ndarray], threads: int | None
 
     Interpreter, OpResolverType, _ = interpreter_class()
     resolver = OpResolverType.AUTO if model.provider == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = Interpreter(model_content=model.model_bytes, num_threads=threads or 1,
-                         experimental_op_resolver_type=resolver)
+    interp = Interpreter(
+        model_content=model.model_bytes, num_threads=threads or 1, experimental_op_resolver_type=resolver
+    )
     interp.allocate_tensors()
     ins = [d["index"] for d in interp.get_input_details()]
     outs = [d["index"] for d in interp.get_output_details()]
@@ -63,8 +70,9 @@ def _time(fn: Callable[[], Any], n: int) -> np.ndarray:
     return out
 
 
-def bench_model(model: BoundModel, *, runs: int = 1000, warmup: int = 50, threads: int | None = None,
-                block: int = 50, seed: int = 0) -> dict[str, Any]:
+def bench_model(
+    model: BoundModel, *, runs: int = 1000, warmup: int = 50, threads: int | None = None, block: int = 50, seed: int = 0
+) -> dict[str, Any]:
     """Figures for ``model``: edge and bare latency stats, overhead (µs and ratio), first-run and load times."""
     rng = np.random.default_rng(seed)
     inputs = []
@@ -95,9 +103,18 @@ def bench_model(model: BoundModel, *, runs: int = 1000, warmup: int = 50, thread
     overhead = e["p50_us"] - b["p50_us"]
     r = model.report
     return {
-        "model": r.source, "backend": model.backend, "provider": model.provider, "runs": runs, "threads": threads,
-        "load_ms": r.load_ms, "first_run_ms": r.first_run_ms, "warm_ms": r.warm_ms,
-        "edge": e, "bare": b, "edge_overhead_us": overhead, "edge_vs_bare_time_ratio": e["p50_us"] / b["p50_us"],
+        "model": r.source,
+        "backend": model.backend,
+        "provider": model.provider,
+        "runs": runs,
+        "threads": threads,
+        "load_ms": r.load_ms,
+        "first_run_ms": r.first_run_ms,
+        "warm_ms": r.warm_ms,
+        "edge": e,
+        "bare": b,
+        "edge_overhead_us": overhead,
+        "edge_vs_bare_time_ratio": e["p50_us"] / b["p50_us"],
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
@@ -113,8 +130,12 @@ def format_report(fig: dict[str, Any]) -> str:
         f"{'':10}{'p50 µs':>10}{'p90 µs':>10}{'p99 µs':>10}{'max µs':>10}{'per s':>10}",
     ]
     for name, s in (("edge", e), ("bare", b)):
-        lines.append(f"{name:10}{s['p50_us']:10.1f}{s['p90_us']:10.1f}{s['p99_us']:10.1f}{s['max_us']:10.1f}"
-                     f"{s['throughput_per_s']:10.0f}")
-    lines.append(f"overhead  {fig['edge_overhead_us']:+.2f} µs per run   edge/bare time ratio "
-                 f"{fig['edge_vs_bare_time_ratio']:.3f}")
+        lines.append(
+            f"{name:10}{s['p50_us']:10.1f}{s['p90_us']:10.1f}{s['p99_us']:10.1f}{s['max_us']:10.1f}"
+            f"{s['throughput_per_s']:10.0f}"
+        )
+    lines.append(
+        f"overhead  {fig['edge_overhead_us']:+.2f} µs per run   edge/bare time ratio "
+        f"{fig['edge_vs_bare_time_ratio']:.3f}"
+    )
     return "\n".join(lines)

@@ -29,8 +29,16 @@ def _pack(args: argparse.Namespace) -> int:
         pre["channel_order"] = args.channel_order
     if args.layout:
         pre["layout"] = args.layout
-    out = pack_model(args.model, args.out, name=args.name, version=args.version, preprocess=pre,
-                     extra_files=tuple(args.file), reference_profile=args.reference_profile, signing_key=args.key)
+    out = pack_model(
+        args.model,
+        args.out,
+        name=args.name,
+        version=args.version,
+        preprocess=pre,
+        extra_files=tuple(args.file),
+        reference_profile=args.reference_profile,
+        signing_key=args.key,
+    )
     print(f"packed {args.model} -> {out}{' (signed)' if args.key else ''}")
     return 0
 
@@ -78,8 +86,13 @@ def _bench(args: argparse.Namespace) -> int:
     from edge.models import load_model
     from edge.models.bench import bench_model, format_report
 
-    model = load_model(args.model, providers=[args.provider] if args.provider else None, threads=args.threads,
-                       strict=bool(args.provider and args.strict), warmup=max(args.warmup, 1))
+    model = load_model(
+        args.model,
+        providers=[args.provider] if args.provider else None,
+        threads=args.threads,
+        strict=bool(args.provider and args.strict),
+        warmup=max(args.warmup, 1),
+    )
     fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=args.threads)
     print(json.dumps(fig, indent=2) if args.json else format_report(fig))
     return 0

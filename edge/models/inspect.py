@@ -36,8 +36,12 @@ def _onnx_graph(data: bytes) -> dict[str, Any]:
         scheme = "QOperator"
     else:
         scheme = "float"
-    return {"opset": {(o.domain or "ai.onnx"): o.version for o in model.opset_import}, "ir_version": model.ir_version,
-            "operators": dict(sorted(ops.items())), "quantization": scheme}
+    return {
+        "opset": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        "ir_version": model.ir_version,
+        "operators": dict(sorted(ops.items())),
+        "quantization": scheme,
+    }
 
 
 def _tflite_graph(data: bytes) -> dict[str, Any]:
@@ -53,8 +57,12 @@ def _tflite_graph(data: bytes) -> dict[str, Any]:
     types = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
     dtypes = Counter(types.get(t.type, "?").lower() for sg in m.subgraphs for t in sg.tensors)
     scheme = "full int8" if "float32" not in dtypes else ("mixed" if ("int8" in dtypes) else "float")
-    return {"opset": {"tflite_schema": m.version}, "operators": dict(sorted(ops.items())),
-            "quantization": scheme, "tensor_dtypes": dict(sorted(dtypes.items()))}
+    return {
+        "opset": {"tflite_schema": m.version},
+        "operators": dict(sorted(ops.items())),
+        "quantization": scheme,
+        "tensor_dtypes": dict(sorted(dtypes.items())),
+    }
 
 
 def describe_model(fmt: str, data: bytes, source: str) -> dict[str, Any]:
@@ -63,8 +71,14 @@ def describe_model(fmt: str, data: bytes, source: str) -> dict[str, Any]:
 
     graph = _onnx_graph(data) if fmt == "onnx" else _tflite_graph(data)
     model = load_model_bytes(fmt, data, RuntimeOptions(warmup=0, providers=("cpu",)), source)
-    return {"format": fmt, "size_bytes": len(data), "sha256": sha256_hex(data),
-            "inputs": [s.to_dict() for s in model.inputs], "outputs": [s.to_dict() for s in model.outputs], **graph}
+    return {
+        "format": fmt,
+        "size_bytes": len(data),
+        "sha256": sha256_hex(data),
+        "inputs": [s.to_dict() for s in model.inputs],
+        "outputs": [s.to_dict() for s in model.outputs],
+        **graph,
+    }
 
 
 def inspect_path(path: str | Path, trust_key: Any | None = None) -> dict[str, Any]:
@@ -78,8 +92,13 @@ def inspect_path(path: str | Path, trust_key: Any | None = None) -> dict[str, An
     out: dict[str, Any] = {"path": str(path), **describe_model(fmt, data, str(path))}
     if pkg is not None:
         m = pkg.manifest
-        out["package"] = {"name": m["model"].get("name"), "version": m["model"].get("version"),
-                          "files": m["files"], "preprocess": m.get("preprocess", {}),
-                          "reference_profile": m.get("reference_profile", {}),
-                          "signed": "signature" in m, "signature_verified_with": pkg.signed_by}
+        out["package"] = {
+            "name": m["model"].get("name"),
+            "version": m["model"].get("version"),
+            "files": m["files"],
+            "preprocess": m.get("preprocess", {}),
+            "reference_profile": m.get("reference_profile", {}),
+            "signed": "signature" in m,
+            "signature_verified_with": pkg.signed_by,
+        }
     return out

@@ -17,8 +17,18 @@ from typing import Any
 
 from edge.errors import ConfigError, IntegrityError
 
-__all__ = ["SIGNATURE_HEADER", "TRUST_KEY_ENV", "key_id", "load_private_key", "load_public_key", "sha256_hex",
-           "sign_manifest", "split_signature", "trust_key_from_env", "verify_manifest_signature"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TRUST_KEY_ENV",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "sha256_hex",
+    "sign_manifest",
+    "split_signature",
+    "trust_key_from_env",
+    "verify_manifest_signature",
+]
 
 SIGNATURE_HEADER = b"\n[signature]\n"
 TRUST_KEY_ENV = "EDGE_TRUST_KEY"

@@ -62,17 +62,20 @@ class LiteRTModel(BoundModel):
 
     backend = "litert"
 
-    def __init__(self, model_bytes: bytes, opts: RuntimeOptions, source: str = "<bytes>",
-                 sha256: str | None = None) -> None:
+    def __init__(
+        self, model_bytes: bytes, opts: RuntimeOptions, source: str = "<bytes>", sha256: str | None = None
+    ) -> None:
         Interpreter, OpResolverType, self.package = interpreter_class()
         self.provider = _litert_provider(opts)
-        resolver = (OpResolverType.AUTO if self.provider == "xnnpack"
-                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        resolver = (
+            OpResolverType.AUTO if self.provider == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
         self.model_bytes = bytes(model_bytes)  # the interpreter reads the model from this buffer: keep it alive
         t0 = time.perf_counter()
         try:
-            interp = Interpreter(model_content=self.model_bytes, num_threads=opts.threads or 1,
-                                 experimental_op_resolver_type=resolver)
+            interp = Interpreter(
+                model_content=self.model_bytes, num_threads=opts.threads or 1, experimental_op_resolver_type=resolver
+            )
             for d in interp.get_input_details():
                 if d["name"] in opts.shapes:
                     interp.resize_tensor_input(d["index"], list(opts.shapes[d["name"]]))
@@ -92,8 +95,13 @@ class LiteRTModel(BoundModel):
     def _spec(d: dict[str, Any]) -> TensorSpec:
         scale, zp = d.get("quantization", (0.0, 0))
         q = scale != 0.0
-        return TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]),
-                          float(scale) if q else None, int(zp) if q else None)
+        return TensorSpec(
+            d["name"],
+            tuple(int(x) for x in d["shape"]),
+            np.dtype(d["dtype"]),
+            float(scale) if q else None,
+            int(zp) if q else None,
+        )
 
     def _invoke(self) -> None:
         try:

@@ -13,9 +13,17 @@ from edge.models.package import MANIFEST, MODEL_FORMATS, Package, read_files, re
 __all__ = ["pack_model", "sign_package", "verify_package"]
 
 
-def pack_model(model_path: str | Path, out: str | Path, *, name: str, version: str,
-               preprocess: dict[str, Any] | None = None, extra_files: tuple[str | Path, ...] = (),
-               reference_profile: str | Path | None = None, signing_key: Any | None = None) -> Path:
+def pack_model(
+    model_path: str | Path,
+    out: str | Path,
+    *,
+    name: str,
+    version: str,
+    preprocess: dict[str, Any] | None = None,
+    extra_files: tuple[str | Path, ...] = (),
+    reference_profile: str | Path | None = None,
+    signing_key: Any | None = None,
+) -> Path:
     """Write a package (folder, or archive when ``out`` ends in .tar/.tar.gz/.tgz) for ``model_path``.
 
     The IO spec is read by loading the model once (no warm-up). ``reference_profile`` is copied in and named in the
@@ -34,13 +42,24 @@ def pack_model(model_path: str | Path, out: str | Path, *, name: str, version: s
         raise ConfigError(f"pack: cannot read {exc.filename}: {exc.strerror}") from exc
     if MANIFEST in files:
         raise ConfigError(f"pack: a file may not be called {MANIFEST}")
-    model = load_model_bytes(MODEL_FORMATS[model_path.suffix.lower()], files[model_path.name],
-                             RuntimeOptions(warmup=0, providers=("cpu",)), str(model_path))
+    model = load_model_bytes(
+        MODEL_FORMATS[model_path.suffix.lower()],
+        files[model_path.name],
+        RuntimeOptions(warmup=0, providers=("cpu",)),
+        str(model_path),
+    )
     from edge.models.package import build_manifest
 
-    manifest = build_manifest(name=name, version=version, model_file=model_path.name, files=files,
-                              inputs=model.inputs, outputs=model.outputs, preprocess=preprocess,
-                              reference_profile=Path(reference_profile).name if reference_profile else "")
+    manifest = build_manifest(
+        name=name,
+        version=version,
+        model_file=model_path.name,
+        files=files,
+        inputs=model.inputs,
+        outputs=model.outputs,
+        preprocess=preprocess,
+        reference_profile=Path(reference_profile).name if reference_profile else "",
+    )
     if signing_key is not None:
         manifest = sign_manifest(manifest, signing_key)
     return write_package(out, {**files, MANIFEST: manifest})

@@ -23,9 +23,16 @@ from edge.models.spec import TensorSpec
 __all__ = ["ORT_DTYPES", "OnnxModel", "quant_params"]
 
 ORT_DTYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int16)": np.int16, "tensor(uint16)": np.uint16,
-    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int16)": np.int16,
+    "tensor(uint16)": np.uint16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
 }
 
 
@@ -67,8 +74,9 @@ class OnnxModel(BoundModel):
 
     backend = "onnxruntime"
 
-    def __init__(self, model_bytes: bytes, opts: RuntimeOptions, source: str = "<bytes>",
-                 sha256: str | None = None) -> None:
+    def __init__(
+        self, model_bytes: bytes, opts: RuntimeOptions, source: str = "<bytes>", sha256: str | None = None
+    ) -> None:
         import onnxruntime as ort
 
         providers = resolve_ort(opts)

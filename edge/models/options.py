@@ -48,7 +48,8 @@ class RuntimeOptions:
             raise ConfigError(f"inter_op_threads: expected an integer >= 1, got {self.inter_op_threads!r}")
         if self.graph_optimization not in GRAPH_OPT_LEVELS:
             raise ConfigError(
-                f"graph_optimization: expected one of {GRAPH_OPT_LEVELS}, got {self.graph_optimization!r}")
+                f"graph_optimization: expected one of {GRAPH_OPT_LEVELS}, got {self.graph_optimization!r}"
+            )
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ConfigError(f"warmup: expected an integer >= 0, got {self.warmup!r}")
         if isinstance(self.providers, str):

@@ -23,8 +23,17 @@ from edge.models import _toml
 from edge.models.integrity import sha256_hex, split_signature, verify_manifest_signature
 from edge.models.spec import TensorSpec
 
-__all__ = ["ARCHIVE_SUFFIXES", "MANIFEST", "MODEL_FORMATS", "Package", "build_manifest", "is_archive",
-           "read_files", "read_package", "write_package"]
+__all__ = [
+    "ARCHIVE_SUFFIXES",
+    "MANIFEST",
+    "MODEL_FORMATS",
+    "Package",
+    "build_manifest",
+    "is_archive",
+    "read_files",
+    "read_package",
+    "write_package",
+]
 
 MANIFEST = "manifest.toml"
 SCHEMA = 1
@@ -125,9 +134,17 @@ def read_package(path: str | Path, trust_key: Any | None = None) -> Package:
     return Package(path, manifest, manifest_bytes, files, signed_by)
 
 
-def build_manifest(*, name: str, version: str, model_file: str, files: dict[str, bytes],
-                   inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
-                   preprocess: dict[str, Any] | None = None, reference_profile: str = "") -> bytes:
+def build_manifest(
+    *,
+    name: str,
+    version: str,
+    model_file: str,
+    files: dict[str, bytes],
+    inputs: tuple[TensorSpec, ...],
+    outputs: tuple[TensorSpec, ...],
+    preprocess: dict[str, Any] | None = None,
+    reference_profile: str = "",
+) -> bytes:
     """``manifest.toml`` bytes (unsigned) for the given files and IO spec."""
     suffix = Path(model_file).suffix.lower()
     if suffix not in MODEL_FORMATS:

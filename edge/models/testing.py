@@ -35,8 +35,11 @@ def float_cnn_onnx(path: str | Path, *, hw: int = 32, width: int = 8, classes: i
         w = (rng.standard_normal((chans[i + 1], chans[i], 3, 3)) * np.sqrt(2 / (9 * chans[i]))).astype(np.float32)
         b = (rng.standard_normal(chans[i + 1]) * 0.1).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
-        nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1],
-                                      strides=[1, 1] if i == 0 else [2, 2]))
+        nodes.append(
+            helper.make_node(
+                "Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1], strides=[1, 1] if i == 0 else [2, 2]
+            )
+        )
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         x = f"r{i}"
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"]))
@@ -45,11 +48,18 @@ def float_cnn_onnx(path: str | Path, *, hw: int = 32, width: int = 8, classes: i
     inits += [numpy_helper.from_array(wf, "wf"), numpy_helper.from_array(np.zeros(classes, np.float32), "bf")]
     nodes.append(helper.make_node("Gemm", ["flat", "wf", "bf"], ["logits"]))
     graph = helper.make_graph(
-        nodes, "edge_test_cnn",
+        nodes,
+        "edge_test_cnn",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, hw, hw])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                              producer_name="edge.models.testing")
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
+        inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="edge.models.testing",
+    )
     onnx.checker.check_model(model)
     path = Path(path)
     onnx.save_model(model, path)
@@ -75,8 +85,15 @@ def u8s8_cnn_onnx(path: str | Path, *, hw: int = 32, width: int = 8, seed: int =
             return next(self.it, None)
 
     qdq = path.with_name(path.stem + ".qdq.onnx")
-    quantize_static(fp, qdq, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, per_channel=False)
+    quantize_static(
+        fp,
+        qdq,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=False,
+    )
     model = onnx.load_model(qdq)
     g = model.graph
     q_in = next(n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] == "images")

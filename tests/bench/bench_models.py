@@ -49,24 +49,45 @@ def main() -> int:
             model = load_model(path, threads=1, warmup=5)
             results[name] = fig = bench_model(model, runs=runs, warmup=max(runs // 10, 20), threads=1)
             e, b = fig["edge"], fig["bare"]
-            rows.append((name, e["p50_us"], e["p99_us"], b["p50_us"], b["p99_us"], fig["edge_vs_bare_time_ratio"],
-                         fig["edge_overhead_us"], fig["first_run_ms"]))
-            figures |= {f"{name}_edge_p50_us": e["p50_us"], f"{name}_bare_p50_us": b["p50_us"],
-                        f"{name}_edge_p99_us": e["p99_us"], f"{name}_first_run_ms": fig["first_run_ms"]}
+            rows.append(
+                (
+                    name,
+                    e["p50_us"],
+                    e["p99_us"],
+                    b["p50_us"],
+                    b["p99_us"],
+                    fig["edge_vs_bare_time_ratio"],
+                    fig["edge_overhead_us"],
+                    fig["first_run_ms"],
+                )
+            )
+            figures |= {
+                f"{name}_edge_p50_us": e["p50_us"],
+                f"{name}_bare_p50_us": b["p50_us"],
+                f"{name}_edge_p99_us": e["p99_us"],
+                f"{name}_first_run_ms": fig["first_run_ms"],
+            }
     figures["edge_overhead_us"] = max(r["edge_overhead_us"] for r in results.values())
     figures["edge_vs_bare_time_ratio"] = max(r["edge_vs_bare_time_ratio"] for r in results.values())
-    figures["int8_vs_float_speedup_ratio"] = (results["float_onnx"]["edge"]["p50_us"]
-                                              / results["u8s8_onnx"]["edge"]["p50_us"])
-    print(f"{'model':14}{'edge p50':>10}{'edge p99':>10}{'bare p50':>10}{'bare p99':>10}{'ratio':>8}"
-          f"{'overhead':>10}{'first ms':>10}   (µs unless stated; 1 thread, {runs} runs)")
+    figures["int8_vs_float_speedup_ratio"] = (
+        results["float_onnx"]["edge"]["p50_us"] / results["u8s8_onnx"]["edge"]["p50_us"]
+    )
+    print(
+        f"{'model':14}{'edge p50':>10}{'edge p99':>10}{'bare p50':>10}{'bare p99':>10}{'ratio':>8}"
+        f"{'overhead':>10}{'first ms':>10}   (µs unless stated; 1 thread, {runs} runs)"
+    )
     for n, ep50, ep99, bp50, bp99, ratio, ov, first in rows:
         print(f"{n:14}{ep50:10.1f}{ep99:10.1f}{bp50:10.1f}{bp99:10.1f}{ratio:8.3f}{ov:+10.2f}{first:10.3f}")
-    print(f"int8 (U8S8) vs float speedup through edge, CNN {hw}x{hw} width {width}: "
-          f"{figures['int8_vs_float_speedup_ratio']:.2f}x")
+    print(
+        f"int8 (U8S8) vs float speedup through edge, CNN {hw}x{hw} width {width}: "
+        f"{figures['int8_vs_float_speedup_ratio']:.2f}x"
+    )
     worst_bare = min(r["bare"]["p50_us"] for r in results.values())
     ok = figures["edge_overhead_us"] <= max(5.0, 0.03 * worst_bare)
-    print(f"target overhead <= max(5 µs, 3% of bare): {'met' if ok else 'NOT met'} "
-          f"(worst {figures['edge_overhead_us']:+.2f} µs)")
+    print(
+        f"target overhead <= max(5 µs, 3% of bare): {'met' if ok else 'NOT met'} "
+        f"(worst {figures['edge_overhead_us']:+.2f} µs)"
+    )
     if args.json:
         args.json.write_text(json.dumps({"figures": figures}, indent=2))
     return 0

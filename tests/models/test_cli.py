@@ -10,11 +10,30 @@ import pytest
 from edge.cli import main
 
 
-def test_pack_sign_verify_inspect(model_path: Path, tmp_path: Path, keys: dict[str, Path],
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_pack_sign_verify_inspect(
+    model_path: Path, tmp_path: Path, keys: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     pkg = tmp_path / "p.tgz"
-    assert main(["model", "pack", str(model_path), "-o", str(pkg), "--name", "cnn", "--version", "1",
-                 "--mean", "0.5,0.5,0.5", "--layout", "NCHW"]) == 0
+    assert (
+        main(
+            [
+                "model",
+                "pack",
+                str(model_path),
+                "-o",
+                str(pkg),
+                "--name",
+                "cnn",
+                "--version",
+                "1",
+                "--mean",
+                "0.5,0.5,0.5",
+                "--layout",
+                "NCHW",
+            ]
+        )
+        == 0
+    )
     assert main(["model", "verify", str(pkg)]) == 0
     assert main(["model", "verify", str(pkg), "--trust-key", str(keys["trust"])]) == 1
     assert "not signed" in capsys.readouterr().err

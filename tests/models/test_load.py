@@ -107,8 +107,11 @@ def test_steady_state_run_allocates_nothing(model_path: Path) -> None:
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
-    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0
-                and "tracemalloc" not in str(s.traceback))
+    grown = sum(
+        s.size_diff
+        for s in after.compare_to(before, "filename")
+        if s.size_diff > 0 and "tracemalloc" not in str(s.traceback)
+    )
     assert grown < 1024, f"{grown} bytes retained over 1000 runs"
 
 
@@ -155,13 +158,15 @@ def test_provider_resolution_with_gpu_providers(tmp_path: Path) -> None:
     assert trt["trt_engine_cache_enable"] and trt["trt_fp16_enable"] and not trt["trt_int8_enable"]
     assert (tmp_path / "trt").is_dir()
     assert [n for n, _ in resolve_ort(RuntimeOptions(providers=["xnnpack"]), ["CPUExecutionProvider"])] == [
-        "CPUExecutionProvider"]
+        "CPUExecutionProvider"
+    ]
     with pytest.raises(ConfigError, match="provider"):
         resolve_ort(RuntimeOptions(providers=["tpu"]), avail)
 
 
-@pytest.mark.parametrize("bad", [{"threads": 0}, {"warmup": -1}, {"graph_optimization": "max"},
-                                 {"inter_op_threads": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"threads": 0}, {"warmup": -1}, {"graph_optimization": "max"}, {"inter_op_threads": 0}]
+)
 def test_bad_options(model_dir: Path, bad: dict) -> None:
     with pytest.raises(ConfigError):
         load_model(model_dir / "float.onnx", **{"warmup": 3, **bad})

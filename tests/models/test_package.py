@@ -90,8 +90,9 @@ def test_signed_package_with_trust_key(package: Path, keys: dict[str, Path]) -> 
         load_model(package, trust_key=keys["other_trust"])
 
 
-def test_unsigned_package_refused_when_trust_key_configured(package: Path, keys: dict[str, Path],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unsigned_package_refused_when_trust_key_configured(
+    package: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(IntegrityError, match="not signed"):
         load_model(package, trust_key=keys["trust"])
     monkeypatch.setenv("EDGE_TRUST_KEY", str(keys["trust"]))
@@ -125,7 +126,7 @@ def test_manifest_edit_after_signing_is_refused(package: Path, model_path: Path,
 
 def test_content_after_signature_is_refused(package: Path, keys: dict[str, Path]) -> None:
     sign_package(package, keys["signing"])
-    _rewrite(package, "manifest.toml", lambda b: b + b'\n[preprocess2]\nmean = [1.0]\n')
+    _rewrite(package, "manifest.toml", lambda b: b + b"\n[preprocess2]\nmean = [1.0]\n")
     with pytest.raises(IntegrityError, match="last table"):
         load_model(package, trust_key=keys["trust"])
 
@@ -149,8 +150,12 @@ def test_tampered_package_is_not_signed(package: Path, model_path: Path, keys: d
 
 
 def test_toml_writer_round_trips() -> None:
-    doc = {"schema": 1, "model": {"name": 'a "quoted"\nname', "n": 3, "ok": True, "x": 0.1},
-           "files": {"m.onnx": "ab", "with space.bin": "cd"}, "empty": {},
-           "inputs": [{"name": "i", "shape": [1, 3], "scale": 1e-5}, {"name": "j", "shape": []}]}
+    doc = {
+        "schema": 1,
+        "model": {"name": 'a "quoted"\nname', "n": 3, "ok": True, "x": 0.1},
+        "files": {"m.onnx": "ab", "with space.bin": "cd"},
+        "empty": {},
+        "inputs": [{"name": "i", "shape": [1, 3], "scale": 1e-5}, {"name": "j", "shape": []}],
+    }
     assert tomllib.loads(_toml.dumps(doc)) == doc
     assert _toml.dumps(doc) == _toml.dumps(doc)

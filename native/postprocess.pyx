@@ -5,7 +5,7 @@ Twins in :mod:`edge.kernels.reference` (same signatures, same errors, same tie-b
 
 from libc.math cimport exp, isnan
 
-from edge.kernels import _checks
+from edge import _kernel_checks as _checks
 
 
 def softmax_topk(logits, probs, top_idx, top_val):

@@ -1,14 +1,14 @@
 """Frame preprocessing kernel: uint8 HWC frame → model input (float32 normalized, or int8/uint8 quantized).
 
 Twin: :func:`edge.kernels.reference.preprocess_frame` (same signature, same errors). The Python-level checks are
-shared (:mod:`edge.kernels._checks`); the arithmetic below runs without the GIL and allocates nothing.
+shared (:mod:`edge._kernel_checks`); the arithmetic below runs without the GIL and allocates nothing.
 """
 
 cimport numpy as cnp
 from libc.math cimport sqrt
 from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t
 
-from edge.kernels import _checks
+from edge import _kernel_checks as _checks
 
 cnp.import_array()
 

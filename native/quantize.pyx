@@ -7,7 +7,7 @@ dimensions are viewed as 4-D (unit axes prepended), so one strided loop serves e
 from libc.math cimport rint, rintf
 from libc.stdint cimport int8_t, uint8_t
 
-from edge.kernels import _checks
+from edge import _kernel_checks as _checks
 
 ctypedef fused real_t:
     float

@@ -8,7 +8,7 @@ operations (and the build turns off FMA contraction), so both backends produce i
 cimport numpy as cnp
 from libc.math cimport isinf, isnan
 
-from edge.kernels import _checks
+from edge import _kernel_checks as _checks
 
 cnp.import_array()
 

@@ -77,3 +77,14 @@ def _native_or_numpy() -> str:
         return "native"
     except ImportError:
         return "numpy"
+
+
+def test_a_compiled_module_imports_on_its_own() -> None:
+    """Importing edge._native.* first must not run into the backend selection in edge.kernels (an import cycle)."""
+    try:
+        implementation("native")
+    except ImportError:
+        pytest.skip("native kernels not built")
+    result = _python("import edge._native.preprocess as m; import edge.kernels as k; print(k.BACKEND)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "native"

@@ -18,7 +18,7 @@ import os
 import warnings
 from types import ModuleType
 
-from edge.kernels._checks import ResizePlan
+from edge._kernel_checks import ResizePlan
 
 __all__ = [
     "BACKEND",

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge.kernels import _checks
-from edge.kernels._checks import ResizePlan
+from edge import _kernel_checks as _checks
+from edge._kernel_checks import ResizePlan
 
 __all__ = [
     "SketchAccumulator",

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edge._kernel_checks import ResizePlan
 from edge.errors import ConfigError
-from edge.kernels._checks import ResizePlan
 
 __all__ = ["COEF_BITS", "ResizePlan", "channel_map", "normalize_lut", "quantized_lut", "resize_plan"]
 

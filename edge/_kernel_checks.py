@@ -1,4 +1,7 @@
-"""Argument validation shared by the compiled kernels and their NumPy twins.
+"""Argument validation shared by the compiled kernels (edge._native) and their NumPy twins (edge.kernels.reference).
+
+It lives outside the edge.kernels package so that importing a compiled module never runs the backend selection
+in edge.kernels (which imports the compiled modules: a cycle).
 
 Both implementations call these functions first, so the same bad input raises the same exception type with the same
 message whichever backend is active. Array problems (dtype, shape, layout, writability) raise

@@ -1,7 +1,7 @@
 """The pure-NumPy twins of the compiled kernels in ``native/``.
 
 Each function here has the signature, the semantics and the errors of its compiled twin (both validate through
-:mod:`edge.kernels._checks`). They are the oracle the compiled kernels are tested against, and the backend used
+:mod:`edge._kernel_checks`). They are the oracle the compiled kernels are tested against, and the backend used
 where no compiled kernels exist (``EDGE_PUREPYTHON=1``, or no C compiler at install time). Like the compiled
 kernels they write into caller-owned outputs; unlike them, they allocate NumPy temporaries.
 """

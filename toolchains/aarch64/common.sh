@@ -37,6 +37,14 @@ unmount_all() {
     done
 }
 
+# Unmount on every way out: normal exit, error (set -e), Ctrl-C, or CI killing the job (bash runs no EXIT trap
+# for a signal it does not handle, hence the INT/TERM/HUP traps that turn the signal into an exit).
+unmount_on_exit() {
+    trap unmount_all EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM HUP
+}
+
 require_root() {
     [[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, chroot and mount do)"
 }

@@ -48,7 +48,7 @@ install_wheels() {
 main() {
     require_root
     [[ ${1:-} == --fresh || ${1:-} == "" ]] || die "usage: rootfs.sh [--fresh]"
-    trap unmount_all EXIT   # debootstrap mounts /proc and /sys in the root; never leave them behind on failure
+    unmount_on_exit   # debootstrap mounts /proc and /sys in the root; never leave them behind on failure
     unmount_all
     if [[ ${1:-} == --fresh || ! -e $ROOTFS/$MARKER ]]; then
         if [[ -e $ROOTFS ]]; then

@@ -101,7 +101,7 @@ main() {
     mapfile -t paths < <(existing_paths "${@:-${DEFAULT_PATHS[@]}}")
     [[ ${#paths[@]} -gt 0 ]] || die "none of the test paths exist: ${*:-${DEFAULT_PATHS[*]}}"
 
-    trap unmount_all EXIT
+    unmount_on_exit
     unmount_all                      # leftovers of a run that was killed before its trap could run
     copy_in
     mount_pseudo_filesystems

@@ -14,6 +14,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 SYSCONFIG_DIR=$WORK/sysconfig   # only the target's _sysconfigdata module: the host must not import its stdlib
+SRC=$WORK/src                   # a copy of just what setup.py needs (see copy_sources)
 
 target_numpy_include() {
     local inc
@@ -24,6 +25,7 @@ target_numpy_include() {
 }
 
 check_prerequisites() {
+    [[ -e $ROOT_UNPACKED ]] || die "no root filesystem at $ROOTFS; run toolchains/aarch64/rootfs.sh"
     command -v "$TARGET_CC" >/dev/null || die "$TARGET_CC not found (apt-get install gcc-$TARGET_TRIPLE libc6-dev-arm64-cross)"
     [[ -f $ROOTFS/usr/include/$TARGET_PYTHON/Python.h ]] \
         || die "no target Python headers in $ROOTFS; run toolchains/aarch64/rootfs.sh"
@@ -51,6 +53,16 @@ ensure_build_env() {
     echo "$want" >"$stamp"
 }
 
+# setup.py runs in a minimal copy of the sources, not the checkout: its package discovery walks the whole tree
+# (following symlinks), and a checkout can hold venvs, build trees or a root filesystem with /proc mounted.
+# cp -p keeps modification times, so Cython regenerates C only when a .pyx really changed (its C lives in $SRC/build).
+copy_sources() {
+    mkdir -p "$SRC"
+    rm -rf "${SRC:?}/edge" "$SRC/native"
+    (cd "$REPO" && cp -p --parents setup.py pyproject.toml README.md -t "$SRC" && cp -rp edge native -t "$SRC")
+    find "$SRC/edge" \( -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
+}
+
 cross_build() {
     local numpy_inc cflags
     numpy_inc=$(target_numpy_include)
@@ -61,7 +73,7 @@ cross_build() {
     log "cross-compiling native/*.pyx with $TARGET_CC (numpy headers: ${numpy_inc#"$ROOTFS"})"
     rm -rf "$STAGE" "$WORK/temp"
     (
-        cd "$REPO"
+        cd "$SRC"
         env EDGE_REQUIRE_NATIVE=1 \
             PYTHONPATH="$SYSCONFIG_DIR" \
             _PYTHON_HOST_PLATFORM="$TARGET_HOST_PLATFORM" \
@@ -73,13 +85,13 @@ cross_build() {
 
 # The staged package = the Python sources of edge/ + the aarch64 modules just built (no host .so, no caches).
 stage_python_sources() {
-    (cd "$REPO" && find edge -name '*.py' -print0 | xargs -0 cp --parents -t "$STAGE")
+    (cd "$SRC" && find edge -name '*.py' -print0 | xargs -0 cp --parents -t "$STAGE")
 }
 
 # Every .pyx must have produced an aarch64 ELF module with the target's extension suffix.
 check_modules() {
     local pyx so machine missing=0
-    for pyx in "$REPO"/native/*.pyx; do
+    for pyx in "$SRC"/native/*.pyx; do
         so=$(compgen -G "$STAGE/edge/_native/$(basename "$pyx" .pyx).cpython-*-$TARGET_TRIPLE.so" || true)
         if [[ -z $so ]]; then
             log "missing module for $(basename "$pyx")"; missing=1; continue
@@ -89,12 +101,13 @@ check_modules() {
         [[ $machine == "$TARGET_ELF_MACHINE" ]] || { log "$so is not $TARGET_TRIPLE code (e_machine $machine)"; missing=1; }
     done
     [[ $missing -eq 0 ]] || die "cross build incomplete"
-    log "built: $(cd "$STAGE" && ls edge/_native/*.so | tr '\n' ' ')"
+    log "built: $(cd "$STAGE" && echo edge/_native/*.so)"
 }
 
 main() {
     check_prerequisites
     ensure_build_env
+    copy_sources
     cross_build
     stage_python_sources
     check_modules

@@ -6,11 +6,19 @@ REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=toolchains/aarch64/toolchain.env
 source "$HERE/toolchain.env"
 
-# Everything generated lives under build/aarch64 (ignored by git): the root filesystem (large, reused between
-# runs; EDGE_AARCH64_ROOT moves it, e.g. to a CI cache), the staged package, the cross build's scratch space.
+# Generated files: the staged package, the build venv and scratch space under build/aarch64 (ignored by git); the
+# root filesystem (~400 MB, reused between runs) outside the repo by default, because setup.py's package discovery
+# (pyproject's packages.find, namespaces on) walks the whole source tree following symlinks: a root inside it makes
+# every host build crawl 20k files, and through a mounted /proc it never ends. EDGE_AARCH64_ROOT moves it (CI cache).
 WORK=${EDGE_AARCH64_WORK:-$REPO/build/aarch64}
-ROOTFS=${EDGE_AARCH64_ROOT:-$WORK/rootfs}
+ROOTFS=${EDGE_AARCH64_ROOT:-/var/cache/edge/aarch64/rootfs}
+if [[ $(realpath -m "$ROOTFS") == / ]]; then
+    echo "EDGE_AARCH64_ROOT must not be /" >&2
+    exit 1
+fi
 STAGE=$WORK/stage
+ROOT_READY=$ROOTFS/.edge-rootfs-ready        # written last by rootfs.sh: the root is complete
+ROOT_UNPACKED=$ROOTFS/.edge-rootfs-unpacked  # rootfs.sh's first phase is done: enough for build.sh
 # The host interpreter for host-side helpers (pip --target for the root's wheels, reading pyproject.toml, reports):
 # the repo's venv when present, else python3. Cython and setuptools run in build.sh's own venv ($BUILD_VENV), made
 # from pyproject.toml's [build-system] requires, because `pip install -e .` keeps those in an isolated env.

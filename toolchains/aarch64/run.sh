@@ -25,7 +25,7 @@ existing_paths() {
 }
 
 check_prerequisites() {
-    [[ -x $ROOTFS/usr/bin/python3 ]] || die "no root filesystem at $ROOTFS; run toolchains/aarch64/rootfs.sh"
+    [[ -e $ROOT_READY ]] || die "no complete root filesystem at $ROOTFS; run toolchains/aarch64/rootfs.sh"
     compgen -G "$STAGE/edge/_native/*.so" >/dev/null || die "no staged aarch64 modules in $STAGE; run toolchains/aarch64/build.sh"
     [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] \
         || die "binfmt_misc has no qemu-aarch64 handler (mount binfmt_misc; update-binfmts --import qemu-aarch64)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the aarch64 scripts (sourced, not run). Paths, logging and mount handling live here so that
 # every script agrees on where the root filesystem is and how to tear its mounts down.
 

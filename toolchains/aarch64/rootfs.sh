@@ -21,6 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # The .debs whose files the cross build reads (headers, pyconfig.h, _sysconfigdata), unpacked early for build.sh.
 BUILD_DEBS=(libpython3.11-dev libpython3.11-minimal)
+WHEELS_STAMP=$ROOTFS/.edge-rootfs-wheels   # the requirement list the installed wheels were made from
 
 # Project runtime dependencies from pyproject.toml (one place to change them), plus the test runner.
 target_requirements() {
@@ -67,12 +68,15 @@ install_wheels() {
         --only-binary=:all: -r <(target_requirements)
     # pip --target writes console scripts with the host interpreter in their #! line: useless in the root.
     rm -rf "${ROOTFS:?}$TARGET_SITE/bin"
+    target_requirements >"$WHEELS_STAMP"
 }
 
 phase_unpack() {
     local fresh=$1
     if [[ $fresh == 0 && -e $ROOT_READY ]]; then
         log "reusing $ROOTFS (rootfs.sh --fresh rebuilds it)"
+        # a cached root follows pyproject.toml / toolchain.env: new requirements, new wheels (host-side, seconds)
+        [[ $(target_requirements) == "$(cat "$WHEELS_STAMP" 2>/dev/null)" ]] || install_wheels
         return
     fi
     remove_root

@@ -177,6 +177,7 @@ cdef void _map_resized(const uint8_t[:, :, :] src, const Py_ssize_t* offs, pixel
     cdef const int32_t* taps
     cdef const pixel_t* table
     cdef char* oc
+    cdef pixel_t* out_row
     for c in range(C):
         chan[c] = offs[c] // sc if sc else 0  # source channel index of model channel c
     for y in range(h):
@@ -209,9 +210,16 @@ cdef void _map_resized(const uint8_t[:, :, :] src, const Py_ssize_t* offs, pixel
                 table = &lut[c, 0]
                 taps = strip + chan[c] - first * S
                 oc = o[c]
-                for i in range(x, x_end):
-                    v = (taps[xo[2 * i] * S] * xa[2 * i] + taps[xo[2 * i + 1] * S] * xa[2 * i + 1] + (1 << 21)) >> 22
-                    (<pixel_t*>oc)[0] = table[v if v < 255 else 255]
-                    oc += ox
+                if S == 3 and ox == sizeof(pixel_t):  # packed RGB source, planar (NCHW) output: constant strides
+                    out_row = <pixel_t*>oc
+                    for i in range(x, x_end):
+                        v = (taps[xo[2 * i] * 3] * xa[2 * i] + taps[xo[2 * i + 1] * 3] * xa[2 * i + 1] + (1 << 21)) >> 22
+                        out_row[i - x] = table[v if v < 255 else 255]
+                    oc += (x_end - x) * ox
+                else:
+                    for i in range(x, x_end):
+                        v = (taps[xo[2 * i] * S] * xa[2 * i] + taps[xo[2 * i + 1] * S] * xa[2 * i + 1] + (1 << 21)) >> 22
+                        (<pixel_t*>oc)[0] = table[v if v < 255 else 255]
+                        oc += ox
                 o[c] = oc
             x = x_end

@@ -272,7 +272,7 @@ def sketch_merge(
 class SketchAccumulator:
     """A window sketch's arrays bound once, for the per-frame ``update``: validation happens here, at construction,
     so the compiled twin's ``update`` costs well under a microsecond for 32 features. The arrays stay owned by the
-    caller (the :class:`~edge.drift` façade), which may reset or read them between updates."""
+    caller (the window-sketch façade), which may reset or read them between updates."""
 
     def __init__(self, edges: np.ndarray, counts: np.ndarray, moments: np.ndarray) -> None:
         self.edges, self.counts, self.moments = _checks.sketch_state(edges, counts, moments)

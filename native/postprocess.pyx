@@ -37,10 +37,12 @@ cdef void _softmax_topk(const float[:, :] logits, float[:, :] probs, long long[:
                 if isnan(v):
                     break
         s = 0.0
+        for i in range(K):  # exp once per class: keep it in probs, normalize below
+            v = exp(logits[row, i] - m)
+            s += v
+            probs[row, i] = <float>v
         for i in range(K):
-            s += exp(logits[row, i] - m)
-        for i in range(K):
-            probs[row, i] = <float>(exp(logits[row, i] - m) / s)
+            probs[row, i] = <float>(probs[row, i] / s)
         # top-k by insertion into the k best seen so far, kept sorted
         filled = 0
         for i in range(K):

@@ -117,14 +117,12 @@ cdef class SketchAccumulator:
     """See :class:`edge.kernels.reference.SketchAccumulator`: the arrays are validated and bound here, so
     :meth:`update` only checks its argument's dtype and shape (in C) before the arithmetic."""
 
-    cdef readonly object edges, counts, moments
+    cdef readonly cnp.ndarray edges, counts, moments
     cdef readonly Py_ssize_t n_features
-    cdef cnp.ndarray _edges, _counts, _moments
 
     def __init__(self, edges, counts, moments):
         self.edges, self.counts, self.moments = _checks.sketch_state(edges, counts, moments)
-        self._edges, self._counts, self._moments = self.edges, self.counts, self.moments
-        self.n_features = self._edges.shape[0]
+        self.n_features = self.edges.shape[0]
 
     def update(self, x):
         """Add one frame's features (float64 (F,)) or a batch (N, F)."""
@@ -132,9 +130,9 @@ cdef class SketchAccumulator:
         if cnp.PyArray_CheckExact(x):
             a = <cnp.ndarray>x
             if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT64 and cnp.PyArray_NDIM(a) == 1 and a.shape[0] == self.n_features:
-                _update_one(<const double*>cnp.PyArray_BYTES(a), a.strides[0], self.n_features, self._edges.shape[1],
-                            <const double*>cnp.PyArray_BYTES(self._edges), self._edges.strides[0], self._edges.strides[1],
-                            cnp.PyArray_BYTES(self._counts), self._counts.strides[0], self._counts.strides[1],
-                            cnp.PyArray_BYTES(self._moments), self._moments.strides[0], self._moments.strides[1])
+                _update_one(<const double*>cnp.PyArray_BYTES(a), a.strides[0], self.n_features, self.edges.shape[1],
+                            <const double*>cnp.PyArray_BYTES(self.edges), self.edges.strides[0], self.edges.strides[1],
+                            cnp.PyArray_BYTES(self.counts), self.counts.strides[0], self.counts.strides[1],
+                            cnp.PyArray_BYTES(self.moments), self.moments.strides[0], self.moments.strides[1])
                 return
-        _update_rows(_checks.sketch_values(x, self.n_features), self._edges, self._counts, self._moments)
+        _update_rows(_checks.sketch_values(x, self.n_features), self.edges, self.counts, self.moments)

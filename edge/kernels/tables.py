@@ -21,6 +21,7 @@ import numpy as np
 
 from edge._kernel_checks import ResizePlan
 from edge.errors import ConfigError
+from edge.kernels import reference
 
 __all__ = ["COEF_BITS", "ResizePlan", "channel_map", "normalize_lut", "quantized_lut", "resize_plan"]
 
@@ -105,9 +106,8 @@ def quantized_lut(
     channels: int = 3,
 ) -> np.ndarray:
     """int8/uint8 (channels, 256): the normalized value of every byte, quantized with the model input's per-tensor
-    ``scale`` and ``zero_point`` (round half to even, saturating)."""
-    from edge.kernels import reference  # the twin is the definition; the table is built once, off the hot path
-
+    ``scale`` and ``zero_point`` (round half to even, saturating): the NumPy twin of ``quantize`` is the definition,
+    so the table is the same whichever kernel backend is active."""
     dtype = np.dtype(dtype)
     lut = normalize_lut(mean, std, channels)
     out = np.empty(lut.shape, dtype=dtype)

@@ -20,7 +20,7 @@ from edge.models.options import RuntimeOptions
 from edge.models.providers import canonical, resolve_ort, session_options
 from edge.models.spec import TensorSpec
 
-__all__ = ["ORT_DTYPES", "OnnxModel", "quant_params"]
+__all__ = ["ORT_DTYPES", "OnnxModel", "has_qdq", "quant_params"]
 
 ORT_DTYPES = {
     "tensor(float)": np.float32,
@@ -63,6 +63,14 @@ def quant_params(model_bytes: bytes, names: set[str]) -> dict[str, tuple[float, 
     return found
 
 
+def has_qdq(model_bytes: bytes) -> bool:
+    """Whether the graph carries QuantizeLinear/DequantizeLinear nodes (an explicitly quantized model)."""
+    import onnx
+
+    model = onnx.load_model_from_string(model_bytes)
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
 def _concrete(shape: list[Any], name: str, opts: RuntimeOptions) -> tuple[int, ...]:
     if name in opts.shapes:
         return tuple(int(d) for d in opts.shapes[name])
@@ -79,7 +87,7 @@ class OnnxModel(BoundModel):
     ) -> None:
         import onnxruntime as ort
 
-        providers = resolve_ort(opts)
+        providers = resolve_ort(opts, quantized=has_qdq(model_bytes) if opts.trt_int8 == "auto" else False)
         t0 = time.perf_counter()
         try:
             self.session = ort.InferenceSession(model_bytes, sess_options=session_options(opts), providers=providers)

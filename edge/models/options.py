@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from edge.errors import ConfigError
 
-__all__ = ["GRAPH_OPT_LEVELS", "RuntimeOptions"]
+__all__ = ["CUDNN_ALGO_SEARCH", "GRAPH_OPT_LEVELS", "RuntimeOptions"]
 
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+CUDNN_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,16 @@ class RuntimeOptions:
     * ``spinning``: let idle ONNX Runtime workers spin; off by default so the pool does not starve other threads.
     * ``graph_optimization``: one of ``GRAPH_OPT_LEVELS``.
     * ``warmup``: inference runs made at load time (on zero-point-filled inputs); the first is timed separately.
-    * ``trt_engine_cache_dir``/``trt_fp16``/``trt_int8``: TensorRT engine cache and precision flags.
+    * ``trt_engine_cache_dir``/``trt_timing_cache_dir``: where TensorRT keeps built engines and its layer-timing
+      cache (both make the second start of a device seconds instead of minutes); ``None`` turns a cache off.
+    * ``trt_fp16``: let TensorRT pick fp16 kernels; ``trt_int8``: ``True``, ``False`` or ``"auto"`` (on exactly when
+      the ONNX graph carries QuantizeLinear/DequantizeLinear nodes, whose scales TensorRT then uses: explicit
+      quantization, no calibration table).
+    * ``trt_workspace_mb`` (MiB), ``trt_builder_optimization_level`` (0–5), ``trt_dla_core`` (a Jetson DLA core,
+      ``None`` = GPU only): TensorRT builder settings; ``None`` keeps TensorRT's default.
+    * ``cuda_device_id``, ``cuda_mem_limit_mb`` (MiB, ``None`` = no limit), ``cudnn_conv_algo_search``
+      (``"EXHAUSTIVE"``, ``"HEURISTIC"`` or ``"DEFAULT"``): CUDA execution provider settings, also used by TensorRT
+      for the device id.
     * ``shapes``: fixes dynamic dimensions per input name; otherwise every dynamic dimension becomes 1.
     """
 
@@ -37,8 +47,15 @@ class RuntimeOptions:
     graph_optimization: str = "all"
     warmup: int = 3
     trt_engine_cache_dir: str | None = None
+    trt_timing_cache_dir: str | None = None
     trt_fp16: bool = False
-    trt_int8: bool = False
+    trt_int8: bool | str = False
+    trt_workspace_mb: int | None = None
+    trt_builder_optimization_level: int | None = None
+    trt_dla_core: int | None = None
+    cuda_device_id: int = 0
+    cuda_mem_limit_mb: int | None = None
+    cudnn_conv_algo_search: str | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,5 +69,29 @@ class RuntimeOptions:
             )
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ConfigError(f"warmup: expected an integer >= 0, got {self.warmup!r}")
+        self._check_gpu_fields()
         if isinstance(self.providers, str):
             object.__setattr__(self, "providers", (self.providers,))
+
+    def _check_gpu_fields(self) -> None:
+        if self.trt_int8 not in (True, False, "auto"):
+            raise ConfigError(f"trt_int8: expected true, false or 'auto', got {self.trt_int8!r}")
+        for name, low, high in (
+            ("trt_workspace_mb", 1, None),
+            ("trt_builder_optimization_level", 0, 5),
+            ("trt_dla_core", 0, None),
+            ("cuda_mem_limit_mb", 1, None),
+        ):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            in_range = isinstance(value, int) and value >= low and (high is None or value <= high)
+            if isinstance(value, bool) or not in_range:
+                want = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
+                raise ConfigError(f"{name}: expected {want} or None, got {value!r}")
+        if isinstance(self.cuda_device_id, bool) or not isinstance(self.cuda_device_id, int) or self.cuda_device_id < 0:
+            raise ConfigError(f"cuda_device_id: expected an integer >= 0, got {self.cuda_device_id!r}")
+        if self.cudnn_conv_algo_search not in (None, *CUDNN_ALGO_SEARCH):
+            raise ConfigError(
+                f"cudnn_conv_algo_search: expected one of {CUDNN_ALGO_SEARCH}, got {self.cudnn_conv_algo_search!r}"
+            )

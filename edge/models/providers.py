@@ -39,23 +39,55 @@ def canonical(name: str) -> str:
     return key
 
 
-def _provider_options(key: str, opts: RuntimeOptions) -> dict[str, Any]:
+def _provider_options(key: str, opts: RuntimeOptions, quantized: bool) -> dict[str, Any]:
     if key == "tensorrt":
-        out: dict[str, Any] = {"trt_fp16_enable": opts.trt_fp16, "trt_int8_enable": opts.trt_int8}
-        if opts.trt_engine_cache_dir:
-            Path(opts.trt_engine_cache_dir).mkdir(parents=True, exist_ok=True)
-            out |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(opts.trt_engine_cache_dir)}
+        return _tensorrt_options(opts, quantized)
+    if key == "cuda":
+        out: dict[str, Any] = {"device_id": opts.cuda_device_id}
+        if opts.cuda_mem_limit_mb is not None:
+            out["gpu_mem_limit"] = opts.cuda_mem_limit_mb * 1024 * 1024
+        if opts.cudnn_conv_algo_search is not None:
+            out["cudnn_conv_algo_search"] = opts.cudnn_conv_algo_search
         return out
     if key == "xnnpack" and opts.threads:
         return {"intra_op_num_threads": opts.threads}
     return {}
 
 
-def resolve_ort(opts: RuntimeOptions, available: Sequence[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+def _tensorrt_options(opts: RuntimeOptions, quantized: bool) -> dict[str, Any]:
+    """TensorRT execution provider options (ONNX Runtime's ``trt_*`` names) for ``opts``."""
+    int8 = quantized if opts.trt_int8 == "auto" else bool(opts.trt_int8)
+    out: dict[str, Any] = {"device_id": opts.cuda_device_id, "trt_fp16_enable": opts.trt_fp16, "trt_int8_enable": int8}
+    if opts.trt_engine_cache_dir:
+        _make_dir("trt_engine_cache_dir", opts.trt_engine_cache_dir)
+        out |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(opts.trt_engine_cache_dir)}
+    if opts.trt_timing_cache_dir:
+        _make_dir("trt_timing_cache_dir", opts.trt_timing_cache_dir)
+        out |= {"trt_timing_cache_enable": True, "trt_timing_cache_path": str(opts.trt_timing_cache_dir)}
+    if opts.trt_workspace_mb is not None:
+        out["trt_max_workspace_size"] = opts.trt_workspace_mb * 1024 * 1024
+    if opts.trt_builder_optimization_level is not None:
+        out["trt_builder_optimization_level"] = opts.trt_builder_optimization_level
+    if opts.trt_dla_core is not None:
+        out |= {"trt_dla_enable": True, "trt_dla_core": opts.trt_dla_core}
+    return out
+
+
+def _make_dir(field: str, path: str) -> None:
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot create the cache folder {path} ({exc.strerror})") from exc
+
+
+def resolve_ort(
+    opts: RuntimeOptions, available: Sequence[str] | None = None, *, quantized: bool = False
+) -> list[tuple[str, dict[str, Any]]]:
     """The ``(provider, options)`` list to hand to ``InferenceSession``, best first, CPU last.
 
-    ``available`` defaults to ``onnxruntime.get_available_providers()``. Raises :class:`ModelError` in strict mode
-    when the first choice is missing.
+    ``available`` defaults to ``onnxruntime.get_available_providers()``. ``quantized`` says whether the graph has
+    QuantizeLinear/DequantizeLinear nodes (it decides ``trt_int8="auto"``). Raises :class:`ModelError` in strict
+    mode when the first choice is missing.
     """
     if available is None:
         import onnxruntime
@@ -71,7 +103,7 @@ def resolve_ort(opts: RuntimeOptions, available: Sequence[str] | None = None) ->
         if opts.strict:
             raise ModelError(f"strict provider mode: {msg}")
         log.log(logging.WARNING if asked else logging.INFO, "%s; falling back to %s", msg, (have or ["CPU"])[0])
-    chosen = [(name, _provider_options(_SHORT[name], opts)) for name in have]
+    chosen = [(name, _provider_options(_SHORT[name], opts, quantized)) for name in have]
     if "CPUExecutionProvider" not in have:
         chosen.append(("CPUExecutionProvider", {}))
     return chosen

@@ -86,21 +86,29 @@ def load_model(
     providers: Any = None,
     threads: int | None = None,
     strict: bool = False,
-    warmup: int = 3,
+    warmup: int | None = None,
     trust_key: Any | None = None,
     options: RuntimeOptions | None = None,
+    profile: str | os.PathLike[str] | None = None,
     **option_fields: Any,
 ) -> BoundModel:
     """Load a ``.onnx``/``.tflite`` model or a model package, bind its buffers and warm it up.
 
     ``providers``/``threads``/``strict``/``warmup`` and any other :class:`RuntimeOptions` field given as a keyword
-    override ``options``. ``trust_key`` (Ed25519 public key: PEM path, PEM bytes or key object; default
-    ``$EDGE_TRUST_KEY``) makes a valid signature mandatory. Raises :class:`ModelError` (unknown type, corrupt file,
-    missing provider in strict mode), :class:`IntegrityError` (package tampered, signature missing or wrong),
-    :class:`ConfigError` (bad option). A failed load leaves nothing loaded.
+    override ``options``; ``profile`` (a provider profile file such as ``toolchains/jetson/profile.toml``, see
+    :mod:`edge.models.profile`) is applied on top of ``options`` and under the keywords. ``trust_key`` (Ed25519
+    public key: PEM path, PEM bytes or key object; default ``$EDGE_TRUST_KEY``) makes a valid signature mandatory.
+    Raises :class:`ModelError` (unknown type, corrupt file, missing provider in strict mode),
+    :class:`IntegrityError` (package tampered, signature missing or wrong), :class:`ConfigError` (bad option). A failed load leaves nothing loaded.
     """
     base = options or RuntimeOptions()
-    fields = {**base.__dict__, **option_fields, "strict": strict or base.strict, "warmup": warmup}
+    if profile is not None:
+        from edge.models.profile import load_provider_profile
+
+        base = load_provider_profile(profile, base)
+    fields = {**base.__dict__, **option_fields, "strict": strict or base.strict}
+    if warmup is not None:
+        fields["warmup"] = warmup
     if providers is not None:
         fields["providers"] = providers
     if threads is not None:
@@ -109,6 +117,7 @@ def load_model(
     fmt, data, pkg = read_model_source(path, trust_key)
     model = load_model_bytes(fmt, data, opts, str(path))
     model.package = pkg  # type: ignore[attr-defined]
+    model.options = opts  # type: ignore[attr-defined]
     r = model.report
     log.info(
         "loaded %s on %s/%s in %.1f ms; first run %s ms, warm %s ms",

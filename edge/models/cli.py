@@ -88,12 +88,13 @@ def _bench(args: argparse.Namespace) -> int:
 
     model = load_model(
         args.model,
+        profile=args.profile,
         providers=[args.provider] if args.provider else None,
         threads=args.threads,
         strict=bool(args.provider and args.strict),
         warmup=max(args.warmup, 1),
     )
-    fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=args.threads)
+    fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=model.options.threads)
     print(json.dumps(fig, indent=2) if args.json else format_report(fig))
     return 0
 
@@ -150,5 +151,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--threads", type=int)
     b.add_argument("--provider", help="tensorrt, cuda, xnnpack or cpu (falls back with a logged reason)")
     b.add_argument("--strict", action="store_true", help="fail when --provider is not available")
+    b.add_argument("--profile", help="provider profile TOML, e.g. toolchains/jetson/profile.toml")
     b.add_argument("--json", action="store_true")
     b.set_defaults(handler=_guard(_bench))

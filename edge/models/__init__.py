@@ -99,7 +99,8 @@ def load_model(
     :mod:`edge.models.profile`) is applied on top of ``options`` and under the keywords. ``trust_key`` (Ed25519
     public key: PEM path, PEM bytes or key object; default ``$EDGE_TRUST_KEY``) makes a valid signature mandatory.
     Raises :class:`ModelError` (unknown type, corrupt file, missing provider in strict mode),
-    :class:`IntegrityError` (package tampered, signature missing or wrong), :class:`ConfigError` (bad option). A failed load leaves nothing loaded.
+    :class:`IntegrityError` (package tampered, signature missing or wrong), :class:`ConfigError` (bad option).
+    A failed load leaves nothing loaded.
     """
     base = options or RuntimeOptions()
     if profile is not None:

@@ -1,0 +1,120 @@
+"""Shadow model: a candidate runs on sampled frames in its own thread, off the critical path, and its agreement
+with the live model is counted.
+
+On a sampled frame the loop calls :meth:`ShadowRunner.offer` right after the live inference: when the worker is
+idle the live model's input and first output are copied into buffers owned here (the candidate's own bound input
+buffer and a preallocated copy of the live output) and the worker is woken; when it is busy the frame is skipped
+(counted in :attr:`ShadowRunner.skipped`). The loop never waits for the worker. The worker runs the candidate and
+compares: ``"argmax"`` (same top class) or ``"tolerance"`` (every |Δ| ≤ ``tolerance`` after dequantization), and
+adds to ``ctx.shadow_compared``/``ctx.shadow_agreed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from edge.errors import ConfigError
+from edge.loop.frame import FrameContext
+
+__all__ = ["ShadowRunner"]
+
+log = logging.getLogger("edge.loop")
+
+
+def _real(spec: Any, arr: np.ndarray) -> np.ndarray:
+    x = arr.astype(np.float64).reshape(-1)
+    if spec.quantized:
+        x = (x - float(spec.zero_point or 0)) * float(spec.scale)
+    return x
+
+
+class ShadowRunner:
+    """Runs ``candidate`` (a loaded model with the live model's input spec) on every ``every``-th frame offered."""
+
+    MODES = ("argmax", "tolerance")
+
+    def __init__(
+        self,
+        candidate: Any,
+        live: Any,
+        ctx: FrameContext,
+        *,
+        every: int = 1,
+        mode: str = "argmax",
+        tolerance: float = 0.0,
+    ) -> None:
+        if every < 1:
+            raise ConfigError(f"shadow.every: expected an integer >= 1, got {every!r}")
+        if mode not in self.MODES:
+            raise ConfigError(f"shadow.mode: expected one of {self.MODES}, got {mode!r}")
+        if tolerance < 0:
+            raise ConfigError(f"shadow.tolerance: expected a number >= 0, got {tolerance!r}")
+        self.candidate, self.ctx = candidate, ctx
+        self.every, self.mode, self.tolerance = int(every), mode, float(tolerance)
+        self.version = getattr(candidate, "version", "")
+        self._input = candidate.input_buffers[0]
+        self._live_out = np.zeros(live.output_buffers[0].shape, live.output_buffers[0].dtype)
+        self.check_live(live)
+        self.skipped = 0
+        self.errors = 0
+        self._idle = True
+        self._go = threading.Lock()
+        self._go.acquire()  # released by offer(): one wake-up per accepted frame
+        self._stop = False
+        self._thread = threading.Thread(target=self._work, name="edge-shadow", daemon=True)
+        self._thread.start()
+
+    def check_live(self, live: Any) -> None:
+        """Refuse a live model whose input or first output differs from what this runner copies."""
+        a, b = live.inputs[0], self.candidate.inputs[0]
+        if (a.shape, a.dtype, a.scale, a.zero_point) != (b.shape, b.dtype, b.scale, b.zero_point):
+            raise ConfigError(f"shadow: expected the live model's input spec {a.describe()}, got {b.describe()}")
+        if live.output_buffers[0].shape != self._live_out.shape or live.output_buffers[0].dtype != self._live_out.dtype:
+            raise ConfigError("shadow: the live model's first output no longer matches the shadow's buffers")
+        self._live_spec = live.outputs[0]
+
+    def offer(self, live_input: np.ndarray, live_output: np.ndarray) -> None:
+        """Called on the loop thread after the live inference of a sampled frame; never waits."""
+        if not self._idle:
+            self.skipped += 1
+            return
+        self._idle = False
+        np.copyto(self._input, live_input)
+        np.copyto(self._live_out, live_output)
+        self._go.release()
+
+    def _work(self) -> None:
+        while True:
+            self._go.acquire()
+            if self._stop:
+                return
+            try:
+                out = self.candidate.run()[0]
+                a = _real(self._live_spec, self._live_out)
+                b = _real(self.candidate.outputs[0], out)
+                if self.mode == "argmax":
+                    agree = int(np.argmax(a)) == int(np.argmax(b))
+                else:
+                    agree = a.shape == b.shape and bool(np.all(np.abs(a - b) <= self.tolerance))
+                self.ctx.shadow_compared += 1
+                if agree:
+                    self.ctx.shadow_agreed += 1
+            except Exception as exc:  # a failing candidate is counted, never reaches the loop
+                self.errors += 1
+                if self.errors == 1:
+                    log.warning("shadow: candidate %s failed: %s", self.version, exc)
+            self._idle = True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker (waits up to ``timeout`` s for a running candidate inference)."""
+        self._stop = True
+        if not self._idle:
+            self._thread.join(timeout)
+        else:
+            self._idle = False
+            self._go.release()
+            self._thread.join(timeout)

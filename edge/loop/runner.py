@@ -198,12 +198,9 @@ class Loop:
     def start_shadow(
         self, candidate: Any, *, every: int = 10, mode: str | None = None, tolerance: float = 0.0
     ) -> ShadowRunner:
-        """Run ``candidate`` (a loaded model or a package path; same input spec as the live model) on every
-        ``every``-th frame in its own thread. ``mode``: "argmax" (default for classification) or "tolerance"."""
-        if isinstance(candidate, str | Path):
-            from edge.models import load_model
-
-            candidate = load_model(candidate, **self.load_options)
+        """Run ``candidate`` (a loaded model or a package path; its first output shaped like the live model's) on
+        every ``every``-th frame in its own thread. ``mode``: "argmax" (default for classification) or "tolerance"."""
+        candidate = self._build(candidate)
         if mode is None:
             mode = "argmax" if hasattr(self.policy, "actions") else "tolerance"
         if self.shadow is not None:
@@ -313,7 +310,7 @@ class Loop:
                 st[2] = (t3 - t2) * _US
                 shadow = self.shadow
                 if shadow is not None and ctx.seq % shadow.every == 0:
-                    shadow.offer(stage.input, stage.outputs[0])
+                    shadow.offer(frame, stage.input, stage.outputs[0])
                 ok = stage.postprocess()
                 t4 = clock.now_ns()
                 st[3] = (t4 - t3) * _US

@@ -2,8 +2,10 @@
 with the live model is counted.
 
 On a sampled frame the loop calls :meth:`ShadowRunner.offer` right after the live inference: when the worker is
-idle the live model's input and first output are copied into buffers owned here (the candidate's own bound input
-buffer and a preallocated copy of the live output) and the worker is woken; when it is busy the frame is skipped
+idle the live model's first output is copied into a buffer owned here, and so is the input — the live model's
+preprocessed input straight into the candidate's bound input buffer when both have the same input spec, else the
+camera frame into a preallocated frame buffer that the worker preprocesses with the candidate's own tables — and the
+worker is woken; when it is busy the frame is skipped
 (counted in :attr:`ShadowRunner.skipped`). The loop never waits for the worker. The worker runs the candidate and
 compares: ``"argmax"`` (same top class) or ``"tolerance"`` (every |Δ| ≤ ``tolerance`` after dequantization), and
 adds to ``ctx.shadow_compared``/``ctx.shadow_agreed``.
@@ -33,7 +35,7 @@ def _real(spec: Any, arr: np.ndarray) -> np.ndarray:
 
 
 class ShadowRunner:
-    """Runs ``candidate`` (a loaded model with the live model's input spec) on every ``every``-th frame offered."""
+    """Runs ``candidate`` (a :class:`~edge.loop.pipeline.ModelStage`) on every ``every``-th frame offered."""
 
     MODES = ("argmax", "tolerance")
 
@@ -53,11 +55,14 @@ class ShadowRunner:
             raise ConfigError(f"shadow.mode: expected one of {self.MODES}, got {mode!r}")
         if tolerance < 0:
             raise ConfigError(f"shadow.tolerance: expected a number >= 0, got {tolerance!r}")
-        self.candidate, self.ctx = candidate, ctx
+        self.stage, self.candidate, self.ctx = candidate, candidate.model, ctx
         self.every, self.mode, self.tolerance = int(every), mode, float(tolerance)
-        self.version = getattr(candidate, "version", "")
-        self._input = candidate.input_buffers[0]
+        self.version = candidate.version
+        self._input = self.candidate.input_buffers[0]
         self._live_out = np.zeros(live.output_buffers[0].shape, live.output_buffers[0].dtype)
+        self._frame: np.ndarray | None = None
+        self._stats = np.zeros((2, len(candidate.channel_map)), np.float64)
+        self.copy_input = True
         self.check_live(live)
         self.skipped = 0
         self.errors = 0
@@ -71,19 +76,26 @@ class ShadowRunner:
     def check_live(self, live: Any) -> None:
         """Refuse a live model whose input or first output differs from what this runner copies."""
         a, b = live.inputs[0], self.candidate.inputs[0]
-        if (a.shape, a.dtype, a.scale, a.zero_point) != (b.shape, b.dtype, b.scale, b.zero_point):
-            raise ConfigError(f"shadow: expected the live model's input spec {a.describe()}, got {b.describe()}")
+        self.copy_input = (a.shape, a.dtype, a.scale, a.zero_point) == (b.shape, b.dtype, b.scale, b.zero_point)
         if live.output_buffers[0].shape != self._live_out.shape or live.output_buffers[0].dtype != self._live_out.dtype:
-            raise ConfigError("shadow: the live model's first output no longer matches the shadow's buffers")
+            raise ConfigError(
+                f"shadow: expected the live model's first output {live.outputs[0].describe()} to match the "
+                f"shadow's buffer [{self._live_out.shape}] {self._live_out.dtype}"
+            )
         self._live_spec = live.outputs[0]
 
-    def offer(self, live_input: np.ndarray, live_output: np.ndarray) -> None:
+    def offer(self, frame: np.ndarray, live_input: np.ndarray, live_output: np.ndarray) -> None:
         """Called on the loop thread after the live inference of a sampled frame; never waits."""
         if not self._idle:
             self.skipped += 1
             return
         self._idle = False
-        np.copyto(self._input, live_input)
+        if self.copy_input:
+            np.copyto(self._input, live_input)
+        else:
+            if self._frame is None or self._frame.shape != frame.shape:  # first offer only (set-up)
+                self._frame = np.empty_like(frame)
+            np.copyto(self._frame, frame)
         np.copyto(self._live_out, live_output)
         self._go.release()
 
@@ -93,6 +105,8 @@ class ShadowRunner:
             if self._stop:
                 return
             try:
+                if not self.copy_input:
+                    self.stage.preprocess(self._frame, self._stats)
                 out = self.candidate.run()[0]
                 a = _real(self._live_spec, self._live_out)
                 b = _real(self.candidate.outputs[0], out)

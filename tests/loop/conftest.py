@@ -80,11 +80,13 @@ class Harness:
     """A lockstep loop on a 48×64 RGB camera at 100 Hz with a recording tap and a sink that keeps snapshots."""
 
     def __init__(self, model: Any, **kw: Any) -> None:
-        self.clock = LockstepClock()
+        self.clock = kw.pop("clock", None) or LockstepClock()
         self.tap = RecordingTap()
         self.decisions: list[dict[str, Any]] = []
         sensors = kw.pop("sensors", None) or [
-            SensorSlot("camera", FRAME_SHAPE, stale_ns=kw.pop("stale_ns", 25_000_000), frozen_frames=kw.pop("frozen", 0))
+            SensorSlot(
+                "camera", FRAME_SHAPE, stale_ns=kw.pop("stale_ns", 25_000_000), frozen_frames=kw.pop("frozen", 0)
+            )
         ]
         kw.setdefault("fallback", FallbackConfig(hold_frames=2, recover_frames=3, safe_action="a0"))
         policy = kw.pop("policy", None) or ClassificationPolicy(ACTIONS)

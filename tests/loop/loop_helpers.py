@@ -31,7 +31,10 @@ def mean_regression_onnx(path: Path, *, hw: int = 8, sqrt_offset: float | None =
     inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
     if sqrt_offset is not None:
         inits.append(numpy_helper.from_array(np.array([sqrt_offset], np.float32), "c"))
-        nodes += [helper.make_node("Sub", ["lin", "c"], ["shifted"]), helper.make_node("Sqrt", ["shifted"], ["command"])]
+        nodes += [
+            helper.make_node("Sub", ["lin", "c"], ["shifted"]),
+            helper.make_node("Sqrt", ["shifted"], ["command"]),
+        ]
     graph = helper.make_graph(
         nodes,
         "mean_regression",

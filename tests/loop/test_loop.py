@@ -10,6 +10,7 @@ from conftest import ACTIONS, PERIOD_NS
 from loop_helpers import SlowModel
 
 from edge.errors import ConfigError, ShapeError
+from edge.loop.clock import LockstepClock
 from edge.loop.frame import DEADLINE_MISS, FALLBACK, STAGES, Health
 from edge.loop.policy import ClassificationPolicy
 from edge.loop.sensors import SensorSlot
@@ -58,9 +59,9 @@ def test_frame_record_and_decision_are_filled_every_frame(harness, v1_model, fra
 
 
 def test_schedule_is_absolute_and_an_overrun_skips_ahead_without_bursting(harness, v1_model, frames) -> None:
-    h = harness(SlowModel(v1_model, None, 0))  # clock set below
-    h.loop.stage.model.clock = h.clock
-    slow = h.loop.stage.model
+    clock = LockstepClock()
+    slow = SlowModel(v1_model, clock, 0)
+    h = harness(slow, clock=clock)
     slow.cost_ns = 3_000_000  # 3 ms of a 10 ms period: on time
     for i in range(3):
         h.push_step(frames[i])

@@ -74,9 +74,8 @@ def test_model_exception_holds_then_safe_stops_then_recovers(harness, v1_model, 
     h = harness(faulty, fallback=FallbackConfig(hold_frames=2, recover_frames=3, safe_action="a0"))
     last = _good_then(h, frames)
     out = [h.push_step(frames[3 + i]).snapshot() for i in range(8)]
-    assert [d["health"] for d in out] == ["DEGRADED", "DEGRADED", "SAFE_STOP", "SAFE_STOP"] + [
-        "SAFE_STOP", "SAFE_STOP", "OK", "OK"
-    ]  # fmt: skip
+    want = ["DEGRADED", "DEGRADED", "SAFE_STOP", "SAFE_STOP", "SAFE_STOP", "SAFE_STOP", "OK", "OK"]
+    assert [d["health"] for d in out] == want
     assert [d["label"] for d in out[:2]] == [last["label"]] * 2  # hold last
     assert [d["label"] for d in out[2:6]] == ["a0"] * 4  # safe stop, kept until 3 good frames
     assert all(d["flags"] & MODEL_FAULT for d in out[:4]) and not any(d["flags"] & MODEL_FAULT for d in out[4:])

@@ -12,7 +12,9 @@ from loop_helpers import SlowModel
 from edge.errors import ConfigError, ShapeError
 from edge.loop.clock import LockstepClock
 from edge.loop.frame import DEADLINE_MISS, FALLBACK, STAGES, Health
+from edge.loop.health import FallbackConfig
 from edge.loop.policy import ClassificationPolicy
+from edge.loop.runner import Loop
 from edge.loop.sensors import SensorSlot
 from edge.models import load_model
 
@@ -77,17 +79,13 @@ def test_schedule_is_absolute_and_an_overrun_skips_ahead_without_bursting(harnes
 
 
 def test_bad_construction_is_refused_with_the_key_named(v1_model) -> None:
-    with pytest.raises(ConfigError, match="policy.actions: expected 10 names"):
-        from edge.loop.runner import Loop
-
+    with pytest.raises(ConfigError, match=r"policy\.actions: expected 10 names"):
         Loop(v1_model, ClassificationPolicy(["a", "b"]), [SensorSlot("camera", (48, 64, 3))])
-    with pytest.raises(ConfigError, match="loop.rate_hz: expected a number > 0, got 0"):
+    with pytest.raises(ConfigError, match=r"loop\.rate_hz: expected a number > 0, got 0"):
         Loop(v1_model, ClassificationPolicy(ACTIONS), [SensorSlot("camera", (48, 64, 3))], rate_hz=0)
-    with pytest.raises(ConfigError, match="uint8 \\(H, W, channels\\) camera"):
+    with pytest.raises(ConfigError, match=r"uint8 \(H, W, channels\) camera"):
         Loop(v1_model, ClassificationPolicy(ACTIONS), [SensorSlot("camera", (48, 64), np.float32)])
-    with pytest.raises(ConfigError, match="fallback.safe_action: expected one of"):
-        from edge.loop.health import FallbackConfig
-
+    with pytest.raises(ConfigError, match=r"fallback\.safe_action: expected one of"):
         Loop(
             v1_model,
             ClassificationPolicy(ACTIONS),

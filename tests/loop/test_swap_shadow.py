@@ -125,5 +125,5 @@ def test_shadow_never_makes_the_loop_wait(harness, v1_model, loop_models, frames
 
 def test_shadow_refuses_a_candidate_with_another_output(harness, v1_model, loop_models) -> None:
     h = harness(v1_model)
-    with pytest.raises(ConfigError, match="policy.actions: expected 2 names"):
+    with pytest.raises(ConfigError, match=r"policy\.actions: expected 2 names"):
         h.loop.start_shadow(loop_models["regress"])

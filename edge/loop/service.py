@@ -79,44 +79,32 @@ def build_service(
             SensorSlot(s.name, s.shape, s.dtype, stale_ns=stale, lo=s.lo, hi=s.hi, frozen_frames=s.frozen_frames)
         )
     primary = next(s for s in cfg.sensors if s.primary)
-    all_sinks: list[DecisionSink] = list(sinks)
-    if cfg.zmq_endpoint:
-        all_sinks.append(ZmqDecisionSink(cfg.zmq_endpoint))
-    if cfg.log_every:
-        all_sinks.append(LogSink(cfg.log_every))
+    m = cfg.model
+    if not m.package.exists():
+        raise ConfigError(f"model.package: expected a model package or model file, got {m.package} (not found)")
     all_taps = list(taps)
     if cfg.telemetry is not None:
         all_taps.append(_telemetry_tap(cfg))
-    m = cfg.model
+    all_sinks: list[DecisionSink] = list(sinks)
+    if cfg.log_every:
+        all_sinks.append(LogSink(cfg.log_every))
+    if cfg.zmq_endpoint:
+        all_sinks.append(ZmqDecisionSink(cfg.zmq_endpoint))
     load_options: dict[str, Any] = {}
     if m.threads is not None:
         load_options["threads"] = m.threads
     if m.providers is not None:
         load_options["providers"] = list(m.providers)
-    loop = Loop(
-        m.package,
-        policy,
-        slots,
-        clock=clock or MonotonicClock(),
-        rate_hz=rate,
-        deadline_ms=cfg.loop.deadline_ms,
-        primary=primary.name,
-        frame_order=primary.channel_order,
-        preprocess=PreprocessSpec(
-            m.mean if m.mean is None or isinstance(m.mean, tuple) else (m.mean,),
-            m.std if m.std is None or isinstance(m.std, tuple) else (m.std,),
-            m.channel_order,
-            m.layout,
-        ),
-        fallback=FallbackConfig(cfg.hold_frames, cfg.recover_frames, cfg.safe_action, cfg.safe_command),
-        sync=SensorSync(cfg.sync_mode, None if cfg.max_skew_ms is None else int(cfg.max_skew_ms * 1e6)),
-        sinks=all_sinks,
-        taps=all_taps,
-        swap_failure_frames=cfg.swap_failure_frames,
-        swap_probation_frames=cfg.swap_probation_frames,
-        load_options=load_options,
-        name=m.package.stem,
-    )
+    try:
+        loop = _make_loop(
+            cfg, policy, slots, primary.name, primary.channel_order, clock, all_sinks, all_taps, load_options
+        )
+    except BaseException:
+        for sink in all_sinks:
+            sink.close()
+        for tap in all_taps[len(taps) :]:
+            tap.close()
+        raise
     service = Service(cfg, loop)
     try:
         if cfg.shadow is not None:
@@ -138,6 +126,43 @@ def build_service(
         service.close()
         raise
     return service
+
+
+def _make_loop(
+    cfg: DeviceConfig,
+    policy: Any,
+    slots: list[SensorSlot],
+    primary: str,
+    frame_order: str,
+    clock: Clock | None,
+    sinks: list[DecisionSink],
+    taps: list[Any],
+    load_options: dict[str, Any],
+) -> Loop:
+    m = cfg.model
+    return Loop(
+        m.package,
+        policy,
+        slots,
+        clock=clock or MonotonicClock(),
+        rate_hz=cfg.loop.rate_hz,
+        deadline_ms=cfg.loop.deadline_ms,
+        primary=primary,
+        frame_order=frame_order,
+        preprocess=PreprocessSpec(_tuple(m.mean), _tuple(m.std), m.channel_order, m.layout),
+        fallback=FallbackConfig(cfg.hold_frames, cfg.recover_frames, cfg.safe_action, cfg.safe_command),
+        sync=SensorSync(cfg.sync_mode, None if cfg.max_skew_ms is None else int(cfg.max_skew_ms * 1e6)),
+        sinks=sinks,
+        taps=taps,
+        swap_failure_frames=cfg.swap_failure_frames,
+        swap_probation_frames=cfg.swap_probation_frames,
+        load_options=load_options,
+        name=m.package.stem,
+    )
+
+
+def _tuple(v: Any) -> tuple[float, ...] | None:
+    return v if v is None or isinstance(v, tuple) else (v,)
 
 
 def run_service(config_path: str | Path) -> int:

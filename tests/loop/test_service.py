@@ -57,7 +57,8 @@ def device(tmp_path: Path, loop_models, zmq_ctx):
     camera, decisions = f"ipc://{tmp_path}/camera.ipc", f"ipc://{tmp_path}/decisions.ipc"
     actions = "[" + ", ".join(f'"a{i}"' for i in range(10)) + "]"
     cfg = tmp_path / "device.toml"
-    cfg.write_text(DEVICE_TOML.format(package=loop_models["v1_pkg"], camera=camera, decisions=decisions, actions=actions))
+    text = DEVICE_TOML.format(package=loop_models["v1_pkg"], camera=camera, decisions=decisions, actions=actions)
+    cfg.write_text(text)
     pub = zmq_ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     pub.bind(camera)

@@ -1,12 +1,13 @@
 """``device.toml`` → frozen dataclasses, validated; every error names the key, what was expected and what arrived.
 
-See README.md ("Loop") for a complete sample. Tables: ``[device]`` (``id``), ``[loop]`` (``rate_hz``,
-``deadline_ms``, ``cpus``, ``fifo_priority``), ``[model]`` (``package``, ``threads``, ``providers``, ``mean``, ``std``,
-``channel_order``, ``layout``), ``[sensors.<name>]`` (``source`` = "zmq" | "push", ``endpoint``, ``bind``, ``stamp``,
-``shape``, ``dtype``, ``channel_order``, ``stale_ms``, ``min``, ``max``, ``frozen_frames``, ``primary``), ``[sync]``
-(``mode``, ``max_skew_ms``), ``[policy]`` (``kind`` = "classification" | "regression" and their keys), ``[fallback]``,
-``[sinks]`` (``zmq_endpoint``, ``log_every``), ``[watchdog]`` (``timeout_ms``, ``endpoint``), ``[swap]``,
-``[shadow]`` and ``[telemetry]`` (opaque here: handed to ``edge.telemetry.tap_from_config``). Relative paths are
+See README.md ("Loop") for a complete sample. Tables: ``[device]`` (``id``); ``[loop]`` (``rate_hz``,
+``deadline_ms``, ``cpus``, ``fifo_priority``, and ``[loop.budgets_ms]`` with a budget per stage); ``[model]``
+(``package``, ``threads``, ``providers``, ``mean``, ``std``, ``channel_order``, ``layout``); ``[sensors.<name>]``
+(``source`` = "zmq" | "push", ``endpoint``, ``bind``, ``stamp``, ``shape``, ``dtype``, ``channel_order``,
+``stale_ms``, ``min``, ``max``, ``frozen_frames``, ``primary``); ``[sync]`` (``mode``, ``max_skew_ms``); ``[policy]``
+(``kind`` = "classification" | "regression" and their keys); ``[fallback]``; ``[sinks]`` (``zmq_endpoint``,
+``log_every``); ``[watchdog]`` (``timeout_ms``, ``endpoint``); ``[swap]``; ``[shadow]``; and ``[telemetry]`` (opaque
+here: handed to ``edge.telemetry.tap_from_config``). Relative paths are
 relative to the config file's folder.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from edge.loop.frame import STAGES
 
 __all__ = [
     "DeviceConfig",
@@ -120,6 +122,7 @@ class LoopConfig:
     deadline_ms: float | None
     cpus: tuple[int, ...] | None
     fifo_priority: int
+    budgets_ms: dict[str, float]  # per-stage budgets by STAGES name (ms); empty: none
 
 
 @dataclass(frozen=True)
@@ -259,10 +262,12 @@ def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
     )
     base = path.parent
     dev = top.sub("device", ("id",))
-    lp = top.sub("loop", ("rate_hz", "deadline_ms", "cpus", "fifo_priority"))
+    lp = top.sub("loop", ("rate_hz", "deadline_ms", "cpus", "fifo_priority", "budgets_ms"))
     cpus = lp.nums("cpus", None, ints=True, scalar=False)
+    bt = lp.sub("budgets_ms", STAGES)
+    budgets = {k: bt.num(k, gt=0) for k in bt.doc}
     loop = LoopConfig(
-        lp.num("rate_hz", gt=0), lp.num("deadline_ms", None, gt=0), cpus, lp.int("fifo_priority", 0, ge=0)
+        lp.num("rate_hz", gt=0), lp.num("deadline_ms", None, gt=0), cpus, lp.int("fifo_priority", 0, ge=0), budgets
     )
     if loop.fifo_priority > 99:
         raise ConfigError(f"loop.fifo_priority: expected an integer in [0, 99], got {loop.fifo_priority}")

@@ -14,12 +14,23 @@ Recovery: ``recover_frames`` consecutive good frames bring DEGRADED or SAFE_STOP
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edge.errors import ConfigError
+from edge.loop.decision import Decision
 from edge.loop.frame import DEADLINE_MISS, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, Health
 
-__all__ = ["FAULTS", "HOLD_LAST", "SAFE_STOP", "USE_MODEL", "FallbackConfig", "HealthMonitor", "reasons"]
+__all__ = [
+    "FAULTS",
+    "HOLD_LAST",
+    "SAFE_STOP",
+    "USE_MODEL",
+    "FallbackConfig",
+    "HealthMonitor",
+    "reasons",
+    "safe_decision",
+]
 
 FAULTS = DEADLINE_MISS | STALE_SENSOR | INVALID_SENSOR | MODEL_FAULT
 USE_MODEL, HOLD_LAST, SAFE_STOP = 0, 1, 2
@@ -88,3 +99,17 @@ class HealthMonitor:
             self.cause = 0
             return USE_MODEL
         return SAFE_STOP if self.state == Health.SAFE_STOP else USE_MODEL
+
+
+def safe_decision(config: FallbackConfig, actions: Sequence[str], command_size: int) -> Decision:
+    """The safe-stop decision: ``safe_action`` (one of the policy's ``actions``) and/or ``safe_command``."""
+    d = Decision(command_size)
+    if config.safe_action is not None:
+        if config.safe_action not in actions:
+            raise ConfigError(f"fallback.safe_action: expected one of {list(actions)}, got {config.safe_action!r}")
+        d.action, d.label = list(actions).index(config.safe_action), config.safe_action
+    if config.safe_command:
+        if len(config.safe_command) != command_size:
+            raise ConfigError(f"fallback.safe_command: expected {command_size} values, got {list(config.safe_command)}")
+        d.command[:] = config.safe_command
+    return d

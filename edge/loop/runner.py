@@ -22,11 +22,19 @@ from typing import Any
 from edge.errors import ConfigError
 from edge.loop.clock import Clock, MonotonicClock
 from edge.loop.decision import Decision
-from edge.loop.frame import DEADLINE_MISS, FALLBACK, HEALTH_NAMES, MODEL_FAULT, STALE_SENSOR, FrameContext, FrameTap
-from edge.loop.health import HOLD_LAST, SAFE_STOP, FallbackConfig, HealthMonitor, reasons
+from edge.loop.frame import (
+    DEADLINE_MISS,
+    FALLBACK,
+    HEALTH_NAMES,
+    MODEL_FAULT,
+    STALE_SENSOR,
+    FrameContext,
+    FrameTap,
+)
+from edge.loop.health import HOLD_LAST, SAFE_STOP, FallbackConfig, HealthMonitor, reasons, safe_decision
 from edge.loop.pipeline import ModelStage, PreprocessSpec, build_stage
 from edge.loop.policy import Policy
-from edge.loop.scheduler import Schedule
+from edge.loop.scheduler import Schedule, StageBudgets
 from edge.loop.sensors import SensorSlot, SensorSync
 from edge.loop.shadow import ShadowRunner
 from edge.loop.sinks import DecisionSink
@@ -47,6 +55,9 @@ class Loop:
     * ``sensors``: the slots; ``primary`` names the camera (uint8 ``(H, W, C)``) fed to the model (default: first).
     * ``clock``, ``rate_hz``, ``deadline_ms`` (default one period): the schedule; ``start_ns``: the first tick.
     * ``fallback``: hold-last / safe-stop rule; ``swap_failure_frames``/``swap_probation_frames``: rollback rule.
+    * ``stage_budgets_us``: optional per-stage budgets (µs) by :data:`~edge.loop.frame.STAGES` name; a stage over its
+      budget is counted in :attr:`budget_overruns` and flagged ``DEADLINE_MISS`` in the record, but only the frame
+      deadline (``deadline_ms``) makes the decision a fallback.
     """
 
     def __init__(
@@ -69,6 +80,7 @@ class Loop:
         swap_failure_frames: int = 3,
         swap_probation_frames: int = 30,
         load_options: dict[str, Any] | None = None,
+        stage_budgets_us: dict[str, float] | None = None,
         name: str = "model",
     ) -> None:
         if not sensors:
@@ -96,16 +108,19 @@ class Loop:
         self.swap_failure_frames, self.swap_probation_frames = swap_failure_frames, swap_probation_frames
         self.stage = self._build(model)
         self.ctx = FrameContext(channels=len(self.stage.channel_map))
+        self.budgets = StageBudgets(stage_budgets_us, self.ctx.stage_us) if stage_budgets_us else None
         self.primary.use_signature(self.ctx.stats.shape)
         n = policy.command_size
         self.decision = Decision(n, stage_us=self.ctx.stage_us)
         self.last_good = Decision(n)
-        self.safe = self._safe_decision(n)
+        self.safe = safe_decision(self.fallback, getattr(policy, "actions", ()), n)
         self.health = HealthMonitor(self.fallback)
         self._have_good = False
         self.frames_done = 0  # completed frames (the watchdog watches this)
         self.model_errors = 0
         self.sink_errors = 0
+        self.tap_errors = 0
+        self._t_pre = 0
         self.running = False
         self._stop = False
         self._bound = False
@@ -127,20 +142,6 @@ class Loop:
 
             model = load_model(model, **self.load_options)
         return build_stage(model, self.policy, self.primary.shape, self.frame_order, self.preprocess_spec, self.name)
-
-    def _safe_decision(self, n: int) -> Decision:
-        d = Decision(n)
-        fb = self.fallback
-        actions = getattr(self.policy, "actions", ())
-        if fb.safe_action is not None:
-            if fb.safe_action not in actions:
-                raise ConfigError(f"fallback.safe_action: expected one of {list(actions)}, got {fb.safe_action!r}")
-            d.action, d.label = actions.index(fb.safe_action), fb.safe_action
-        if fb.safe_command:
-            if len(fb.safe_command) != n:
-                raise ConfigError(f"fallback.safe_command: expected {n} values, got {list(fb.safe_command)}")
-            d.command[:] = fb.safe_command
-        return d
 
     def slot(self, name: str) -> SensorSlot:
         """The sensor slot ``name`` (for :meth:`SensorSlot.push`)."""
@@ -275,90 +276,28 @@ class Loop:
             tap.bind(self.ctx, self.stage.model)
 
     def _frame(self, tick: int) -> int:
-        clock, ctx, st, d = self.clock, self.ctx, self.ctx.stage_us, self.decision
+        """One frame at ``tick``; returns its end time (clock ns). Allocation-free in steady state."""
         handoff = self._swap_handoff
         if handoff is not None:
             self._take_swap(handoff)
         if self.watchdog is not None and self.watchdog.trips != self._watchdog_seen:
             self._watchdog_seen = self.watchdog.trips
             self._event("watchdog", {"trips": self._watchdog_seen})
-        stage = self.stage
-        primary = self.primary
-        st.fill(0.0)
-        flags = 0
-        frame = primary.latest()
-        for other in self.others:
-            other.latest()
-        t1 = clock.now_ns()
-        st[0] = (t1 - tick) * _US
-        if frame is not None:
-            stage.preprocess(frame, ctx.stats)
-        t2 = clock.now_ns()
-        st[1] = (t2 - t1) * _US
-        flags |= primary.assess(frame, tick, ctx.stats)
-        for other in self.others:
-            flags |= other.assess(other.value, tick)
-        if frame is not None and self.sync.skewed(primary.capture_ns, self.others):
-            flags |= STALE_SENSOR
-        ran = False
-        if not flags:
-            ran = True
-            ok = False
-            try:
-                stage.infer()
-                t3 = clock.now_ns()
-                st[2] = (t3 - t2) * _US
-                shadow = self.shadow
-                if shadow is not None and ctx.seq % shadow.every == 0:
-                    shadow.offer(frame, stage.input, stage.outputs[0])
-                ok = stage.postprocess()
-                t4 = clock.now_ns()
-                st[3] = (t4 - t3) * _US
-                if ok:
-                    ok = stage.decide(d)
-                st[4] = (clock.now_ns() - t4) * _US
-            except Exception as exc:
-                self.model_errors += 1
-                if self.model_errors == 1 or self.model_errors % 1000 == 0:
-                    log.warning("model %s failed (%d so far): %s", stage.version, self.model_errors, exc)
-            if not ok:
-                flags |= MODEL_FAULT
-        if clock.now_ns() - tick > self.schedule.deadline_ns:
+        ctx, d = self.ctx, self.decision
+        ctx.stage_us.fill(0.0)
+        frame = self.primary.latest()
+        flags = self._sense(tick, frame)
+        ran = not flags
+        if ran:
+            flags |= self._infer(frame, d)
+        if self.clock.now_ns() - tick > self.schedule.deadline_ns:
             flags |= DEADLINE_MISS
             ctx.deadline_misses += 1
-        if not flags:
-            self.last_good.copy_from(d)
-            self._have_good = True
         before = self.health.state
-        mode = self.health.update(flags, self._have_good)
-        if mode == HOLD_LAST:
-            d.copy_from(self.last_good)
-            flags |= FALLBACK
-        elif mode == SAFE_STOP:
-            d.copy_from(self.safe)
-            flags |= FALLBACK
-        if flags & FALLBACK:
-            ctx.fallbacks += 1
-        d.seq, d.tick_ns, d.flags, d.health, d.fallback = (
-            ctx.seq,
-            tick,
-            flags,
-            self.health.state,
-            bool(flags & FALLBACK),
-        )
-        for sink in self.sinks:
-            try:
-                sink.deliver(d)
-            except Exception:
-                self.sink_errors += 1
-                if self.sink_errors == 1:
-                    log.exception("sink %r failed", sink)
-        end = clock.now_ns()
-        st[5] = (end - tick) * _US
-        ctx.tick_ns, ctx.capture_ns, ctx.frame = tick, primary.capture_ns, frame
-        ctx.flags, ctx.health, ctx.confidence, ctx.decision = flags, d.health, d.confidence, d
-        for tap in self.taps:
-            tap.on_frame(ctx)
+        flags = self._fall_back(flags)
+        if self.budgets is not None:
+            flags |= self.budgets.check_stages()
+        end = self._deliver(tick, frame, flags)
         if before != self.health.state:
             self._event(
                 "health",
@@ -368,6 +307,91 @@ class Loop:
             self._probation_frame(bool(flags & MODEL_FAULT))
         ctx.seq += 1
         self.frames_done += 1
+        return end
+
+    def _sense(self, tick: int, frame: Any) -> int:
+        """Read the other sensors, preprocess the camera frame into the model input, check every sensor."""
+        clock, ctx, st, primary = self.clock, self.ctx, self.ctx.stage_us, self.primary
+        for other in self.others:
+            other.latest()
+        t1 = clock.now_ns()
+        st[0] = (t1 - tick) * _US
+        if frame is not None:
+            self.stage.preprocess(frame, ctx.stats)
+        self._t_pre = t2 = clock.now_ns()
+        st[1] = (t2 - t1) * _US
+        flags = primary.assess(frame, tick, ctx.stats)
+        for other in self.others:
+            flags |= other.assess(other.value, tick)
+        if frame is not None and self.sync.skewed(primary.capture_ns, self.others):
+            flags |= STALE_SENSOR
+        return flags
+
+    def _infer(self, frame: Any, d: Decision) -> int:
+        """Model, shadow hand-off, postprocess, policy; MODEL_FAULT when any of them fails or is invalid."""
+        clock, st, stage = self.clock, self.ctx.stage_us, self.stage
+        ok = False
+        try:
+            stage.infer()
+            t3 = clock.now_ns()
+            st[2] = (t3 - self._t_pre) * _US
+            shadow = self.shadow
+            if shadow is not None and self.ctx.seq % shadow.every == 0:
+                shadow.offer(frame, stage.input, stage.outputs[0])
+            ok = stage.postprocess()
+            t4 = clock.now_ns()
+            st[3] = (t4 - t3) * _US
+            if ok:
+                ok = stage.decide(d)
+            st[4] = (clock.now_ns() - t4) * _US
+        except Exception as exc:
+            self.model_errors += 1
+            if self.model_errors == 1 or self.model_errors % 1000 == 0:
+                log.warning("model %s failed (%d so far): %s", stage.version, self.model_errors, exc)
+        return 0 if ok else MODEL_FAULT
+
+    def _fall_back(self, flags: int) -> int:
+        """Health update; replace the decision by the held or safe one when the frame is faulty."""
+        d = self.decision
+        if not flags:
+            self.last_good.copy_from(d)
+            self._have_good = True
+        mode = self.health.update(flags, self._have_good)
+        if mode == HOLD_LAST:
+            d.copy_from(self.last_good)
+            flags |= FALLBACK
+        elif mode == SAFE_STOP:
+            d.copy_from(self.safe)
+            flags |= FALLBACK
+        if flags & FALLBACK:
+            self.ctx.fallbacks += 1
+        return flags
+
+    def _deliver(self, tick: int, frame: Any, flags: int) -> int:
+        """Stamp the decision, deliver it to the sinks, fill the frame record, call the taps; returns the end."""
+        ctx, d, clock = self.ctx, self.decision, self.clock
+        d.seq, d.tick_ns, d.flags, d.health = ctx.seq, tick, flags, self.health.state
+        d.fallback = bool(flags & FALLBACK)
+        for sink in self.sinks:
+            try:
+                sink.deliver(d)
+            except Exception:
+                self.sink_errors += 1
+                if self.sink_errors == 1:
+                    log.exception("sink %r failed", sink)
+        end = clock.now_ns()
+        ctx.stage_us[5] = (end - tick) * _US
+        if self.budgets is not None:
+            flags |= self.budgets.check_total()  # the record's flags only: the decision is already out
+        ctx.tick_ns, ctx.capture_ns, ctx.frame = tick, self.primary.capture_ns, frame
+        ctx.flags, ctx.health, ctx.confidence, ctx.decision = flags, d.health, d.confidence, d
+        for tap in self.taps:
+            try:
+                tap.on_frame(ctx)
+            except Exception:
+                self.tap_errors += 1
+                if self.tap_errors == 1:
+                    log.exception("tap %r failed", tap)
         return end
 
     # ------------------------------------------------------------------------------------------------- stopping
@@ -396,13 +420,3 @@ class Loop:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def attach_watchdog(loop: Loop, timeout_ms: float, sinks: Sequence[DecisionSink]) -> Any:
-    """Start a :class:`~edge.loop.watchdog.Watchdog` on ``loop`` (armed while :meth:`Loop.run` runs)."""
-    from edge.loop.watchdog import Watchdog
-
-    loop.watchdog = Watchdog(
-        int(timeout_ms * 1e6), lambda: loop.frames_done, lambda: loop.running, loop.safe, sinks
-    ).start()
-    return loop.watchdog

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from edge.errors import ConfigError
 from edge.loop.clock import Clock
+from edge.loop.frame import DEADLINE_MISS, STAGES
 
-__all__ = ["Schedule", "apply_realtime"]
+__all__ = ["Schedule", "StageBudgets", "apply_realtime"]
 
 log = logging.getLogger("edge.loop")
 
@@ -62,6 +65,46 @@ class Schedule:
         self.next_ns = nxt + skipped * self.period_ns
         self.overruns += skipped
         return skipped
+
+
+class StageBudgets:
+    """Per-stage time budgets (µs, by :data:`~edge.loop.frame.STAGES` name) over a frame's ``stage_us`` array.
+
+    :meth:`check_stages` (before the decision is delivered) and :meth:`check_total` (after, when "total" is known)
+    count the stages over budget in :attr:`overruns` (int64, ``STAGES`` order) and return ``DEADLINE_MISS`` when
+    any is, else 0. Allocation-free.
+    """
+
+    def __init__(self, budgets_us: Mapping[str, float], stage_us: np.ndarray) -> None:
+        self.budgets_us = np.full(len(STAGES), np.inf)
+        for name, budget in budgets_us.items():
+            if name not in STAGES:
+                raise ConfigError(f"loop.budgets_ms.{name}: expected a stage in {list(STAGES)}, got {name!r}")
+            if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
+                raise ConfigError(f"loop.budgets_ms.{name}: expected a number > 0, got {budget!r}")
+            self.budgets_us[STAGES.index(name)] = budget
+        self.overruns = np.zeros(len(STAGES), np.int64)
+        over = np.zeros(len(STAGES), np.bool_)
+        n = len(STAGES) - 1  # "total" is last
+        self._parts = (stage_us[:n], self.budgets_us[:n], over[:n], self.overruns[:n])
+        self._total = (stage_us[n:], self.budgets_us[n:], over[n:], self.overruns[n:])
+
+    @staticmethod
+    def _check(part: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> int:
+        stage_us, budget, over, count = part
+        np.greater(stage_us, budget, out=over)
+        if not over.any():
+            return 0
+        np.add(count, over, out=count, casting="unsafe")
+        return DEADLINE_MISS
+
+    def check_stages(self) -> int:
+        """Book every stage but "total"."""
+        return self._check(self._parts)
+
+    def check_total(self) -> int:
+        """Book "total" (tick → decision delivered)."""
+        return self._check(self._total)
 
 
 def apply_realtime(cpus: Sequence[int] | None = None, fifo_priority: int = 0) -> list[str]:

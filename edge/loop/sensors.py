@@ -89,6 +89,8 @@ class SensorSlot:
     def push(self, value: np.ndarray, capture_ns: int) -> None:
         """Copy ``value`` (this slot's shape; any dtype castable without loss) in as the latest value, captured at
         ``capture_ns`` (clock ns). Allocates nothing; never waits for the loop. The caller keeps ``value``."""
+        if not isinstance(value, np.ndarray):
+            raise ShapeError(f"sensor {self.name}: expected a numpy array, got {type(value).__name__}")
         if value.shape != self.shape:
             raise ShapeError(f"sensor {self.name}: expected shape {self.shape}, got {value.shape}")
         with self._writer:

@@ -24,10 +24,11 @@ from edge.loop.config import DeviceConfig, load_config
 from edge.loop.health import FallbackConfig
 from edge.loop.pipeline import PreprocessSpec
 from edge.loop.policy import ClassificationPolicy, RegressionPolicy
-from edge.loop.runner import Loop, attach_watchdog
+from edge.loop.runner import Loop
 from edge.loop.scheduler import apply_realtime
 from edge.loop.sensors import SensorSlot, SensorSync
 from edge.loop.sinks import DecisionSink, LogSink, ZmqDecisionSink
+from edge.loop.watchdog import attach_watchdog
 from edge.loop.zmq_source import ZmqSensorSource
 
 __all__ = ["Service", "build_service", "run_service", "systemd_unit"]
@@ -157,6 +158,7 @@ def _make_loop(
         swap_failure_frames=cfg.swap_failure_frames,
         swap_probation_frames=cfg.swap_probation_frames,
         load_options=load_options,
+        stage_budgets_us={k: v * 1e3 for k, v in cfg.loop.budgets_ms.items()},
         name=m.package.stem,
     )
 

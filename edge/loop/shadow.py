@@ -101,7 +101,9 @@ class ShadowRunner:
 
     def _work(self) -> None:
         while True:
-            self._go.acquire()
+            while not self._go.acquire(timeout=0.05):  # wake-ups from offer(); stop is polled
+                if self._stop:
+                    return
             if self._stop:
                 return
             try:
@@ -126,9 +128,4 @@ class ShadowRunner:
     def close(self, timeout: float = 5.0) -> None:
         """Stop the worker (waits up to ``timeout`` s for a running candidate inference)."""
         self._stop = True
-        if not self._idle:
-            self._thread.join(timeout)
-        else:
-            self._idle = False
-            self._go.release()
-            self._thread.join(timeout)
+        self._thread.join(timeout)

@@ -10,13 +10,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from edge.errors import ConfigError
 from edge.loop.decision import Decision
 from edge.loop.frame import FALLBACK, Health
 from edge.loop.sinks import DecisionSink
 
-__all__ = ["Watchdog"]
+__all__ = ["Watchdog", "attach_watchdog"]
 
 log = logging.getLogger("edge.loop")
 
@@ -80,3 +81,12 @@ class Watchdog:
             self._thread.join(timeout)
         for sink in self.sinks:
             sink.close()
+
+
+def attach_watchdog(loop: Any, timeout_ms: float, sinks: Sequence[DecisionSink]) -> Watchdog:
+    """Start a :class:`Watchdog` on an :class:`~edge.loop.runner.Loop` (armed while its ``run`` runs), delivering
+    the loop's safe-stop decision to ``sinks``; the loop closes it."""
+    loop.watchdog = Watchdog(
+        int(timeout_ms * 1e6), lambda: loop.frames_done, lambda: loop.running, loop.safe, sinks
+    ).start()
+    return loop.watchdog

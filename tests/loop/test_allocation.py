@@ -99,6 +99,7 @@ def test_classification_frames_allocate_nothing(loop_models, frames) -> None:
         fallback=FallbackConfig(safe_action="a0"),
         sinks=[CallableSink(counter.deliver)],
         taps=[counter],
+        stage_budgets_us={"preprocess": 5_000.0, "infer": 8_000.0, "total": 9_000.0},
     )
     speed = loop.slot("speed")
     speed_value = np.array([3.0, 0.5], np.float32)

@@ -20,6 +20,9 @@ rate_hz = 50
 deadline_ms = 15
 cpus = [0]
 
+[loop.budgets_ms]
+infer = 8
+
 [model]
 package = "models/cnn.tgz"
 threads = 1
@@ -70,7 +73,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, SAMPLE))
     assert cfg.device_id == "robot-7" and cfg.loop.rate_hz == 50 and cfg.loop.deadline_ms == 15
-    assert cfg.loop.cpus == (0,) and cfg.loop.fifo_priority == 0
+    assert cfg.loop.cpus == (0,) and cfg.loop.fifo_priority == 0 and cfg.loop.budgets_ms == {"infer": 8}
     assert cfg.model.package == tmp_path / "models" / "cnn.tgz" and cfg.model.threads == 1
     cam, speed = cfg.sensors
     assert (cam.name, cam.source, cam.shape, cam.channel_order, cam.stale_ms, cam.primary) == (
@@ -101,6 +104,8 @@ def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
         ("max_skew_ms = 20", "", "sync.max_skew_ms: required, but missing"),
         ("cpus = [0]", "cpus = [true]", "loop.cpus: expected a non-empty list of integers, got [True]"),
         ("[watchdog]", "[watchdog]\nendpoint = 5", "watchdog.endpoint: expected a string, got 5"),
+        ("infer = 8", "infer = 0", "loop.budgets_ms.infer: expected a number > 0, got 0"),
+        ("infer = 8", "render = 8", "loop.budgets_ms: unknown key(s) ['render']"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -8,10 +8,12 @@ import pytest
 from conftest import PERIOD_NS
 from loop_helpers import FailingModel, SlowModel
 
+from edge.errors import ConfigError
 from edge.loop.clock import LockstepClock
 from edge.loop.frame import DEADLINE_MISS, FALLBACK, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, Health
 from edge.loop.health import FallbackConfig
-from edge.loop.policy import RegressionPolicy
+from edge.loop.policy import ClassificationPolicy, RegressionPolicy
+from edge.loop.runner import Loop
 from edge.loop.sensors import SensorSlot, SensorSync
 from edge.models import load_model
 
@@ -126,3 +128,27 @@ def test_regression_policy_clamps_and_rate_limits(harness, loop_models) -> None:
     steps = [h.push_step(frame).command.tolist() for _ in range(4)]
     # per frame at most 0.5 and 1.0; then clamped to [-1, 1.5] and [0, 0.5]
     assert steps == [[0.5, 0.5], [1.0, 0.5], [1.5, 0.5], [1.5, 0.5]]
+
+
+def test_stage_budgets_are_counted_and_flagged_without_a_fallback(harness, v1_model, frames) -> None:
+    clock = LockstepClock()
+    slow = SlowModel(v1_model, clock, 2_000_000)
+    h = harness(slow, clock=clock, stage_budgets_us={"infer": 3_000.0, "total": 8_000.0})
+    assert not h.push_step(frames[0]).flags
+    slow.cost_ns = 4_000_000  # infer over its 3 ms budget, the frame well within its 10 ms deadline
+    d = h.push_step(frames[1])
+    assert d.flags == DEADLINE_MISS and not d.fallback and d.health == Health.OK
+    assert h.loop.budgets.overruns.tolist() == [0, 0, 1, 0, 0, 0] and h.loop.ctx.deadline_misses == 0
+    slow.cost_ns = 9_000_000  # infer and total over budget
+    h.push_step(frames[2])
+    assert h.loop.budgets.overruns.tolist() == [0, 0, 2, 0, 0, 1]
+
+
+def test_unknown_stage_budget_is_refused(v1_model) -> None:
+    with pytest.raises(ConfigError, match=r"loop\.budgets_ms\.render: expected a stage in"):
+        Loop(
+            v1_model,
+            ClassificationPolicy([f"a{i}" for i in range(10)]),
+            [SensorSlot("camera", (48, 64, 3))],
+            stage_budgets_us={"render": 1.0},
+        )

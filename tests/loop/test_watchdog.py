@@ -9,9 +9,9 @@ from loop_helpers import BlockingModel
 
 from edge.loop.clock import MonotonicClock
 from edge.loop.frame import FALLBACK, Health
-from edge.loop.runner import attach_watchdog
 from edge.loop.sensors import SensorSlot
 from edge.loop.sinks import CallableSink
+from edge.loop.watchdog import attach_watchdog
 from edge.models import load_model
 
 

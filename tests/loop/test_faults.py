@@ -28,7 +28,7 @@ def _good_then(h, frames, n_good: int = 3):
 def test_stale_sensor_falls_back_in_the_frame_it_goes_stale(harness, v1_model, frames) -> None:
     h = harness(v1_model, stale_ns=25_000_000)
     last = _good_then(h, frames)
-    # no new capture: the 20 ms old frame is still fresh at 30 and 40 ms (<= 25 ms? 30 - 20 = 10, 40 - 20 = 20)
+    # no new capture after the one at 20 ms: 10 and 20 ms old at the 30 and 40 ms ticks, within 25 ms
     h.loop.step()
     h.loop.step()
     assert [d["fallback"] for d in h.decisions[-2:]] == [False, False]

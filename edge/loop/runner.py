@@ -53,7 +53,8 @@ class Loop:
     * ``policy``: a :class:`~edge.loop.policy.ClassificationPolicy`, :class:`~edge.loop.policy.RegressionPolicy`
       or :class:`~edge.loop.policy.CallablePolicy`.
     * ``sensors``: the slots; ``primary`` names the camera (uint8 ``(H, W, C)``) fed to the model (default: first).
-    * ``clock``, ``rate_hz``, ``deadline_ms`` (default one period): the schedule; ``start_ns``: the first tick.
+    * ``clock``, ``rate_hz``, ``deadline_ms`` (default one period): the schedule; ``start_ns``: the first tick
+      (default: the clock's time at the first frame).
     * ``fallback``: hold-last / safe-stop rule; ``swap_failure_frames``/``swap_probation_frames``: rollback rule.
     * ``stage_budgets_us``: optional per-stage budgets (µs) by :data:`~edge.loop.frame.STAGES` name; a stage over its
       budget is counted in :attr:`budget_overruns` and flagged ``DEADLINE_MISS`` in the record, but only the frame
@@ -133,6 +134,7 @@ class Loop:
         self.watchdog: Any = None
         self._watchdog_seen = 0
         self._closed = False
+        self._anchor = start_ns is None  # the first tick is "now" at the first frame, not at construction
         self._set_stage(self.stage)
 
     # ------------------------------------------------------------------------------------------------- building
@@ -245,6 +247,8 @@ class Loop:
         """Run the frame of the next tick (sleeping on the clock until it) and return the decision."""
         if not self._bound:
             self._bind_taps()
+            if self._anchor:  # loading models and starting receivers is not the loop's first overrun
+                self.schedule.next_ns = self.clock.now_ns()
         tick = self.schedule.wait()
         end = self._frame(tick)
         self.schedule.finish(end)

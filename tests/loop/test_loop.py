@@ -111,3 +111,15 @@ def test_push_copies_and_a_held_view_never_changes(rng) -> None:
         slot.push(np.zeros((4, 3, 3), np.uint8), 8)
     with pytest.raises(ShapeError, match="expected uint8 values, got float64"):
         slot.push(np.zeros((4, 4, 3)), 8)
+
+
+def test_schedule_starts_at_the_first_frame_not_at_construction(v1_model, frames) -> None:
+    clock = LockstepClock()
+    camera = SensorSlot("camera", (48, 64, 3))
+    loop = Loop(v1_model, ClassificationPolicy(ACTIONS), [camera], clock=clock, rate_hz=100)
+    clock.advance(1_000_000_000)  # a second of set-up (receivers, shadow, ...) after the loop was built
+    camera.push(frames[0], clock.now_ns())
+    d = loop.step()
+    assert d.tick_ns == 1_000_000_000 and not d.flags and loop.overruns == 0
+    assert loop.step().tick_ns == 1_010_000_000
+    loop.close()

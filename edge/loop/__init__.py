@@ -1,8 +1,37 @@
-"""The sensor-to-decision loop (scheduler, sensors, pipeline, fallback, hot-swap, shadow) and its contracts."""
+"""The sensor-to-decision loop (scheduler, sensors, pipeline, fallback, hot-swap, shadow) and its contracts.
+
+The contracts (clock, frame record) import eagerly; the loop's own classes load on first use, so a telemetry tap
+importing ``edge.loop.frame`` pulls in nothing else.
+"""
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from edge.loop.clock import Clock, LockstepClock, MonotonicClock
 from edge.loop.frame import FrameContext, FrameTap, Health
 
-__all__ = ["Clock", "FrameContext", "FrameTap", "Health", "LockstepClock", "MonotonicClock"]
+_LAZY = {
+    "Loop": "edge.loop.runner",
+    "Decision": "edge.loop.decision",
+    "SensorSlot": "edge.loop.sensors",
+    "SensorSync": "edge.loop.sensors",
+    "ClassificationPolicy": "edge.loop.policy",
+    "RegressionPolicy": "edge.loop.policy",
+    "CallablePolicy": "edge.loop.policy",
+    "FallbackConfig": "edge.loop.health",
+    "CallableSink": "edge.loop.sinks",
+    "ZmqDecisionSink": "edge.loop.sinks",
+    "LogSink": "edge.loop.sinks",
+    "ZmqSensorSource": "edge.loop.zmq_source",
+    "PreprocessSpec": "edge.loop.pipeline",
+}
+
+__all__ = ["Clock", "FrameContext", "FrameTap", "Health", "LockstepClock", "MonotonicClock", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edge.loop' has no attribute {name!r}")

@@ -1,0 +1,80 @@
+"""The decision the loop delivers every frame: one preallocated object, rewritten in place.
+
+Sinks and :meth:`edge.loop.runner.Loop.step` callers receive the same :class:`Decision` object every frame; copy
+what you keep past the call (:meth:`Decision.snapshot` makes a plain dict).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge.loop.frame import HEALTH_NAMES, STAGES
+
+__all__ = ["Decision"]
+
+
+class Decision:
+    """One frame's decision, owned by the loop.
+
+    * ``seq``: frame number; ``tick_ns``: the scheduled tick (clock ns).
+    * ``action``: class → action index (classification policies; -1 when none); ``label``: its name ("" when none).
+    * ``command``: float64 ``(n,)`` command vector (regression policies; empty otherwise).
+    * ``confidence``: in [0, 1] (NaN when the policy has none).
+    * ``health``: :class:`edge.loop.frame.Health` value; ``flags``: the frame flag bits; ``fallback``: True when
+      this is a hold-last or safe-stop decision rather than the model's.
+    * ``stage_us``: float64 ``(len(STAGES),)`` per-stage timings (µs; the loop's clock), shared with the frame record.
+    * ``source``: ``"loop"`` or ``"watchdog"`` (the watchdog's safe stop goes through its own path).
+    """
+
+    __slots__ = (
+        "action",
+        "command",
+        "confidence",
+        "fallback",
+        "flags",
+        "health",
+        "label",
+        "seq",
+        "source",
+        "stage_us",
+        "tick_ns",
+    )
+
+    def __init__(self, command_size: int = 0, stage_us: np.ndarray | None = None, source: str = "loop") -> None:
+        self.seq = 0
+        self.tick_ns = 0
+        self.action = -1
+        self.label = ""
+        self.command = np.zeros(command_size, np.float64)
+        self.confidence = float("nan")
+        self.health = 0
+        self.flags = 0
+        self.fallback = False
+        self.stage_us = np.zeros(len(STAGES), np.float64) if stage_us is None else stage_us
+        self.source = source
+
+    def copy_from(self, other: Decision) -> None:
+        """Take ``other``'s action, label, command and confidence (allocation-free; same command size)."""
+        self.action = other.action
+        self.label = other.label
+        self.confidence = other.confidence
+        if self.command.shape == other.command.shape:
+            np.copyto(self.command, other.command)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain-type copy (allocates: for sinks and tests, not the hot path)."""
+        return {
+            "seq": self.seq,
+            "tick_ns": self.tick_ns,
+            "action": self.action,
+            "label": self.label,
+            "command": self.command.tolist(),
+            "confidence": self.confidence,
+            "health": HEALTH_NAMES[self.health],
+            "flags": self.flags,
+            "fallback": self.fallback,
+            "stage_us": dict(zip(STAGES, self.stage_us.tolist(), strict=True)),
+            "source": self.source,
+        }

@@ -1,0 +1,229 @@
+"""The on-device service behind ``edge run device.toml``: build a loop from a config, run it until SIGTERM/SIGINT,
+stop gracefully; and the systemd unit behind ``edge service unit``.
+
+The loop runs on the main thread (so signals interrupt its sleep at once); sensor receivers, the watchdog, a swap
+and a shadow model run in their own threads. On SIGTERM/SIGINT the current frame finishes, then everything is
+closed in order (sources, loop helpers, taps, sinks) and ``edge run: stopped cleanly ...`` is printed; exit status 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError
+from edge.loop.clock import Clock, MonotonicClock
+from edge.loop.config import DeviceConfig, load_config
+from edge.loop.health import FallbackConfig
+from edge.loop.pipeline import PreprocessSpec
+from edge.loop.policy import ClassificationPolicy, RegressionPolicy
+from edge.loop.runner import Loop
+from edge.loop.scheduler import apply_realtime
+from edge.loop.sensors import SensorSlot, SensorSync
+from edge.loop.sinks import DecisionSink, LogSink, ZmqDecisionSink
+from edge.loop.watchdog import attach_watchdog
+from edge.loop.zmq_source import ZmqSensorSource
+
+__all__ = ["Service", "build_service", "run_service", "systemd_unit"]
+
+log = logging.getLogger("edge.loop")
+
+
+@dataclass
+class Service:
+    """A loop built from a config and the resources around it (receivers), closed together by :meth:`close`."""
+
+    config: DeviceConfig
+    loop: Loop
+    sources: list[ZmqSensorSource] = field(default_factory=list)
+
+    def close(self) -> None:
+        for src in self.sources:
+            src.close()
+        self.loop.close()
+
+
+def _telemetry_tap(cfg: DeviceConfig) -> Any:
+    try:
+        from edge.telemetry import tap_from_config  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ConfigError(
+            f"telemetry: edge.telemetry is not available ({exc}); remove the [telemetry] table or install it"
+        ) from exc
+    return tap_from_config(cfg.telemetry, device_id=cfg.device_id, base_dir=cfg.base_dir)
+
+
+def build_service(
+    cfg: DeviceConfig, *, clock: Clock | None = None, sinks: Sequence[DecisionSink] = (), taps: Sequence[Any] = ()
+) -> Service:
+    """Build (but do not start running) the loop described by ``cfg``; start its ZeroMQ receivers."""
+    p = cfg.policy
+    rate = cfg.loop.rate_hz
+    policy: Any
+    if p.kind == "classification":
+        policy = ClassificationPolicy(
+            p.actions, min_confidence=p.min_confidence, low_confidence_action=p.low_confidence_action
+        )
+    else:
+        policy = RegressionPolicy(p.size, lo=p.lo, hi=p.hi, max_rate=p.max_rate, rate_hz=rate)
+    slots = []
+    for s in cfg.sensors:
+        stale = None if s.stale_ms is None else int(s.stale_ms * 1e6)
+        slots.append(
+            SensorSlot(s.name, s.shape, s.dtype, stale_ns=stale, lo=s.lo, hi=s.hi, frozen_frames=s.frozen_frames)
+        )
+    primary = next(s for s in cfg.sensors if s.primary)
+    m = cfg.model
+    if not m.package.exists():
+        raise ConfigError(f"model.package: expected a model package or model file, got {m.package} (not found)")
+    all_taps = list(taps)
+    if cfg.telemetry is not None:
+        all_taps.append(_telemetry_tap(cfg))
+    all_sinks: list[DecisionSink] = list(sinks)
+    if cfg.log_every:
+        all_sinks.append(LogSink(cfg.log_every))
+    if cfg.zmq_endpoint:
+        all_sinks.append(ZmqDecisionSink(cfg.zmq_endpoint))
+    load_options: dict[str, Any] = {}
+    if m.threads is not None:
+        load_options["threads"] = m.threads
+    if m.providers is not None:
+        load_options["providers"] = list(m.providers)
+    try:
+        loop = _make_loop(
+            cfg, policy, slots, primary.name, primary.channel_order, clock, all_sinks, all_taps, load_options
+        )
+    except BaseException:
+        for sink in all_sinks:
+            sink.close()
+        for tap in all_taps[len(taps) :]:
+            tap.close()
+        raise
+    service = Service(cfg, loop)
+    try:
+        if cfg.shadow is not None:
+            loop.start_shadow(
+                cfg.shadow.package, every=cfg.shadow.every, mode=cfg.shadow.mode, tolerance=cfg.shadow.tolerance
+            )
+        if cfg.watchdog_ms is not None:
+            wd_sinks: list[DecisionSink] = [LogSink()]
+            if cfg.watchdog_endpoint:
+                wd_sinks.append(ZmqDecisionSink(cfg.watchdog_endpoint))
+            attach_watchdog(loop, cfg.watchdog_ms, wd_sinks)
+        by_endpoint: dict[tuple[str, bool, str], dict[str, SensorSlot]] = {}
+        for s in cfg.sensors:
+            if s.source == "zmq":
+                by_endpoint.setdefault((s.endpoint or "", s.bind, s.stamp), {})[s.name] = loop.slot(s.name)
+        for (endpoint, bind, stamp), group in by_endpoint.items():
+            service.sources.append(ZmqSensorSource(endpoint, group, bind=bind, stamp=stamp).start())
+    except BaseException:
+        service.close()
+        raise
+    return service
+
+
+def _make_loop(
+    cfg: DeviceConfig,
+    policy: Any,
+    slots: list[SensorSlot],
+    primary: str,
+    frame_order: str,
+    clock: Clock | None,
+    sinks: list[DecisionSink],
+    taps: list[Any],
+    load_options: dict[str, Any],
+) -> Loop:
+    m = cfg.model
+    return Loop(
+        m.package,
+        policy,
+        slots,
+        clock=clock or MonotonicClock(),
+        rate_hz=cfg.loop.rate_hz,
+        deadline_ms=cfg.loop.deadline_ms,
+        primary=primary,
+        frame_order=frame_order,
+        preprocess=PreprocessSpec(_tuple(m.mean), _tuple(m.std), m.channel_order, m.layout),
+        fallback=FallbackConfig(cfg.hold_frames, cfg.recover_frames, cfg.safe_action, cfg.safe_command),
+        sync=SensorSync(cfg.sync_mode, None if cfg.max_skew_ms is None else int(cfg.max_skew_ms * 1e6)),
+        sinks=sinks,
+        taps=taps,
+        swap_failure_frames=cfg.swap_failure_frames,
+        swap_probation_frames=cfg.swap_probation_frames,
+        load_options=load_options,
+        stage_budgets_us={k: v * 1e3 for k, v in cfg.loop.budgets_ms.items()},
+        name=m.package.stem,
+    )
+
+
+def _tuple(v: Any) -> tuple[float, ...] | None:
+    return v if v is None or isinstance(v, tuple) else (v,)
+
+
+def run_service(config_path: str | Path) -> int:
+    """``edge run``: run the configured loop until SIGTERM/SIGINT; 0 after a clean stop."""
+    cfg = load_config(config_path)
+    service = build_service(cfg)
+    loop = service.loop
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+        loop.stop()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        apply_realtime(cfg.loop.cpus, cfg.loop.fifo_priority)
+        print(
+            f"edge run: {loop.stage.version} at {cfg.loop.rate_hz:g} Hz, sensors {list(loop.slots)}; "
+            f"stop with SIGTERM or SIGINT",
+            flush=True,
+        )
+        loop.run()
+    finally:
+        service.close()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    why = received[0] if received else "end of run"
+    print(
+        f"edge run: stopped cleanly on {why} after {loop.frames_done} frames "
+        f"({loop.overruns} overruns, {loop.ctx.fallbacks} fallbacks)",
+        flush=True,
+    )
+    return 0
+
+
+def systemd_unit(config: str | Path = "/etc/edge/device.toml", user: str | None = None) -> str:
+    """A systemd unit for ``edge run CONFIG`` (Type=simple, Restart=on-failure, SIGTERM to stop)."""
+    config = Path(config).expanduser()
+    config = config if config.is_absolute() else Path(os.getcwd()) / config
+    exec_line = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "edge", "run", str(config)))
+    lines = [
+        "[Unit]",
+        f"Description=edge on-device inference loop ({config.name})",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"ExecStart={exec_line}",
+        f"WorkingDirectory={config.parent}",
+        "Restart=on-failure",
+        "RestartSec=2",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=10",
+        "# SCHED_FIFO ([loop] fifo_priority) needs a real-time priority limit",
+        "LimitRTPRIO=99",
+        "Environment=PYTHONUNBUFFERED=1",
+    ]
+    if user:
+        lines.append(f"User={user}")
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)

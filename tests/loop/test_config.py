@@ -1,0 +1,140 @@
+"""device.toml validation: a complete sample parses; every bad value is refused with the key named."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from edge.errors import ConfigError
+from edge.loop.config import load_config
+from edge.loop.service import build_service
+
+SAMPLE = """
+[device]
+id = "robot-7"
+
+[loop]
+rate_hz = 50
+deadline_ms = 15
+cpus = [0]
+
+[loop.budgets_ms]
+infer = 8
+
+[model]
+package = "models/cnn.tgz"
+threads = 1
+
+[sensors.camera]
+source = "zmq"
+endpoint = "tcp://127.0.0.1:5550"
+shape = [480, 640, 3]
+channel_order = "BGR"
+stale_ms = 100
+frozen_frames = 30
+
+[sensors.speed]
+source = "push"
+shape = [1]
+dtype = "float32"
+min = -1.0
+max = 40.0
+
+[sync]
+mode = "approximate"
+max_skew_ms = 20
+
+[policy]
+kind = "classification"
+actions = ["stop", "slow", "go"]
+
+[fallback]
+hold_frames = 5
+recover_frames = 10
+safe_action = "stop"
+
+[sinks]
+zmq_endpoint = "tcp://127.0.0.1:5551"
+log_every = 100
+
+[watchdog]
+timeout_ms = 200
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "device.toml"
+    p.write_text(text)
+    return p
+
+
+def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, SAMPLE))
+    assert cfg.device_id == "robot-7" and cfg.loop.rate_hz == 50 and cfg.loop.deadline_ms == 15
+    assert cfg.loop.cpus == (0,) and cfg.loop.fifo_priority == 0 and cfg.loop.budgets_ms == {"infer": 8}
+    assert cfg.model.package == tmp_path / "models" / "cnn.tgz" and cfg.model.threads == 1
+    cam, speed = cfg.sensors
+    assert (cam.name, cam.source, cam.shape, cam.channel_order, cam.stale_ms, cam.primary) == (
+        "camera", "zmq", (480, 640, 3), "BGR", 100, True
+    )  # fmt: skip
+    assert (speed.dtype, speed.lo, speed.hi, speed.primary) == ("float32", -1.0, 40.0, False)
+    assert cfg.sync_mode == "approximate" and cfg.max_skew_ms == 20
+    assert cfg.policy.actions == ("stop", "slow", "go") and cfg.safe_action == "stop"
+    assert (cfg.hold_frames, cfg.recover_frames, cfg.watchdog_ms) == (5, 10, 200)
+    assert cfg.telemetry is None and cfg.shadow is None
+    with pytest.raises(AttributeError):
+        cfg.loop.rate_hz = 10  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("stale_ms = 100", "stale_ms = 'x'", "sensors.camera.stale_ms: expected a number > 0, got 'x'"),
+        ("stale_ms = 100", "stale_ms = -1", "sensors.camera.stale_ms: expected a number > 0, got -1"),
+        ("rate_hz = 50", "rate_hz = 0", "loop.rate_hz: expected a number > 0, got 0"),
+        ("rate_hz = 50", "", "loop.rate_hz: required, but missing"),
+        ('kind = "classification"', 'kind = "vibes"', "policy.kind: expected one of ['classification', 'regression']"),
+        ("hold_frames = 5", "hold_frames = 1.5", "fallback.hold_frames: expected an integer >= 0, got 1.5"),
+        ("shape = [480, 640, 3]", "shape = [480, 0, 3]", "sensors.camera.shape: expected positive dimensions"),
+        ("shape = [480, 640, 3]", "shape = 'big'", "sensors.camera.shape: expected a non-empty list of integers"),
+        ('source = "zmq"', 'source = "serial"', "sensors.camera.source: expected one of ['zmq', 'push']"),
+        ("frozen_frames = 30", "frozen_framez = 30", "sensors.camera: unknown key(s) ['frozen_framez']"),
+        ("max_skew_ms = 20", "", "sync.max_skew_ms: required, but missing"),
+        ("cpus = [0]", "cpus = [true]", "loop.cpus: expected a non-empty list of integers, got [True]"),
+        ("[watchdog]", "[watchdog]\nendpoint = 5", "watchdog.endpoint: expected a string, got 5"),
+        ("infer = 8", "infer = 0", "loop.budgets_ms.infer: expected a number > 0, got 0"),
+        ("infer = 8", "render = 8", "loop.budgets_ms: unknown key(s) ['render']"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in SAMPLE
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, SAMPLE.replace(old, new, 1)))
+    assert message in str(err.value)
+
+
+def test_unreadable_and_invalid_toml_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load_config(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="expected valid TOML"):
+        load_config(_write(tmp_path, "[loop\nrate_hz = 1"))
+
+
+def test_a_missing_package_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, SAMPLE.replace('source = "zmq"', 'source = "push"')))
+    with pytest.raises(ConfigError, match=r"model\.package: expected a model package or model file, got .*cnn\.tgz"):
+        build_service(cfg)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("edge.telemetry") is not None, reason="edge.telemetry is installed")
+def test_telemetry_table_without_edge_telemetry_is_refused(tmp_path: Path, loop_models) -> None:
+    text = SAMPLE.replace("models/cnn.tgz", str(loop_models["v1_pkg"])).replace('source = "zmq"', 'source = "push"')
+    text = text.replace('["stop", "slow", "go"]', str([f"a{i}" for i in range(10)]).replace("'", '"'))
+    text = text.replace('safe_action = "stop"', 'safe_action = "a0"')
+    text = text.replace("[sinks]", '[telemetry]\nendpoint = "tcp://127.0.0.1:1"\n\n[sinks]')
+    cfg = load_config(_write(tmp_path, text))
+    assert cfg.telemetry == {"endpoint": "tcp://127.0.0.1:1"}
+    with pytest.raises(ConfigError, match=r"telemetry: edge\.telemetry is not available"):
+        build_service(cfg)

@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.drift.profile import ReferenceProfile, profile_for_model
 from edge.errors import ConfigError
-from edge.loop.frame import INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, FrameContext
+from edge.loop.frame import DEADLINE_MISS, FALLBACK, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, FrameContext
 from edge.telemetry.capture import CapturePool
 from edge.telemetry.config import TelemetrySettings
 from edge.telemetry.publisher import Publisher
@@ -125,6 +125,8 @@ class TelemetryTap:
             self._close_final()
             self._ring.retired = True
             ring.current.start_ns = self.last_tick_ns + 1
+        else:
+            self._sc_last, self._sa_last = ctx.shadow_compared, ctx.shadow_agreed  # counted before the first frame
         self._ring = ring
         self._ctx = ctx
         self._x = np.zeros(len(names), dtype=np.float64)
@@ -193,7 +195,8 @@ class TelemetryTap:
         self._feat_update = slot.features.accumulator.update
         self._lat_update = slot.latency.accumulator.update
         self._pred = slot.predictions
-        self._frames = self._stale = self._invalid = self._faults = self._health_max = 0
+        self._frames = self._misses = self._fallbacks = self._stale = self._invalid = self._faults = 0
+        self._health_max = 0
 
     # ------------------------------------------------------------------------------------------ per frame
 
@@ -215,14 +218,26 @@ class TelemetryTap:
             self._pred[self._pred_src.argmax()] += 1
         self._frames += 1
         flags = ctx.flags
-        if flags & (STALE_SENSOR | INVALID_SENSOR | MODEL_FAULT):
-            self._stale += (flags & STALE_SENSOR) != 0
-            self._invalid += (flags & INVALID_SENSOR) != 0
-            self._faults += (flags & MODEL_FAULT) != 0
+        if flags:
+            self._count_flags(flags)
         if ctx.health > self._health_max:
             self._health_max = ctx.health
+        self._sc_last = ctx.shadow_compared
+        self._sa_last = ctx.shadow_agreed
         if self.captures is not None:
             self.captures.consider(ctx, self._ring.drift_score, ctx.model_version)  # type: ignore[union-attr]
+
+    def _count_flags(self, flags: int) -> None:
+        if flags & DEADLINE_MISS:
+            self._misses += 1
+        if flags & FALLBACK:
+            self._fallbacks += 1
+        if flags & STALE_SENSOR:
+            self._stale += 1
+        if flags & INVALID_SENSOR:
+            self._invalid += 1
+        if flags & MODEL_FAULT:
+            self._faults += 1
 
     def _roll(self, ctx: FrameContext) -> None:
         """Close the active window at its end and start the one holding ``ctx.tick_ns`` (windows aligned to
@@ -238,20 +253,21 @@ class TelemetryTap:
         self._snapshot(ctx)
 
     def _snapshot(self, ctx: FrameContext) -> None:
-        self._dm0, self._fb0 = ctx.deadline_misses, ctx.fallbacks
-        self._sc0, self._sa0 = ctx.shadow_compared, ctx.shadow_agreed
+        """Shadow counters are cumulative on the context: a window counts the difference between the last frame
+        before it and its own last frame."""
+        self._sc0, self._sa0 = self._sc_last, self._sa_last
 
     def _close_window(self, ctx: FrameContext, end_ns: int, next_start_ns: int) -> None:
         ring = self._ring
         c = ring.current.counters  # type: ignore[union-attr]
         c[0] = self._frames
-        c[1] = ctx.deadline_misses - self._dm0
-        c[2] = ctx.fallbacks - self._fb0
+        c[1] = self._misses
+        c[2] = self._fallbacks
         c[3] = self._stale
         c[4] = self._invalid
         c[5] = self._faults
-        c[6] = ctx.shadow_compared - self._sc0
-        c[7] = ctx.shadow_agreed - self._sa0
+        c[6] = self._sc_last - self._sc0
+        c[7] = self._sa_last - self._sa0
         c[8] = self.drops - self._drops_reported
         if self.captures is not None:
             c[9] = self.captures.taken - self._cap0

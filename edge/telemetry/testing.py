@@ -58,6 +58,7 @@ class CollectorPeer:
         self.records: dict[tuple[str, str, int], Any] = {}  # unique spooled records by key
         self.received = 0  # spooled-kind frames received, duplicates included
         self.duplicates = 0
+        self.duplicate_keys: list[tuple[str, str, int]] = []  # every duplicate received, in arrival order
         self.hellos: list[Any] = []
         self.heartbeats = 0
         self.malformed: list[str] = []
@@ -93,6 +94,7 @@ class CollectorPeer:
                         self.received += 1
                         if rec.key in self.records:
                             self.duplicates += 1
+                            self.duplicate_keys.append(rec.key)
                         else:
                             self.records[rec.key] = rec
                         stored.append((rec.boot, rec.seq))

@@ -10,7 +10,6 @@ counters and hands the slot to the publisher (:meth:`WindowRing.close`): no allo
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import uuid
 from pathlib import Path
@@ -310,7 +309,3 @@ class TelemetryTap:
         if self._ctx is not None:
             self._close_final()
         self.publisher.stop(timeout_s + 0.5)
-
-    @property
-    def pid(self) -> int:
-        return os.getpid()

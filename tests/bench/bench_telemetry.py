@@ -3,8 +3,9 @@
     python tests/bench/bench_telemetry.py [--json PATH] [--quick]
 
 1. Per-frame cost on the calling thread of ``TelemetryTap.on_frame`` for 32 features (16 channels × mean/std, the
-   default profile): gather, native sketch update, latency sketch, class count, flags, and the window hand-off
-   every ``window_s``. Timed in blocks of frames with ``perf_counter_ns``; the baseline in the same run is a
+   default profile): native sketch update, latency sketch, counters, flags, and the window hand-off every
+   ``window_s`` — for a model without a classification output, and again with top-1 counting over 10 classes.
+   Timed in blocks of frames with ``perf_counter_ns``; the baseline in the same run is a
    no-op tap call (the floor any tap pays) and the same features sketched with the NumPy twin
    (``edge.kernels.reference.SketchAccumulator``).
 2. A simulated loop (about 200 µs of NumPy work per frame, then ``on_frame``) on the monotonic clock with
@@ -13,7 +14,8 @@
    Frame times (work + tap) are pooled per condition.
 
 Figures (``--json``): ``loop_thread_us_per_frame`` (median, µs; target ≤ 2), ``loop_thread_p99_us``,
-``twin_sketch_us_per_frame``, ``noop_tap_us_per_frame``, ``loop_p99_up_us``, ``loop_p99_down_us`` and
+``twin_sketch_us_per_frame``, ``noop_tap_us_per_frame``, ``loop_thread_with_top1_us_per_frame``,
+``native_vs_twin_speedup_ratio`` (> 1 is better), ``loop_p99_up_us``, ``loop_p99_down_us`` and
 ``loop_p99_down_up_time_ratio`` (p99 down / p99 up; < 1 is better; target ≤ 1.05).
 """
 
@@ -42,9 +44,9 @@ class NoopTap:
         pass
 
 
-def _ctx(rng: np.random.Generator) -> FrameContext:
+def _ctx(rng: np.random.Generator, classes: int = 10) -> FrameContext:
     ctx = FrameContext(CHANNELS)
-    ctx.outputs = (rng.random((1, 10)).astype(np.float32),)
+    ctx.outputs = (rng.random((1, classes)).astype(np.float32),)
     ctx.stats[0] = rng.uniform(0, 255, CHANNELS)
     ctx.stats[1] = rng.uniform(0, 100, CHANNELS)
     ctx.stage_us[:] = rng.uniform(10, 3000, ctx.stage_us.shape[0])
@@ -68,16 +70,16 @@ def _blocks(call, ctx: FrameContext, blocks: int, per_block: int, period_ns: int
 
 def bench_cost(tmp: Path, quick: bool) -> tuple[list[tuple[str, np.ndarray]], dict[str, float]]:
     rng = np.random.default_rng(1)
-    ctx = _ctx(rng)
+    ctx = _ctx(rng, classes=1)  # a regression-style output: no top-1 class counting
+    ctx_cls = _ctx(rng, classes=10)
     blocks, per_block = (200, 500) if quick else (1000, 1000)
     peer = CollectorPeer()
-    tap = tap_from_config(
-        {"endpoint": peer.endpoint, "window_s": 0.1, "fsync": "never", "spool_dir": "cost"},
-        device_id="bench",
-        base_dir=tmp,
-    )
+    common = {"endpoint": peer.endpoint, "window_s": 0.1, "fsync": "never"}
+    tap = tap_from_config({**common, "spool_dir": "cost"}, device_id="bench", base_dir=tmp)
+    tap_cls = tap_from_config({**common, "spool_dir": "cost-cls"}, device_id="bench-cls", base_dir=tmp)
     try:
         tap.bind(ctx, None)
+        tap_cls.bind(ctx_cls, None)
         twin_x = np.zeros(2 * CHANNELS)
         edges = np.tile(np.linspace(0, 255, 17), (2 * CHANNELS, 1))
         counts = np.zeros((2 * CHANNELS, 19), np.int64)
@@ -91,19 +93,23 @@ def bench_cost(tmp: Path, quick: bool) -> tuple[list[tuple[str, np.ndarray]], di
 
         noop = NoopTap()
         rows = []
-        for name, call in (("no-op tap call", noop.on_frame), ("tap.on_frame (native)", tap.on_frame),
-                           ("NumPy twin sketch", twin_frame)):  # fmt: skip
-            _blocks(call, ctx, max(blocks // 10, 5), per_block, 1_000_000)  # warm-up: windows every 100 frames
-            rows.append((name, _blocks(call, ctx, blocks, per_block, 1_000_000)))
-        drops = tap.drops
+        for name, call, c in (("no-op tap call", noop.on_frame, ctx), ("tap.on_frame (native)", tap.on_frame, ctx),
+                              ("NumPy twin sketch", twin_frame, ctx),
+                              ("tap.on_frame + top-1 of 10 classes", tap_cls.on_frame, ctx_cls)):  # fmt: skip
+            _blocks(call, c, max(blocks // 10, 5), per_block, 100_000)  # warm-up; a window every 1000 frames
+            rows.append((name, _blocks(call, c, blocks, per_block, 100_000)))
+        drops = tap.drops + tap_cls.drops
     finally:
         tap.close()
+        tap_cls.close()
         peer.close()
     figures = {
         "noop_tap_us_per_frame": float(np.median(rows[0][1])),
         "loop_thread_us_per_frame": float(np.median(rows[1][1])),
         "loop_thread_p99_us": float(np.percentile(rows[1][1], 99)),
         "twin_sketch_us_per_frame": float(np.median(rows[2][1])),
+        "loop_thread_with_top1_us_per_frame": float(np.median(rows[3][1])),
+        "native_vs_twin_speedup_ratio": float(np.median(rows[2][1]) / np.median(rows[1][1])),
         "windows_dropped_in_cost_run": float(drops),
     }
     return rows, figures

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -125,16 +124,4 @@ def test_unreadable_and_invalid_toml_are_config_errors(tmp_path: Path) -> None:
 def test_a_missing_package_is_a_clear_error(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, SAMPLE.replace('source = "zmq"', 'source = "push"')))
     with pytest.raises(ConfigError, match=r"model\.package: expected a model package or model file, got .*cnn\.tgz"):
-        build_service(cfg)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("edge.telemetry") is not None, reason="edge.telemetry is installed")
-def test_telemetry_table_without_edge_telemetry_is_refused(tmp_path: Path, loop_models) -> None:
-    text = SAMPLE.replace("models/cnn.tgz", str(loop_models["v1_pkg"])).replace('source = "zmq"', 'source = "push"')
-    text = text.replace('["stop", "slow", "go"]', str([f"a{i}" for i in range(10)]).replace("'", '"'))
-    text = text.replace('safe_action = "stop"', 'safe_action = "a0"')
-    text = text.replace("[sinks]", '[telemetry]\nendpoint = "tcp://127.0.0.1:1"\n\n[sinks]')
-    cfg = load_config(_write(tmp_path, text))
-    assert cfg.telemetry == {"endpoint": "tcp://127.0.0.1:1"}
-    with pytest.raises(ConfigError, match=r"telemetry: edge\.telemetry is not available"):
         build_service(cfg)

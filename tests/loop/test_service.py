@@ -124,3 +124,48 @@ def test_service_unit_prints_a_systemd_unit(tmp_path: Path, capsys) -> None:
     assert "Type=simple" in lines and "Restart=on-failure" in lines and "User=robot" in lines
     assert f"ExecStart={sys.executable} -m edge run {tmp_path / 'device.toml'}" in lines
     assert "WantedBy=multi-user.target" in lines
+
+
+def test_edge_run_streams_telemetry_windows_to_a_collector(tmp_path: Path, loop_models, zmq_ctx, rng) -> None:
+    """The loop and telemetry together: `edge run` with a [telemetry] table sends hello + window records to a real
+    ROUTER collector; the windows count the frames the loop ran; SIGTERM still stops it cleanly."""
+    from edge.telemetry.testing import CollectorPeer, wait_for
+
+    camera = f"ipc://{tmp_path}/camera.ipc"
+    actions = "[" + ", ".join(f'"a{i}"' for i in range(10)) + "]"
+    with CollectorPeer() as collector:
+        text = DEVICE_TOML.format(
+            package=loop_models["v1_pkg"], camera=camera, decisions=f"ipc://{tmp_path}/d.ipc", actions=actions
+        )
+        text += f'\n[telemetry]\nendpoint = "{collector.endpoint}"\nwindow_s = 0.2\nspool_dir = "spool"\n'
+        cfg = tmp_path / "device.toml"
+        cfg.write_text(text)
+        pub = zmq_ctx.socket(zmq.PUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.bind(camera)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            frames = rng.integers(0, 256, (4, 48, 64, 3), dtype=np.uint8)
+
+            def windows_with_model_frames() -> bool:
+                assert proc.poll() is None, proc.communicate()[1]
+                pub.send_multipart(encode_frame("camera", frames[0], time.monotonic_ns()))
+                wins = collector.of_kind("window")
+                return len(wins) >= 2 and sum(w.body["counters"]["frames"] for w in wins) > 0
+
+            wait_for(windows_with_model_frames, timeout_s=60, what="window records from edge run")
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
+            pub.close(0)
+        assert proc.returncode == 0, err
+        assert "stopped cleanly on SIGTERM" in out
+        assert collector.hellos and collector.hellos[0].device == "test-robot"
+        assert not collector.malformed and collector.duplicates == 0
+        assert all(w.device == "test-robot" for w in collector.of_kind("window"))
+        assert (tmp_path / "spool").is_dir()

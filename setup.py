@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = Path(__file__).parent
 NATIVE = HERE / "native"
@@ -82,4 +82,10 @@ def native_extensions() -> list[Extension]:
     )
 
 
-setup(ext_modules=native_extensions())
+def packages() -> list[str]:
+    """``edge*`` as plain packages (a namespace scan walks the whole checkout: venvs, build/, an arm64 root with /proc
+    mounted), plus the simulator, whose folder is the top-level ``sim/`` (``package-dir`` in pyproject.toml)."""
+    return [*find_packages(include=["edge", "edge.*"]), "edge.sim"]
+
+
+setup(ext_modules=native_extensions(), packages=packages())

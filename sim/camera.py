@@ -152,7 +152,7 @@ class SceneRenderer:
         b, ix = self._f32, self._idx
         res = fld.resolution_m
         c, s = math.cos(yaw_rad) / res, math.sin(yaw_rad) / res
-        ox, oy = (x_m - fld.origin[0]) / res, (y_m - fld.origin[1]) / res
+        ox, oy = float(x_m - fld.origin[0]) / res, float(y_m - fld.origin[1]) / res  # Python floats: no upcast
         gx, gy, fx, fy, tmp, d, e = b["gx"], b["gy"], b["fx"], b["fy"], b["tmp"], b["d"], b["e"]
         # texel coordinates of every ground pixel: rotate the vehicle-frame points by yaw, translate
         np.multiply(geo.x_m, c, out=gx)

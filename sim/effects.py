@@ -107,9 +107,10 @@ class ImageEffects:
         self._rng = rng
         self._base_noise = float(base_noise_sigma)
         self._scratch = np.empty(self.shape, dtype=np.float32)
-        self._plane = np.empty((h, w), dtype=np.float32)
-        self._neg_distance = -geometry.distance_m.reshape(h, w)
-        self._fog = np.empty((h, w), dtype=np.float32)
+        # per-pixel planes are kept with 3 channels so every per-frame operation runs on same-shaped arrays (a
+        # broadcast (H, W, 1) operand makes NumPy allocate iterator buffers on every call)
+        self._neg_distance = np.repeat(-geometry.distance_m.reshape(h, w, 1), 3, axis=2)
+        self._fog = np.empty(self.shape, dtype=np.float32)
         self._fog_density = -1.0
         self._offset = np.zeros(3, dtype=np.float32)
         rows = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
@@ -118,13 +119,16 @@ class ImageEffects:
         for e in environment.glare_entries:  # a Gaussian bloom plus a faint veil over the whole image
             x, y, radius = e.params["position"]
             r2 = ((cols - x * w) ** 2 + (rows - y * h) ** 2) / max(radius * w, 1.0) ** 2
-            self._blooms.append((np.exp(-r2) * 0.85 + 0.15).astype(np.float32))
+            self._blooms.append(np.repeat((np.exp(-r2) * 0.85 + 0.15)[:, :, None], 3, axis=2).astype(np.float32))
         n = h * w * 3
         self._noise_bank = rng.standard_normal(n * NOISE_BANK_FRAMES, dtype=np.float32)
+        # 1 / (number of pixels averaged) per pixel and blur radius, full-shaped (see above)
         self._box = {
-            r: (
-                _box_counts(h, r)[:, None, None].astype(np.float32),
-                _box_counts(w, r)[None, :, None].astype(np.float32),
+            r: np.ascontiguousarray(
+                np.broadcast_to(
+                    1.0 / (_box_counts(h, r)[:, None, None] * _box_counts(w, r)[None, :, None]), self.shape
+                ),
+                dtype=np.float32,
             )
             for r in range(1, environment.max_blur + 1)
         }
@@ -132,7 +136,7 @@ class ImageEffects:
     def apply(self, img: np.ndarray, state: EnvironmentState, out: np.ndarray) -> None:
         """Apply ``state`` to ``img`` (float32 (H, W, 3), modified in place) and write the frame into ``out``
         (uint8 (H, W, 3), caller-owned), rounding and saturating."""
-        scratch, plane = self._scratch, self._plane
+        scratch = self._scratch
         if state.fog_density > 0.0:
             fog = self._fog
             if state.fog_density != self._fog_density:  # the per-pixel weight only changes with the density
@@ -141,12 +145,12 @@ class ImageEffects:
                 np.subtract(1.0, fog, out=fog)
                 self._fog_density = state.fog_density
             np.subtract(state.fog_colour, img, out=scratch)
-            np.multiply(scratch, fog[:, :, None], out=scratch)
+            np.multiply(scratch, fog, out=scratch)
             np.add(img, scratch, out=img)
         for bloom, strength in zip(self._blooms, state.glare, strict=True):
             if strength > 0.0:
-                np.multiply(bloom, strength, out=plane)
-                np.add(img, plane[:, :, None], out=img)
+                np.multiply(bloom, strength, out=scratch)
+                np.add(img, scratch, out=img)
         blur = state.blur_radius > 0
         offset = self._offset
         np.copyto(offset, state.offset)
@@ -171,17 +175,21 @@ class ImageEffects:
     def _box_blur(self, img: np.ndarray, radius: int) -> None:
         """Separable box blur of ``radius`` pixels, in place; near the border it averages the pixels inside."""
         acc = self._scratch
-        rows, cols = self._box[radius]
         np.copyto(acc, img)
+        flat_acc, flat_img = acc.reshape(-1), img.reshape(-1)
+        w = img.shape[1]
         for k in range(1, radius + 1):
-            acc[:, k:] += img[:, :-k]
-            acc[:, :-k] += img[:, k:]
-        np.divide(acc, cols, out=acc)
+            # shift along the flattened image (contiguous, no iterator buffers), then take back what wrapped
+            # around from the neighbouring row (small (H, k, 3) slices)
+            flat_acc[3 * k :] += flat_img[: -3 * k]
+            flat_acc[: -3 * k] += flat_img[3 * k :]
+            acc[1:, :k] -= img[:-1, w - k :]
+            acc[:-1, w - k :] -= img[1:, :k]
         np.copyto(img, acc)
         for k in range(1, radius + 1):
             img[k:] += acc[:-k]
             img[:-k] += acc[k:]
-        np.divide(img, rows, out=img)
+        np.multiply(img, self._box[radius], out=img)
 
 
 def _box_counts(n: int, radius: int) -> np.ndarray:

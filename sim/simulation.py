@@ -3,7 +3,8 @@
 :class:`Simulation` owns a :class:`World` and steps it at the scenario's physics rate. After each step it moves the
 clock to the world's time (``clock.sleep_until``: a :class:`~edge.loop.clock.LockstepClock` jumps there at once, a
 :class:`~edge.loop.clock.MonotonicClock` waits, which paces the run in real time), acts on the timeline (starts and
-stops CPU contention, reports harness events) and delivers the readings that are due to the sinks:
+stops CPU contention, reports harness events) and delivers the readings that are due to the sinks. A sensor at
+rate R delivers its k-th reading (k = 1, 2, ...) on the first physics step at or after k / R seconds:
 
 * camera: ``camera_sink(frame, capture_ns)``, frame uint8 (H, W, 3) RGB — unless dropped (``dropout`` fault); while a
   ``frozen`` fault is active the content repeats while ``capture_ns`` advances;
@@ -79,7 +80,7 @@ class Simulation:
         self._frozen = np.zeros(self.world.frame_shape, dtype=np.uint8)
         self._frozen_held = False
         self._camera_i = self._imu_i = 0
-        self._camera_n = self._imu_n = 0  # readings scheduled so far
+        self._camera_n = self._imu_n = 1  # the next reading of each sensor is the n-th, due at n periods
         self.frames_delivered = self.frames_dropped = self.frames_frozen = 0
         self.last_frame: np.ndarray | None = None
         timeline = scenario.timeline

@@ -89,7 +89,7 @@ class Track:
         self._rows = [tuple(float(v) for v in row) for row in prims]
         self.length_m = float(self._p[:, 5][-1] + self._p[:, 3][-1])
         pts = self.sample(np.arange(0.0, self.length_m, 1.0))
-        self.bounds = (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
+        self.bounds = (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
 
     @property
     def primitives(self) -> np.ndarray:
@@ -242,7 +242,7 @@ class LaneField:
     def __init__(self, track: Track, resolution_m: float = 0.2, margin_m: float = 40.0, clip_m: float = 30.0) -> None:
         x_min, y_min, x_max, y_max = track.bounds
         self.resolution_m = float(resolution_m)
-        self.origin = (x_min - margin_m, y_min - margin_m)
+        self.origin = (float(x_min - margin_m), float(y_min - margin_m))
         self.nx = math.ceil((x_max - x_min + 2 * margin_m) / resolution_m) + 1
         self.ny = math.ceil((y_max - y_min + 2 * margin_m) / resolution_m) + 1
         xs = self.origin[0] + np.arange(self.nx) * resolution_m

@@ -121,7 +121,10 @@ class ImageEffects:
             r2 = ((cols - x * w) ** 2 + (rows - y * h) ** 2) / max(radius * w, 1.0) ** 2
             self._blooms.append(np.repeat((np.exp(-r2) * 0.85 + 0.15)[:, :, None], 3, axis=2).astype(np.float32))
         n = h * w * 3
+        # Gaussian noise drawn once, pre-scaled by the camera's own sigma; each frame reads it from a random offset
+        self._bank_sigma = self._base_noise if self._base_noise > 0 else 1.0
         self._noise_bank = rng.standard_normal(n * NOISE_BANK_FRAMES, dtype=np.float32)
+        self._noise_bank *= np.float32(self._bank_sigma)
         # 1 / (number of pixels averaged) per pixel and blur radius, full-shaped (see above)
         self._box = {
             r: np.ascontiguousarray(
@@ -167,8 +170,11 @@ class ImageEffects:
             n = img.size
             start = int(self._rng.integers(0, len(self._noise_bank) - n))
             noise = self._noise_bank[start : start + n].reshape(self.shape)
-            np.multiply(noise, sigma, out=scratch)
-            np.add(img, scratch, out=img)
+            if sigma == self._bank_sigma:  # only the camera's own noise: one pass
+                np.add(img, noise, out=img)
+            else:
+                np.multiply(noise, sigma / self._bank_sigma, out=scratch)
+                np.add(img, scratch, out=img)
         np.clip(img, 0.0, 255.0, out=img)
         np.copyto(out, img, casting="unsafe")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from edge.sim.expert import StanleyController
 from edge.sim.scenario import Scenario
 from edge.sim.simulation import Simulation
+from edge.sim.world import World
 
 from edge.loop.clock import LockstepClock
 
@@ -156,3 +158,22 @@ def test_close_stops_contention_that_is_still_running(make_scenario: Maker) -> N
     assert sim.contention_running
     sim.close()
     assert not sim.contention_running
+
+
+def test_imu_and_wheel_speed_measure_the_motion(make_scenario: Maker) -> None:
+    world = World(make_scenario(speed_mps=8.0).world)
+    world.command(0.2, 8.0)
+    for _ in range(400):  # 2 s: the steering reaches 0.2 rad (1.2 rad/s) and holds
+        world.step(0.005)
+    radius = world.spec.vehicle.wheelbase_m / math.tan(0.2)
+    readings = np.empty((500, 3))
+    wheel = np.empty(500)
+    for i in range(500):
+        world.read_imu(readings[i])
+        wheel[i] = world.read_wheel_speed()
+    yaw_rate, lateral, longitudinal = readings.mean(axis=0)
+    assert yaw_rate == pytest.approx(8.0 / radius, abs=0.002)
+    assert lateral == pytest.approx(8.0**2 / radius, abs=0.02)
+    assert longitudinal == pytest.approx(0.0, abs=0.02)
+    assert readings.std(axis=0) == pytest.approx([0.005, 0.05, 0.05], rel=0.15)  # the stated noise
+    assert wheel.mean() == pytest.approx(8.0, abs=0.01) and wheel.std() == pytest.approx(0.03, rel=0.15)

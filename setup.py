@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = Path(__file__).parent
 NATIVE = HERE / "native"
@@ -82,4 +82,12 @@ def native_extensions() -> list[Extension]:
     )
 
 
-setup(ext_modules=native_extensions())
+def packages() -> list[str]:
+    """``edge*`` as plain packages (a namespace scan walks the whole checkout: venvs, build/, an arm64 root with /proc
+    mounted), plus the simulator, whose folder is the top-level ``sim/`` (``package-dir`` in pyproject.toml) — when
+    it is there: the aarch64 cross build runs this file in a copy holding only ``edge/`` and ``native/``."""
+    simulator = ["edge.sim"] if (HERE / "sim" / "__init__.py").is_file() else []
+    return [*find_packages(include=["edge", "edge.*"]), *simulator]
+
+
+setup(ext_modules=native_extensions(), packages=packages())

@@ -10,7 +10,8 @@ the deployed loop will feed the model.
 
 ``python -m edge.sim.dataset SCENARIO --frames N --out data.npz [--seed S]`` writes an ``.npz`` with ``frames``
 (uint8 (N, h, w, 3) RGB), ``steering_rad`` (float32 (N,)), ``lateral_m``, ``heading_error_rad``, ``speed_mps``,
-``t_s``, ``perturbed`` (bool) and ``crop`` ((top, bottom) rows of the camera frame).
+``t_s``, ``perturbed`` (bool), ``pixel_stats`` (float64 (N, 2, 3): per-channel mean and std of the crop, as the
+loop's preprocessing pass reports them) and ``crop`` ((top, bottom) rows of the camera frame).
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ class FrameShrinker:
         self._plan = resize_plan((height - top, width), out_hw)
         self._lut = np.tile(np.arange(256, dtype=np.uint8), (3, 1))
         self._map = channel_map("RGB", "RGB")
-        self._stats = np.zeros((2, 3), dtype=np.float64)
+        self.stats = np.zeros((2, 3), dtype=np.float64)  # per-channel mean, std of the last crop (pixel units)
 
     def __call__(self, frame: np.ndarray, out: np.ndarray) -> None:
-        preprocess_frame(frame[self.top :], out, "NHWC", self._lut, self._plan, self._map, self._stats)
+        preprocess_frame(frame[self.top :], out, "NHWC", self._lut, self._plan, self._map, self.stats)
 
 
 def collect(
@@ -88,6 +89,7 @@ def collect(
         "speed_mps": np.zeros(frames, dtype=np.float32),
         "t_s": np.zeros(frames, dtype=np.float64),
         "perturbed": np.zeros(frames, dtype=bool),
+        "pixel_stats": np.zeros((frames, 2, 3), dtype=np.float64),
     }
     offset, offset_until = 0.0, -1.0
     dt_s = sim.camera_period_ns * 1e-9
@@ -108,6 +110,7 @@ def collect(
                 if n == frames:
                     break
                 shrink(frame, out["frames"][n])
+                out["pixel_stats"][n] = shrink.stats
                 out["steering_rad"][n] = expert.steer(world.vehicle)
                 out["lateral_m"][n] = world.lane.lateral_m
                 out["heading_error_rad"][n] = world.heading_error_rad

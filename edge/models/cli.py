@@ -144,6 +144,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_guard(_inspect))
 
+    from edge.models.toolchain_cli import register_model_actions
+
+    register_model_actions(sub)  # quantize, profile
+
     b = subparsers.add_parser("bench", help="latency of a model through edge and bare through its runtime")
     b.add_argument("model", metavar="MODEL_OR_PACKAGE")
     b.add_argument("--runs", type=int, default=1000)

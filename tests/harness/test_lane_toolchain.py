@@ -54,9 +54,9 @@ def test_reference_profile_centres_bins_on_the_reference(tmp_path, rng) -> None:
     n = 50
     frames = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     stats = np.zeros((n, 2, 3))
-    stats[:, 0, :] = 100.0  # constant means: width falls back to min_width (2.0), all in the middle bin
+    stats[:, 0, :] = 100.0  # constant means: width falls back to min_width (3.0), all in the middle bin
     stats[:, 1, 0] = 30.0
-    stats[:, 1, 1] = 30.0 + 3.0  # 3 min-widths (1.0) above a median of 30 → bin 7 + 3
+    stats[:, 1, 1] = 30.0 + 3.0  # 3.0 above a median of 30 → bin 7 + 3
     stats[: n // 2 + 1, 1, 1] = 30.0
     stats[:, 1, 2] = np.linspace(20.0, 40.0, n)  # std 5.89 → width 6 * 5.89
     profile = reference_profile(model, frames, stats, bins=13, outputs=True, output_names=("logit0",))
@@ -64,9 +64,9 @@ def test_reference_profile_centres_bins_on_the_reference(tmp_path, rng) -> None:
     assert names[:6] == tuple(f"pixel_{s}_c{c}" for s in ("mean", "std") for c in range(3))
     assert names[6] == "logit0" and len(names) == 6 + 10  # one per logit of the 10-class model
     f = profile.features[0]
-    np.testing.assert_allclose(f.edges, 100.0 + 2.0 * (np.arange(14) - 6.5))
+    np.testing.assert_allclose(f.edges, 100.0 + 3.0 * (np.arange(14) - 6.5))
     assert f.counts[7] == n and f.counts.sum() == n
-    g = profile.features[4]  # pixel_std_c1: 26 at 30, 24 at 33; median 30, std 1.497 → width max(8.98, 1) = 8.98
+    g = profile.features[4]  # pixel_std_c1: 26 at 30, 24 at 33; median 30, std 1.497 → width max(8.98, 2) = 8.98
     w = 6 * np.std(stats[:, 1, 1])
     np.testing.assert_allclose(g.edges[7] - g.edges[6], w)
     assert g.counts[7] == n  # 33 is within half a bin (4.49) of the median

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from edge.errors import EdgeError
 
@@ -18,9 +19,16 @@ __all__ = ["register_demo", "run_demo"]
 SCENARIOS = ("nominal", "fog")
 
 
-def run_demo(out: Path, *, http: tuple[str, int] = ("127.0.0.1", 8080), serve: bool = False) -> int:
+def run_demo(
+    out: Path,
+    *,
+    http: tuple[str, int] = ("127.0.0.1", 8080),
+    serve: bool = False,
+    scenarios: tuple[Any, ...] | None = None,
+) -> int:
     """Run the demo into ``out`` (reports and the collector's database); with ``serve``, keep the dashboard up
-    until Ctrl-C. Returns the exit status (1 when a scenario's assertions fail)."""
+    until Ctrl-C. ``scenarios``: instead of the shipped nominal and fog (tests run shorter ones). Returns the exit
+    status (1 when a scenario's assertions fail)."""
     from edge.sim.cli import _progress_line, describe
     from edge.sim.harness import HarnessOptions, builtin_models, run_scenario
     from edge.sim.harness_collector import SimCollector
@@ -38,8 +46,9 @@ def run_demo(out: Path, *, http: tuple[str, int] = ("127.0.0.1", 8080), serve: b
     lines = []
     try:
         print(f"edge demo: fleet collector on {collector.endpoint}, dashboard {collector.dashboard_url}", flush=True)
-        for name in SCENARIOS:
-            scenario = builtin_scenario(name)
+        runs = scenarios if scenarios is not None else tuple(builtin_scenario(n) for n in SCENARIOS)
+        for scenario in runs:
+            name = scenario.name
             print(f"scenario {name}: {scenario.description}", flush=True)
             opts = HarnessOptions(workdir=out / name / "run", collector=collector, progress=_progress_line)
             result = run_scenario(scenario, opts)
@@ -52,7 +61,7 @@ def run_demo(out: Path, *, http: tuple[str, int] = ("127.0.0.1", 8080), serve: b
         print("\nsummary")
         for text in lines:
             print("  " + text.splitlines()[0])
-        print(f"reports (summary.json + PNG plots): {', '.join(str(out / n) for n in SCENARIOS)}")
+        print(f"reports (summary.json + PNG plots): {', '.join(str(out / s.name) for s in runs)}")
         print(f"dashboard: {collector.dashboard_url} (collector database {out / 'collector.db'})")
         if serve:
             stop = threading.Event()

@@ -91,7 +91,8 @@ def write_report(result: RunResult, folder: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     us = tr.view("latency_us")
     if len(us):
-        ax.hist(us / 1e3, bins=60, color="tab:blue")
+        ms = us / 1e3
+        ax.hist(ms, bins=np.geomspace(max(ms.min(), 1e-3), max(ms.max(), 2e-3), 60), color="tab:blue")
         for q, ls in ((50, "-"), (99, "--")):
             v = np.percentile(us, q) / 1e3
             ax.axvline(v, color="k", lw=0.8, ls=ls, label=f"p{q} {v:.2f} ms")
@@ -114,13 +115,16 @@ def write_report(result: RunResult, folder: Path) -> list[Path]:
         for j, name in enumerate(d["features"]):
             ax.plot(tt, v[:, j], lw=1, label=name)
     ax.axhline(0.25, color="tab:red", lw=0.8, ls="--", label="alert threshold (PSI 0.25)")
+    opened: dict[float, list[str]] = {}
     for a in result.alerts:
-        if a.scope != "fleet":
-            ax.axvline(a.t_s, color="tab:red", lw=1.2)
-            ax.text(a.t_s, 0.92, f" alert {a.feature}", transform=ax.get_xaxis_transform(), fontsize=7,
-                    color="tab:red", rotation=90, va="top")  # fmt: skip
+        opened.setdefault(a.t_s, []).append(a.feature)
+    for t_s, feats in opened.items():
+        ax.axvline(t_s, color="tab:red", lw=1.2)
+        ax.text(t_s, 0.02, f" alert: {', '.join(feats)}", transform=ax.get_xaxis_transform(), fontsize=7,
+                color="tab:red", rotation=90, va="bottom")  # fmt: skip
     _events(ax, result)
     ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0.0)
     ax.set_xlim(0, sc.world.duration_s)
     ax.set_xlabel("scenario time (s)")
     ax.set_ylabel("PSI vs reference (10-window horizon)")

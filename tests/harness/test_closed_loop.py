@@ -133,3 +133,23 @@ def test_sim_run_command_exit_status_json_and_report(tmp_path, capsys, no_leaks)
     assert "strict: FAIL" in out and "FAILED max lateral error: expected <= 0.0001 m" in out
     assert main(["sim", "run", str(tmp_path / "missing.toml")]) == 2
     assert "expected a readable scenario file" in capsys.readouterr().err
+
+
+def test_demo_runs_collector_scenarios_and_dashboard(tmp_path, capsys, no_leaks) -> None:
+    from edge.sim.demo import run_demo
+
+    nominal = _scenario(4.0)
+    fog = parse_scenario(
+        {
+            "name": "fog",
+            "world": {"seed": 3, "duration_s": 4.0},
+            "timeline": [{"kind": "fog", "start_s": 1.0, "visibility_m": 40.0}],
+        }
+    )
+    assert run_demo(tmp_path / "demo", http=("127.0.0.1", 0), scenarios=(nominal, fog)) == 0
+    out = capsys.readouterr().out
+    assert "dashboard http://127.0.0.1:" in out and "summary" in out
+    assert "t: PASS" in out and "fog: PASS" in out
+    for name in ("t", "fog"):
+        assert (tmp_path / "demo" / name / "drift.png").stat().st_size > 1000
+    assert (tmp_path / "demo" / "collector.db").exists()

@@ -1,5 +1,6 @@
-"""The lane-keeping network: a PilotNet-shaped CNN (strided 5×5 and 3×3 convolutions + ReLU, then a dense
-steering head) mapping a 66×200 RGB crop of the road below the horizon to a steering angle (rad, left > 0).
+"""The lane-keeping network: a PilotNet-shaped CNN (strided 5×5 and 3×3 convolutions + ReLU, features divided by
+their mean level, then a dense steering head) mapping a 66×200 RGB crop of the road below the horizon to a steering
+angle (rad, left > 0).
 
 Training without PyTorch: the convolutional trunk is fixed (seeded zero-mean He-scaled filters; random features
 keep where in the image a lane line is, which is what steering depends on) and the dense head is fitted in closed
@@ -58,7 +59,13 @@ def build_graph(
         nodes.append(helper.make_node("Conv", [x, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"], strides=[s, s]))
         nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
         x = f"relu{i}"
-    nodes.append(helper.make_node("Flatten", [x], ["features"], axis=1))
+    nodes.append(helper.make_node("Flatten", [x], ["raw"], axis=1))
+    # divide by the mean activation: with zero-mean filters and no bias the trunk is linear in the light level, so
+    # this makes the features (and the steering) independent of brightness and contrast gain (dusk, glare, fog)
+    inits.append(numpy_helper.from_array(np.array([1e-3], np.float32), "eps"))
+    nodes.append(helper.make_node("ReduceMean", ["raw"], ["level"], axes=[1], keepdims=1))
+    nodes.append(helper.make_node("Add", ["level", "eps"], ["level_eps"]))
+    nodes.append(helper.make_node("Div", ["raw", "level_eps"], ["features"]))
     if head is None:
         out = helper.make_tensor_value_info("features", TensorProto.FLOAT, [batch, feature_count()])
     else:

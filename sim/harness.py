@@ -10,9 +10,10 @@ seed gives the same trajectory); ``realtime=True`` uses the monotonic clock, so 
 Timeline events: ``collector_outage`` stops the in-process collector and starts it again at the end (the device
 spools and resends); ``model_swap`` hot-swaps to ``<models>/<model>.tgz``; ``bad_swap`` swaps to a package whose
 model outputs NaN (written into the run's folder), which the loop adopts and then rolls back. The loop's safe stop
-(health ``SAFE_STOP``: a stale, frozen or faulty camera for longer than the fallback holds) brakes the car to a stop
-until the loop recovers; the camera counts as frozen after 5 identical captures. Frame dropout, frozen
-frames, NaN IMU, CPU contention and the image effects come from the simulation itself.
+(health ``SAFE_STOP``: a stale, frozen or faulty camera for longer than the fallback holds) is the vehicle's
+minimum-risk manoeuvre: it brakes and holds the steering wheel where it was until the loop recovers; the camera
+counts as frozen after 5 identical captures. Frame dropout, frozen frames, NaN IMU, CPU contention and the image
+effects come from the simulation itself.
 """
 
 from __future__ import annotations
@@ -217,16 +218,21 @@ class ClosedLoop:
         period = sim.camera_period_ns
         next_ns = sim.start_ns + period
         last_progress = 0.0
+        held = 0.0  # the last steering angle delivered before a safe stop (rad)
         wall0 = time.perf_counter()
         while not sim.done:
             sim.advance_to(next_ns)
             t0 = time.perf_counter_ns()
             d = loop.step()
             wall_us = (time.perf_counter_ns() - t0) * 1e-3
-            # the safe stop stops the car: steering straight (the policy's safe command) and braking
-            sim.actuate(float(d.command[0]), 0.0 if d.health == Health.SAFE_STOP else speed)
+            steer = float(d.command[0])
+            if d.health == Health.SAFE_STOP:  # the vehicle's minimum-risk manoeuvre: brake, wheel held where it was
+                sim.actuate(held, 0.0)
+            else:
+                held = steer
+                sim.actuate(steer, speed)
             world = sim.world
-            res.trace.add(world, float(d.command[0]), wall_us, d.fallback, loop.overruns, d.flags)
+            res.trace.add(world, steer, wall_us, d.fallback, loop.overruns, d.flags)
             next_ns = loop.schedule.next_ns
             if self.opts.progress is not None and world.t_s - last_progress >= 1.0:
                 last_progress = world.t_s

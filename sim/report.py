@@ -120,7 +120,8 @@ def write_report(result: RunResult, folder: Path) -> list[Path]:
         opened.setdefault(a.t_s, []).append(a.feature)
     for t_s, feats in opened.items():
         ax.axvline(t_s, color="tab:red", lw=1.2)
-        ax.text(t_s, 0.02, f" alert: {', '.join(feats)}", transform=ax.get_xaxis_transform(), fontsize=7,
+        label = feats[0] if len(feats) == 1 else f"{len(feats)} features"
+        ax.text(t_s, 0.02, f" alert: {label}", transform=ax.get_xaxis_transform(), fontsize=7,
                 color="tab:red", rotation=90, va="bottom")  # fmt: skip
     _events(ax, result)
     ax.set_yscale("symlog", linthresh=0.1)

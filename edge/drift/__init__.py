@@ -1,0 +1,1 @@
+"""Drift: window sketches, reference profiles and the metrics that compare them."""

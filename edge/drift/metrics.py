@@ -44,6 +44,7 @@ __all__ = [
     "METRICS",
     "bin_positions",
     "chi_square",
+    "drift_rows",
     "histogram_quantile",
     "histogram_std",
     "js_distance",
@@ -203,3 +204,45 @@ def reference_chunk_threshold(chunks: ArrayLike, metric: Metric = psi, k: float 
     whole = c.sum(axis=0)
     values = np.array([metric(row, whole) for row in c])
     return float(values.mean() + k * values.std())
+
+
+# ----------------------------------------------------------------------------------------- one row per feature
+
+
+def _row_proportions(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = c.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, c / np.where(n > 0, n, 1.0), 0.0), n[:, 0] > 0
+
+
+def drift_rows(live: np.ndarray, reference: np.ndarray, positions: np.ndarray, reference_std: np.ndarray) -> dict:
+    """PSI, JS, KS and normalized Wasserstein of every feature at once: the metrics above, one row per feature.
+
+    ``live`` and ``reference`` float64 (F, B): counts with the NaN column *last*; a feature with fewer bins has
+    zero columns between its overflow and NaN columns (they change no metric). ``positions`` float64 (F, B - 1):
+    :func:`bin_positions` of each feature, padded with increasing values. ``reference_std`` float64 (F,).
+    Returns ``{"psi"|"js"|"ks"|"wasserstein": float64 (F,)}``; a feature with an empty side scores 0.
+    """
+    p, p_ok = _row_proportions(live)
+    q, q_ok = _row_proportions(reference)
+    ok = p_ok & q_ok
+    pf, qf = np.maximum(p, EPS), np.maximum(q, EPS)
+    psi_v = ((pf - qf) * np.log(pf / qf)).sum(axis=1)  # a column empty on both sides (padding) adds 0
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(p > 0, p * np.log(p / m), 0.0).sum(axis=1) + np.where(q > 0, q * np.log(q / m), 0.0).sum(axis=1)
+    js_v = np.sqrt(np.maximum(0.5 * kl, 0.0))
+    pc, pc_ok = _row_proportions(live[:, :-1])
+    qc, qc_ok = _row_proportions(reference[:, :-1])
+    diff = np.abs(np.cumsum(pc, axis=1) - np.cumsum(qc, axis=1))
+    ks_v = diff.max(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = (diff[:, :-1] * np.diff(positions, axis=1)).sum(axis=1) / reference_std
+    finite_ok = pc_ok & qc_ok
+    w_v = np.where(finite_ok & (reference_std > 0), w, 0.0)
+    return {
+        "psi": np.where(ok, psi_v, 0.0),
+        "js": np.where(ok, js_v, 0.0),
+        "ks": np.where(finite_ok, ks_v, 0.0),
+        "wasserstein": w_v,
+    }

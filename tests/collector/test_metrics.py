@@ -132,3 +132,31 @@ def test_nannyml_chunk_threshold_is_mean_plus_three_sigma(rng: np.random.Generat
 def test_bad_counts_raise_config_error_naming_what_arrived(live: list, ref: list, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         metrics.psi(live, ref)
+
+
+def test_drift_rows_equal_the_one_feature_metrics_with_padding(rng: np.random.Generator) -> None:
+    narrow = np.linspace(0.0, 1.0, 5)  # 4 edges fewer than EDGES: its row is padded
+    feats = [
+        (EDGES, binned(rng, 0.0, 1.0, 4000, nan=4)[0], binned(rng, 0.5, 1.3, 600, nan=9)[0]),
+        (EDGES, binned(rng, 0.0, 1.0, 4000)[0], np.zeros(EDGES.size + 2, np.int64)),
+        (narrow, rng.integers(0, 50, narrow.size + 2), rng.integers(0, 50, narrow.size + 2)),
+    ]
+    width = EDGES.size + 2
+    live = np.zeros((3, width))
+    ref = np.zeros((3, width))
+    pos = np.zeros((3, width - 1))
+    for i, (e, r, c) in enumerate(feats):
+        k = e.size + 1  # finite columns
+        live[i, :k], live[i, -1] = c[:k], c[-1]
+        ref[i, :k], ref[i, -1] = r[:k], r[-1]
+        x = metrics.bin_positions(e)
+        pos[i, :k] = x
+        pos[i, k:] = x[-1] + np.arange(1, width - k)
+    std = np.array([metrics.histogram_std(r, e) for e, r, _ in feats])
+    rows = metrics.drift_rows(live, ref, pos, std)
+    for i, (e, r, c) in enumerate(feats):
+        assert rows["psi"][i] == pytest.approx(metrics.psi(c, r), rel=1e-12, abs=1e-15)
+        assert rows["js"][i] == pytest.approx(metrics.js_distance(c, r), rel=1e-12, abs=1e-15)
+        assert rows["ks"][i] == pytest.approx(metrics.ks_statistic(c, r), rel=1e-12, abs=1e-15)
+        assert rows["wasserstein"][i] == pytest.approx(metrics.wasserstein_normalized(c, r, e), rel=1e-12, abs=1e-15)
+    assert rows["psi"][0] > 0.1 and rows["psi"][1] == 0.0

@@ -5,9 +5,9 @@ transaction durable (``journal_mode=WAL``, ``synchronous=FULL``: the WAL is fsyn
 server acknowledges exactly the keys it returns. Spooled records (window, event, capture) are deduplicated on
 ``(device, boot, seq)`` by a UNIQUE constraint, so a device that resends after a lost ack changes nothing.
 
-Besides records the store keeps devices (last hello, last seen), reference profiles by id, the drift series the
-engine computes, and alerts with their lifecycle. One connection, guarded by a lock: the ingest thread writes, the
-HTTP threads read.
+Besides records the store keeps devices (last hello, last seen), reference profiles by id, and alerts with their
+lifecycle (the drift series are derived data and live in memory, :mod:`edge.collector.series`). One connection,
+guarded by a lock: the ingest thread writes, the HTTP threads read.
 """
 
 from __future__ import annotations
@@ -39,11 +39,6 @@ CREATE TABLE IF NOT EXISTS devices (
     first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS profiles (profile TEXT PRIMARY KEY, body BLOB NOT NULL, stored_ns INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS drift (
-    scope TEXT NOT NULL, model TEXT NOT NULL, feature TEXT NOT NULL, metric TEXT NOT NULL,
-    t_ns INTEGER NOT NULL, value REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS drift_by_scope ON drift (scope, model, t_ns);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, scope TEXT NOT NULL, model TEXT NOT NULL, feature TEXT NOT NULL, metric TEXT NOT NULL,
     state TEXT NOT NULL, value REAL NOT NULL, threshold REAL NOT NULL,
@@ -197,28 +192,6 @@ class RecordStore:
     def profile_ids(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT profile FROM profiles ORDER BY profile")]
-
-    # ------------------------------------------------------------------------------------------------ drift
-
-    def add_drift(self, rows: list[tuple[str, str, str, str, int, float]]) -> None:
-        """``(scope, model, feature, metric, t_ns, value)`` points of the drift series (scope: a device id or
-        ``"fleet"``)."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO drift VALUES (?, ?, ?, ?, ?, ?)", rows)
-            self._db.execute("COMMIT")
-
-    def drift_series(self, scope: str, metric: str, model: str | None = None, limit: int = 2000) -> list[dict]:
-        q = "SELECT model, feature, t_ns, value FROM drift WHERE scope = ? AND metric = ?"
-        args: list[Any] = [scope, metric]
-        if model is not None:
-            q += " AND model = ?"
-            args.append(model)
-        q += " ORDER BY t_ns DESC LIMIT ?"
-        args.append(int(limit))
-        with self._lock:
-            rows = self._db.execute(q, args).fetchall()
-        return [{"model": m, "feature": f, "t_ns": t, "value": v} for m, f, t, v in reversed(rows)]
 
     def models(self) -> list[dict[str, Any]]:
         with self._lock:

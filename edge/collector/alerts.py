@@ -187,7 +187,7 @@ class AlertPolicy:
             else:
                 t.alert_id, self._next_id = self._next_id, self._next_id + 1
             return [
-                self._emit(
+                self.publish(
                     AlertEvent(t.alert_id, "open", scope, model, feature, rule.metric, value, rule.threshold, t_ns, msg)
                 )
             ]
@@ -199,7 +199,7 @@ class AlertPolicy:
             self.store.set_alert_state(alert_id, "resolved", t_ns)
         msg = f"{scope} {model} {feature}: {rule.metric} = {value:.4g} past {rule.clear} for {rule.persistence} windows"
         return [
-            self._emit(
+            self.publish(
                 AlertEvent(alert_id, "resolved", scope, model, feature, rule.metric, value, rule.clear, t_ns, msg)
             )
         ]
@@ -227,13 +227,24 @@ class AlertPolicy:
             if key is None:
                 raise ConfigError(f"alert id: expected an open alert, got {alert_id}")
             ev = AlertEvent(alert_id, "acknowledged", *key, math.nan, math.nan, t_ns, "acknowledged")
-        return self._emit(ev)
+        return self.publish(ev)
+
+    def restore(self) -> int:
+        """After a restart: take the store's unresolved alerts back into the tracks, so they resolve when their
+        signal clears instead of staying open forever. Returns how many were restored."""
+        if self.store is None:
+            return 0
+        rows = [a for a in self.store.alerts(limit=100_000) if a.state != "resolved"]
+        for a in rows:
+            self._track(a.scope, a.model, a.feature, a.metric).alert_id = a.id
+        return len(rows)
 
     def open_alerts(self) -> list[tuple[str, str, str, str]]:
         """Keys ``(scope, model, feature, metric)`` with an alert open (or acknowledged) now."""
         return sorted(k for k, t in self._tracks.items() if t.alert_id is not None)
 
-    def _emit(self, event: AlertEvent) -> AlertEvent:
+    def publish(self, event: AlertEvent) -> AlertEvent:
+        """Count ``event`` and send it to every sink (on the calling thread)."""
         self.events += 1
         for sink in self.sinks:
             sink.emit(event)

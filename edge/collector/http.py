@@ -10,6 +10,8 @@ Routes (all GET unless noted; JSON bodies are UTF-8, NaN as null):
 * ``/api/heatmap?scope=S&model=M&metric=psi`` — feature × time buckets of a series
 * ``/api/alerts[?state=open|acknowledged|resolved]``
 * ``POST /api/alerts/ID/ack`` — acknowledge an alert
+* ``PUT /api/profiles/ID`` — upload a reference profile (its canonical JSON; ID must be its hash); ``/api/profiles``
+  lists the known ids
 * ``/metrics`` — Prometheus text exposition format 0.0.4
 
 The server runs on its own threads; it reads the store and the series (both locked) and the counters mapping
@@ -29,11 +31,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from edge.collector.dashboard import DASHBOARD_HTML
+from edge.collector.profiles import ProfileLibrary
 from edge.collector.series import DriftSeries
 from edge.collector.store import RecordStore
 from edge.errors import ConfigError
 
 __all__ = ["CollectorHttp", "prometheus_text"]
+
+MAX_PROFILE_BYTES = 8 << 20
 
 # counter name -> help text; every one is exported as edge_collector_<name>_total
 COUNTER_HELP = {
@@ -44,6 +49,7 @@ COUNTER_HELP = {
     "alerts": "alert lifecycle events (open, acknowledged, resolved)",
     "windows_scored": "windows scored by the drift engine",
     "engine_errors": "windows the drift engine could not score",
+    "unknown_profile": "hellos naming a reference profile the collector does not know",
 }
 
 
@@ -81,8 +87,10 @@ class CollectorHttp:
         acknowledge: Callable[[int], dict[str, Any]],
         host: str = "127.0.0.1",
         port: int = 8080,
+        profiles: ProfileLibrary | None = None,
     ) -> None:
         self.store, self.series, self.counters, self.acknowledge = store, series, counters, acknowledge
+        self.profiles = profiles
         handler = type("Handler", (_Handler,), {"app": self})
         try:
             self.server = ThreadingHTTPServer((host, port), handler)
@@ -170,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(app.summary())
         elif path == "/api/devices":
             self._json(app.devices())
+        elif path == "/api/profiles":
+            self._json(app.profiles.ids() if app.profiles is not None else [])
         elif path == "/api/models":
             self._json(app.store.models())
         elif path in ("/api/drift", "/api/heatmap"):
@@ -187,6 +197,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._json([a.to_json() for a in app.store.alerts(state)])
         else:
             self._error(404, f"expected one of /, /metrics, /api/..., got {url.path!r}")
+
+    def do_PUT(self) -> None:
+        m = re.fullmatch(r"/api/profiles/([0-9a-f]{16})", urlsplit(self.path).path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if m is None or self.app.profiles is None or not 0 < length <= MAX_PROFILE_BYTES:
+            self.rfile.read(min(length, MAX_PROFILE_BYTES))
+            self._error(400, f"expected PUT /api/profiles/<16 hex digits> with 1..{MAX_PROFILE_BYTES} bytes")
+            return
+        try:
+            new = self.app.profiles.upload(m.group(1), self.rfile.read(length))
+        except ConfigError as exc:
+            self._error(400, str(exc))
+            return
+        self._json({"profile": m.group(1), "stored": new}, 201 if new else 200)
 
     def do_POST(self) -> None:
         m = re.fullmatch(r"/api/alerts/(\d+)/ack", urlsplit(self.path).path)

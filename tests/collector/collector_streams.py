@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from edge.collector.engine import FeatureReference, ModelReference
+from edge.drift.profile import FeatureSpec, ReferenceProfile
 
 MODEL = "detector@1.0.0"
 LAT_EDGES = np.array([100.0, 1000.0, 5000.0, 10000.0, 20000.0, 50000.0])  # µs
@@ -74,3 +75,26 @@ def window_body(
 
 
 HELLO = {"latency_edges_us": LAT_EDGES.tolist()}
+
+
+def profile(rng: np.random.Generator, n_features: int = 4, n: int = 20000) -> ReferenceProfile:
+    """The same reference as :func:`reference`, as the device's :class:`ReferenceProfile`."""
+    edges = [edges_for(i) for i in range(n_features)]
+    feats = []
+    for i, (name, e, (c, m)) in enumerate(
+        zip(names(n_features), edges, sketch(rng.normal(0, 1, (n, n_features)), edges), strict=True)
+    ):
+        feats.append(FeatureSpec(name, {"kind": "stats", "stat": "mean", "channel": i}, e, c, m))
+    return ReferenceProfile(tuple(feats))
+
+
+def hello_body(prof: ReferenceProfile) -> dict[str, Any]:
+    return {
+        "software": "edge test",
+        "kernels": "numpy",
+        "model": MODEL,
+        "profile": prof.profile_id,
+        "window_s": 1.0,
+        "features": [{"name": f.name, "edges": f.edges.tolist()} for f in prof.features],
+        "latency_edges_us": LAT_EDGES.tolist(),
+    }

@@ -37,6 +37,7 @@ from edge.telemetry.protocol import (
     MAX_BATCH_RECORDS,
     MAX_FRAME_BYTES,
     SPOOLED_KINDS,
+    Record,
     RejectedRecord,
     Reply,
     ack_ranges,
@@ -48,6 +49,8 @@ from edge.telemetry.security import ZapAllowList, make_curve_server
 __all__ = ["CollectorServer", "CollectorSettings", "load_server_keys"]
 
 log = logging.getLogger("edge.collector")
+
+INT64_MAX = (1 << 63) - 1  # SQLite's INTEGER; PROTOCOL.md allows seq up to 2**64 - 1
 
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "engine_errors",
             "unknown_profile")  # fmt: skip
@@ -166,7 +169,10 @@ class CollectorServer:
                 while not self._external.empty():
                     self.policy.publish(self._external.get())
                 if poller.poll(self.settings.poll_ms):
-                    self._turn()
+                    try:
+                        self._turn()
+                    except Exception:  # a bug must not stop ingest: log it; unacked records are resent
+                        log.exception("collector: ingest turn failed")
         finally:
             if pub is not None:
                 pub.close()
@@ -192,12 +198,17 @@ class CollectorServer:
                 continue
             for data in frames:
                 try:
-                    rec = decode_frame(data)
+                    rec = _decode(data)
                 except ProtocolError as exc:
                     self.counters["rejects"] += 1
                     boot, seq = _best_effort_key(data)
                     code = "limit" if "at most" in str(exc) else "malformed"
                     rejected.append(RejectedRecord(boot, seq, code, str(exc)))
+                    continue
+                if rec.kind in SPOOLED_KINDS and rec.seq > INT64_MAX:
+                    self.counters["rejects"] += 1
+                    msg = f"record.seq: expected at most {INT64_MAX} (the store's integers), got {rec.seq}"
+                    rejected.append(RejectedRecord(rec.boot, rec.seq, "limit", msg))
                     continue
                 if rec.kind in SPOOLED_KINDS:
                     self.store.add(rec.device, rec.boot, rec.seq, rec.kind, rec.t_ns, rec.wall_ns, rec.body)
@@ -216,7 +227,13 @@ class CollectorServer:
             return
         self.counters["records"] += len(result.stored)
         self.counters["duplicates"] += len(result.duplicates)
+        self.counters["rejects"] += len(result.failed)
+        failed = {(b, s) for _, b, s in result.failed}
         for ident, keys, rejected in messages:
+            if failed and any(k in failed for k in keys):
+                rejected = rejected + [RejectedRecord(b, s, "malformed", "record: the store could not take it")
+                                       for b, s in keys if (b, s) in failed]  # fmt: skip
+                keys = [k for k in keys if k not in failed]
             reply = encode_reply(Reply(tuple(ack_ranges(keys)), tuple(rejected)))
             try:
                 self._sock.send_multipart([ident, reply], zmq.NOBLOCK)
@@ -291,6 +308,19 @@ class CollectorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _decode(data: bytes) -> Record:
+    """The shared validator, with any foreign error it lets through mapped to :class:`ProtocolError` (seen: a
+    ``RecursionError`` from building the message about a ~1000-deep nested array), so no frame stops the server."""
+    try:
+        return decode_frame(data)
+    except ProtocolError:
+        raise
+    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise ProtocolError(
+            f"frame: expected a valid record, got one the validator failed on ({type(exc).__name__})"
+        ) from exc
 
 
 def _best_effort_key(data: bytes) -> tuple[str, int]:

@@ -50,10 +50,12 @@ CREATE TABLE IF NOT EXISTS alerts (
 @dataclass(frozen=True)
 class CommitResult:
     """Keys ``(device, boot, seq)`` made durable by one commit: ``stored`` new, ``duplicates`` already there.
-    Both may be acknowledged."""
+    Both may be acknowledged. ``failed``: records SQLite could not take (e.g. an integer beyond int64), left out
+    of the transaction without spoiling the rest of it; never acknowledge those."""
 
     stored: tuple[tuple[str, str, int], ...]
     duplicates: tuple[tuple[str, str, int], ...]
+    failed: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class RecordStore:
     def commit(self) -> CommitResult:
         """Write every buffered record in one transaction; returns after the commit is durable."""
         batch, self._pending = self._pending, []
-        stored, dups = [], []
+        stored, dups, failed = [], [], []
         if not batch:
             return CommitResult((), ())
         with self._lock:
@@ -118,17 +120,21 @@ class RecordStore:
             cur.execute("BEGIN IMMEDIATE")
             try:
                 for row in batch:
-                    cur.execute(
-                        "INSERT OR IGNORE INTO records (device, boot, seq, kind, t_ns, wall_ns, received_ns, body) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        row,
-                    )
+                    try:
+                        cur.execute(
+                            "INSERT OR IGNORE INTO records (device, boot, seq, kind, t_ns, wall_ns, received_ns, body) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            row,
+                        )
+                    except (OverflowError, ValueError, sqlite3.InterfaceError):
+                        failed.append((row[0], row[1], row[2]))
+                        continue
                     (stored if cur.rowcount == 1 else dups).append((row[0], row[1], row[2]))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return CommitResult(tuple(stored), tuple(dups))
+        return CommitResult(tuple(stored), tuple(dups), tuple(failed))
 
     def record_count(self, kind: str | None = None) -> int:
         with self._lock:

@@ -111,6 +111,7 @@ class AlertPolicy:
     cohort_min_devices: int = 3
     _tracks: dict[tuple[str, str, str, str], _Track] = field(default_factory=dict, init=False)
     _next_id: int = field(default=1, init=False)
+    _drifting: dict[tuple[str, str, str], set[str]] = field(default_factory=dict, init=False)  # device scopes
     events: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -149,12 +150,9 @@ class AlertPolicy:
             if rule is None:
                 continue
             cohort_rule = Rule(metric, self.cohort_fraction, self.cohort_fraction / 2, persistence=1, min_samples=0)
+            members = set(devices)
             for feature in ev.features:
-                drifting = sum(
-                    1
-                    for d in devices
-                    if (t := self._tracks.get((d, ev.model, feature, metric))) and t.alert_id is not None
-                )
+                drifting = len(self._drifting.get((ev.model, feature, metric), set()) & members)
                 value = drifting / len(devices)
                 if (
                     drifting < self.cohort_min_devices
@@ -186,6 +184,8 @@ class AlertPolicy:
                 t.alert_id = self.store.open_alert(scope, model, feature, rule.metric, value, rule.threshold, t_ns, msg)
             else:
                 t.alert_id, self._next_id = self._next_id, self._next_id + 1
+            if scope not in (FLEET, COHORT):
+                self._drifting.setdefault((model, feature, rule.metric), set()).add(scope)
             return [
                 self.publish(
                     AlertEvent(t.alert_id, "open", scope, model, feature, rule.metric, value, rule.threshold, t_ns, msg)
@@ -195,6 +195,7 @@ class AlertPolicy:
         if t.calm < rule.persistence:
             return []
         alert_id, t.alert_id, t.calm = t.alert_id, None, 0
+        self._drifting.get((model, feature, rule.metric), set()).discard(scope)
         if self.store is not None:
             self.store.set_alert_state(alert_id, "resolved", t_ns)
         msg = f"{scope} {model} {feature}: {rule.metric} = {value:.4g} past {rule.clear} for {rule.persistence} windows"
@@ -237,6 +238,8 @@ class AlertPolicy:
         rows = [a for a in self.store.alerts(limit=100_000) if a.state != "resolved"]
         for a in rows:
             self._track(a.scope, a.model, a.feature, a.metric).alert_id = a.id
+            if a.scope not in (FLEET, COHORT):
+                self._drifting.setdefault((a.model, a.feature, a.metric), set()).add(a.scope)
         return len(rows)
 
     def open_alerts(self) -> list[tuple[str, str, str, str]]:

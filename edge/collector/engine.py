@@ -102,6 +102,27 @@ class _Packed:
             self.positions[i, x.size :] = x[-1] + np.arange(1, self.width - x.size)
         conf = [i for i, f in enumerate(ref.features) if f.kind == "confidence"]
         self.confidence = conf[0] if conf else None
+        # where each wire count lands in the flattened (F, B) array: one scatter per window instead of F copies
+        self.lengths = tuple(f.edges.size + 2 for f in ref.features)
+        dst = []
+        for i, n in enumerate(self.lengths):
+            dst += [i * self.width + j for j in range(n - 1)] + [i * self.width + self.width - 1]
+        self.scatter = np.array(dst, dtype=np.intp)
+
+    def pack(self, model: str, feats: Mapping[str, Any]) -> np.ndarray:
+        """A window's feature counts (``{name: {"c": [...]}}``) as float64 (F, B)."""
+        flat: list[int] = []
+        for name, n in zip(self.names, self.lengths, strict=True):
+            sk = feats.get(name)
+            if sk is None:
+                raise ProtocolError(f"window.features: expected feature {name!r} of {model!r}, missing")
+            c = sk["c"]
+            if len(c) != n:
+                raise ProtocolError(f"window.features.{name}.c: expected {n} counts, got {len(c)}")
+            flat += c
+        live = np.zeros(self.counts.size)
+        live[self.scatter] = flat
+        return live.reshape(self.counts.shape)
 
     def pack_one(self, i: int, c: Sequence[int] | np.ndarray) -> np.ndarray:
         e = self.ref.features[i].edges.size
@@ -173,8 +194,11 @@ class DriftEngine:
 
     # --------------------------------------------------------------------------------------------- windows
 
-    def observe_window(self, device: str, body: Mapping[str, Any], t_ns: int) -> list[Evaluation]:
-        """Merge one validated window body into the device's and the fleet's horizons and score both; ``[]``
+    def observe_window(
+        self, device: str, body: Mapping[str, Any], t_ns: int, *, score_fleet: bool = True
+    ) -> list[Evaluation]:
+        """Merge one validated window body into the device's and the fleet's horizons and score the device, and
+        the fleet unless ``score_fleet`` is False (the server scores the fleet once per batch it ingests); ``[]``
         (and ``windows_skipped`` + 1) when the window's model has no reference. :class:`ProtocolError` when
         the window does not match the reference's features and bins."""
         model = body["model"]
@@ -183,12 +207,7 @@ class DriftEngine:
             self.windows_skipped += 1
             return []
         feats = body["features"]
-        live = np.empty_like(packed.counts)
-        for i, name in enumerate(packed.names):
-            sk = feats.get(name)
-            if sk is None:
-                raise ProtocolError(f"window.features: expected feature {name!r} of {model!r}, missing")
-            live[i] = packed.pack_one(i, sk["c"])
+        live = packed.pack(model, feats)
         ops = np.zeros(len(OPS))
         counters = body.get("counters", {})
         ops[0] = counters.get("frames", 0)
@@ -230,6 +249,8 @@ class DriftEngine:
         n = track["counts"].n
         for h in self.horizons:
             out.append(self._score(device, packed, t_ns, h, min(n, h), {k: r.sums[h] for k, r in _live(track)}))
+            if not score_fleet:
+                continue
             fleet_sums = {k: v[h] for k, v in fleet.items() if h in v}
             out.append(self._score(FLEET, packed, t_ns, h, min(n, h), fleet_sums, lat_device=device))
         return out

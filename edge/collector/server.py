@@ -203,7 +203,7 @@ class CollectorServer:
                     self.counters["rejects"] += 1
                     boot, seq = _best_effort_key(data)
                     code = "limit" if "at most" in str(exc) else "malformed"
-                    rejected.append(RejectedRecord(boot, seq, code, str(exc)))
+                    rejected.append(RejectedRecord(boot, seq, code, _fit(str(exc))))
                     continue
                 if rec.kind in SPOOLED_KINDS and rec.seq > INT64_MAX:
                     self.counters["rejects"] += 1
@@ -240,10 +240,14 @@ class CollectorServer:
             except zmq.ZMQError:
                 pass  # the peer is gone; it resends and gets the acks of the duplicates
         stored = set(result.stored)  # a resent window is acked again but scored once
+        fresh = []
         for key, t_ns, body in windows:
             if key in stored:
                 stored.discard(key)
-                self._score(key[0], t_ns, body)
+                fresh.append((key[0], t_ns, body))
+        last_of_model = {body.get("model"): i for i, (_, _, body) in enumerate(fresh)}
+        for i, (device, t_ns, body) in enumerate(fresh):  # the fleet is scored once per model and batch
+            self._score(device, t_ns, body, score_fleet=last_of_model.get(body.get("model")) == i)
 
     def _hello(self, device: str, boot: str, body: dict[str, Any], now: int) -> None:
         self.store.seen(device, boot, now, body)
@@ -259,9 +263,9 @@ class CollectorServer:
             return
         self.engine.set_reference(ModelReference.from_profile(model, profile, self.settings.latency_budget_us))
 
-    def _score(self, device: str, t_ns: int, body: dict[str, Any]) -> None:
+    def _score(self, device: str, t_ns: int, body: dict[str, Any], score_fleet: bool = True) -> None:
         try:
-            evaluations = self.engine.observe_window(device, body, t_ns)
+            evaluations = self.engine.observe_window(device, body, t_ns, score_fleet=score_fleet)
         except EdgeError as exc:
             self.counters["engine_errors"] += 1
             log.warning("collector: window of %s not scored (%s)", device, exc)
@@ -323,6 +327,11 @@ def _decode(data: bytes) -> Record:
         ) from exc
 
 
+def _fit(message: str, limit: int = 256) -> str:
+    """``message`` cut to at most ``limit`` UTF-8 bytes (a reply's strings are limited in bytes)."""
+    return message.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
+
+
 def _best_effort_key(data: bytes) -> tuple[str, int]:
     """(boot, seq) of an undecodable record when its envelope is readable (within the frame limits), else
     ("", 0), so the device can drop that one record."""
@@ -334,6 +343,11 @@ def _best_effort_key(data: bytes) -> tuple[str, int]:
         return "", 0
     if isinstance(m, dict):
         boot, seq = m.get("boot", ""), m.get("seq", 0)
-        if isinstance(boot, str) and len(boot) <= 256 and type(seq) is int and 0 <= seq < (1 << 64):
+        if (
+            isinstance(boot, str)
+            and len(boot.encode("utf-8", "replace")) <= 256
+            and type(seq) is int
+            and 0 <= seq < (1 << 64)
+        ):
             return boot, seq
     return "", 0

@@ -67,6 +67,8 @@ def test_fifty_devices_one_drifts_then_a_cohort(server: CollectorServer, ctx: zm
     assert server.engine.has_reference(streams.MODEL)
     for k in range(16):  # dev-07 drifts from round 6 on
         run_round(devices, rng, {"dev-07"} if k >= 6 else set(), k)
+    # windows are scored just after their acks go out
+    wait_for(lambda: server.counters["windows_scored"] == 50 * 16, what="scoring of round 15")
     open_scopes = {scope for scope, *_ in server.policy.open_alerts()}
     assert open_scopes == {"dev-07"}
     assert {a.scope for a in server.store.alerts()} == {"dev-07"}
@@ -74,6 +76,7 @@ def test_fifty_devices_one_drifts_then_a_cohort(server: CollectorServer, ctx: zm
     cohort = {f"dev-{i:02d}" for i in range(7, 19)}
     for k in range(16, 26):
         run_round(devices, rng, cohort, k)
+    wait_for(lambda: server.counters["windows_scored"] == 50 * 26, what="scoring of round 25")
     open_scopes = {scope for scope, *_ in server.policy.open_alerts()}
     assert COHORT in open_scopes
     assert open_scopes - {COHORT} == cohort
@@ -96,6 +99,7 @@ def test_resend_is_acked_again_but_stored_and_scored_once(server: CollectorServe
     second = d.reply()
     assert [(a.first, a.last) for a in first.acks] == [(1, 1)] == [(a.first, a.last) for a in second.acks]
     assert server.store.record_count("window") == 1
+    wait_for(lambda: server.counters["windows_scored"] == 1, what="the window to be scored")
     assert server.counters["duplicates"] == 1 and server.counters["windows_scored"] == 1
     d.close()
 

@@ -197,8 +197,9 @@ class DriftEngine:
     def observe_window(
         self, device: str, body: Mapping[str, Any], t_ns: int, *, score_fleet: bool = True
     ) -> list[Evaluation]:
-        """Merge one validated window body into the device's and the fleet's horizons and score the device, and
-        the fleet unless ``score_fleet`` is False (the server scores the fleet once per batch it ingests); ``[]``
+        """Merge one validated window body into the device's and the fleet's horizons and score them: the device's
+        primary horizon always; its longer horizons and the fleet unless ``score_fleet`` is False (the server
+        scores those once per model and ingested batch, the alerts use the primary horizon); ``[]``
         (and ``windows_skipped`` + 1) when the window's model has no reference. :class:`ProtocolError` when
         the window does not match the reference's features and bins."""
         model = body["model"]
@@ -248,6 +249,8 @@ class DriftEngine:
         out = []
         n = track["counts"].n
         for h in self.horizons:
+            if not score_fleet and h != self.horizons[0]:
+                continue  # the primary horizon is scored every window; the longer ones with the fleet
             out.append(self._score(device, packed, t_ns, h, min(n, h), {k: r.sums[h] for k, r in _live(track)}))
             if not score_fleet:
                 continue

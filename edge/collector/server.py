@@ -202,7 +202,7 @@ class CollectorServer:
                 except ProtocolError as exc:
                     self.counters["rejects"] += 1
                     boot, seq = _best_effort_key(data)
-                    code = "limit" if "at most" in str(exc) else "malformed"
+                    code = _rejection_code(str(exc))
                     rejected.append(RejectedRecord(boot, seq, code, _fit(str(exc))))
                     continue
                 if rec.kind in SPOOLED_KINDS and rec.seq > INT64_MAX:
@@ -325,6 +325,13 @@ def _decode(data: bytes) -> Record:
         raise ProtocolError(
             f"frame: expected a valid record, got one the validator failed on ({type(exc).__name__})"
         ) from exc
+
+
+def _rejection_code(message: str) -> str:
+    """PROTOCOL.md §5 rejection code of a validator message: ``version``, ``limit`` (a §6 limit) or ``malformed``."""
+    if message.startswith("record.v:"):
+        return "version"
+    return "limit" if "at most" in message else "malformed"
 
 
 def _fit(message: str, limit: int = 256) -> str:

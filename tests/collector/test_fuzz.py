@@ -142,3 +142,22 @@ def test_oversized_frame_is_cut_by_the_socket_and_the_server_goes_on(served, rng
     assert server.counters["messages"] == 1 and server.counters["rejects"] == 0
     big.close()
     good.close()
+
+
+def test_rejection_codes_and_keys(served, rng: np.random.Generator) -> None:
+    server, ctx = served
+    dev = Device(ctx, server.endpoint, "codes")
+    rec = dev.record("window", streams.window_body(rng))
+    v2 = msgpack.packb({**rec.to_map(), "v": 2}, use_bin_type=True)
+    bad_body = msgpack.packb({**rec.to_map(), "seq": 9, "body": {"model": 1}}, use_bin_type=True)
+    too_many = {**rec.body, "predictions": [0] * 4097}
+    dev.send(v2, b"\xc1junk", bad_body, msgpack.packb({**rec.to_map(), "seq": 10, "body": too_many}))
+    reply = dev.reply()
+    assert [(r.boot, r.seq, r.code) for r in reply.rejected] == [
+        (dev.boot, 1, "version"),
+        ("", 0, "malformed"),
+        (dev.boot, 9, "malformed"),
+        ("", 0, "malformed"),  # an array over 4096 items: the envelope cannot be read within the limits either
+    ]
+    assert reply.acks == () and server.store.record_count() == 0
+    dev.close()

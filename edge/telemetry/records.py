@@ -41,7 +41,7 @@ def window_body(ring: WindowRing, slot: WindowSlot, extra: Mapping[str, int]) ->
         "end_ns": int(slot.end_ns),
         "features": slot.features.wire(),
         "latency": slot.latency.wire(),
-        "predictions": slot.predictions.tolist(),
+        "predictions": list(slot.predictions),
         "counters": counters,
     }
 

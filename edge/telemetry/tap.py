@@ -10,7 +10,6 @@ counters and hands the slot to the publisher (:meth:`WindowRing.close`): no allo
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import uuid
 from pathlib import Path
@@ -145,6 +144,7 @@ class TelemetryTap:
             self._output_reader(f.source, outputs, model, profile, len(stats) + i) for i, f in enumerate(others)
         ]
         self._pred_src = outputs[pred_out].reshape(-1) if pred_out is not None else None
+        self._direct = self._gather is None and not self._output_feats
         self._bind_slot()
         self.publisher.add_ring(ring)
 
@@ -206,16 +206,14 @@ class TelemetryTap:
         self.last_tick_ns = tick
         if tick >= self._end_ns:
             self._roll(ctx)
-        if self._gather is None:
-            np.copyto(self._x_stats, self._stats)
+        if self._direct:  # the profile's features are exactly ctx.stats, flattened: no copy at all
+            self._feat_update(self._stats_flat)
         else:
-            np.take(self._stats_flat, self._gather, out=self._x_stats, mode="clip")
-        if self._output_feats:
-            self._read_outputs(ctx)
-        self._feat_update(self._x)
+            self._gather_features(ctx)
         self._lat_update(ctx.stage_us)
-        if self._pred_src is not None:
-            self._pred[self._pred_src.argmax()] += 1
+        pred = self._pred_src
+        if pred is not None:
+            self._pred[pred.argmax()] += 1
         self._frames += 1
         flags = ctx.flags
         if flags:
@@ -226,6 +224,15 @@ class TelemetryTap:
         self._sa_last = ctx.shadow_agreed
         if self.captures is not None:
             self.captures.consider(ctx, self._ring.drift_score, ctx.model_version)  # type: ignore[union-attr]
+
+    def _gather_features(self, ctx: FrameContext) -> None:
+        if self._gather is None:
+            np.copyto(self._x_stats, self._stats)
+        else:
+            np.take(self._stats_flat, self._gather, out=self._x_stats, mode="clip")
+        if self._output_feats:
+            self._read_outputs(ctx)
+        self._feat_update(self._x)
 
     def _count_flags(self, flags: int) -> None:
         if flags & DEADLINE_MISS:
@@ -302,7 +309,3 @@ class TelemetryTap:
         if self._ctx is not None:
             self._close_final()
         self.publisher.stop(timeout_s + 0.5)
-
-    @property
-    def pid(self) -> int:
-        return os.getpid()

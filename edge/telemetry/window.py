@@ -40,13 +40,14 @@ C = {name: i for i, name in enumerate(COUNTERS)}
 
 class WindowSlot:
     """One window's accumulators: ``features`` and ``latency`` (:class:`WindowSketch`, latency in µs per
-    stage), ``predictions`` int64 (classes,) top-1 class counts, ``counters`` int64 (len(COUNTERS),),
+    stage), ``predictions`` a list of ``classes`` ints (top-1 class counts: a list, because
+    incrementing a list item costs a tenth of a NumPy item), ``counters`` int64 (len(COUNTERS),),
     ``start_ns``/``end_ns`` (clock ns). Owned by the ring; written by whichever thread holds the slot's state."""
 
     def __init__(self, names: tuple[str, ...], edges: list[np.ndarray], lat_edges: np.ndarray, classes: int) -> None:
         self.features = WindowSketch(names, edges)
         self.latency = WindowSketch(STAGES, [lat_edges] * len(STAGES))
-        self.predictions = np.zeros(classes, dtype=np.int64)
+        self.predictions = [0] * classes
         self.counters = np.zeros(len(COUNTERS), dtype=np.int64)
         self.start_ns = 0
         self.end_ns = 0
@@ -54,7 +55,7 @@ class WindowSlot:
     def reset(self) -> None:
         self.features.reset()
         self.latency.reset()
-        self.predictions.fill(0)
+        self.predictions[:] = (0,) * len(self.predictions)
         self.counters.fill(0)
 
 

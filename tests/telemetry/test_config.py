@@ -79,3 +79,12 @@ def test_keys_gen_writes_a_pair_with_a_private_secret(tmp_path: Path, capsys) ->
     assert "secret-key" in secret.read_text()
     assert "robot-7.key_secret" in capsys.readouterr().out
     assert main(["keys", "gen", "--out", str(tmp_path / "k"), "--name", "../evil"]) == 1
+
+
+def test_readme_example_table_is_valid(tmp_path: Path) -> None:
+    import tomllib
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("## Telemetry")[1].split("```toml")[1].split("```")[0]
+    s = parse_telemetry(tomllib.loads(block)["telemetry"], tmp_path)
+    assert s.capture.enabled and s.capture.drift_above == 0.25 and s.curve_keypair.name == "robot-7.key_secret"

@@ -3,6 +3,8 @@ and schema validation: every malformed or oversized frame is a ProtocolError tha
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgpack
 import pytest
 from hypothesis import given, settings
@@ -227,3 +229,29 @@ def test_malformed_replies() -> None:
         decode_reply(msgpack.packb({"v": 1, "kind": "ack", "acks": [["b", 5, 2]], "rejected": []}))
     with pytest.raises(ProtocolError, match="reply"):
         decode_reply(msgpack.packb({"v": 1, "kind": "nope", "acks": [], "rejected": []}))
+
+
+def test_protocol_md_event_example_is_what_goes_on_the_wire() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "PROTOCOL.md").read_text()
+    block = doc.split("An event record (seq 4) announcing a model swap encodes as:")[1].split("```")[1]
+    wire = bytes.fromhex(block)
+    rec = Record("event", "dev-7", "b0", 4, 5_000_000_000, 1_763_700_000_000_000_000,
+                 {"name": "swap", "fields": {"model": "det@2"}})  # fmt: skip
+    assert encode_record(rec) == wire
+    assert decode_frame(wire) == rec
+    assert (
+        HEARTBEAT_HEX.split()[:4] == ["88", "a1", "76", "01"]
+        and f"The frame is {len(HEARTBEAT_HEX.split())} bytes" in doc
+    )
+
+
+def test_protocol_md_annotated_heartbeat_is_the_worked_example() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "PROTOCOL.md").read_text()
+    block = doc.split("The frame is 106 bytes:")[1].split("```")[1]
+    tokens = []
+    for line in block.splitlines():
+        for t in line.split():
+            if len(t) != 2 or any(ch not in "0123456789abcdef" for ch in t):
+                break  # the annotation starts
+            tokens.append(t)
+    assert bytes.fromhex(" ".join(tokens)) == bytes.fromhex(HEARTBEAT_HEX)

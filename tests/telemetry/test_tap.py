@@ -166,3 +166,20 @@ def test_loop_thread_allocates_nothing_per_frame(make_tap, collector, driver) ->
     filters = [tracemalloc.Filter(True, f) for f in files]
     growth = sum(s.size_diff for s in after.filter_traces(filters).compare_to(before.filter_traces(filters), "lineno"))
     assert growth < 1024, f"the loop-thread path grew by {growth} bytes over 5000 frames"
+
+
+def test_model_swap_closes_the_window_and_sends_a_new_hello(make_tap, collector, driver) -> None:
+    tap = make_tap(collector.endpoint)
+    tap.bind(driver.ctx, None)
+    driver.run(tap, 15)  # window 0 closed, 5 frames into window 1
+    driver.ctx.model_version = "classifier@2.0.0"
+    tap.bind(driver.ctx, None)  # between frames: the loop swapped models
+    driver.run(tap, 10)  # frames 15..24: window 1's rest (new model), window 2 begins at frame 20
+    wait_for(lambda: len(collector.of_kind("window")) == 3 and len(collector.hellos) == 2, what="3 windows, 2 hellos")
+    w = [r.body for r in collector.of_kind("window")]
+    assert [b["model"] for b in w] == ["classifier@1.0.0", "classifier@1.0.0", "classifier@2.0.0"]
+    assert [b["counters"]["frames"] for b in w] == [10, 5, 5]
+    last_old_tick = 14 * 10_000_000
+    assert (w[1]["start_ns"], w[1]["end_ns"]) == (WINDOW_NS, last_old_tick + 1)
+    assert (w[2]["start_ns"], w[2]["end_ns"]) == (last_old_tick + 1, 2 * WINDOW_NS)
+    assert [h.body["model"] for h in collector.hellos] == ["classifier@1.0.0", "classifier@2.0.0"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,3 +34,18 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen]]:
         for stream in (p.stdout, p.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Every thread a collector test starts (ingest, HTTP, ZAP, webhook) must be gone when it ends."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 10.0
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"threads left running: {[t.name for t in leaked]}")
+        time.sleep(0.01)

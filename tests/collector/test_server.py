@@ -179,3 +179,38 @@ def test_bad_bind_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="expected a bindable endpoint"):
         CollectorServer(CollectorSettings(bind="tcp://999.0.0.1:1", db=tmp_path / "x.db", http=None))
+
+
+def test_profile_uploaded_once_by_hash_then_windows_are_scored(tmp_path: Path, ctx: zmq.Context, rng) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    prof = streams.profile(rng)
+    settings = CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "u.db", http=("127.0.0.1", 0), horizons=(5,))
+    with CollectorServer(settings) as server:
+        d = Device(ctx, server.endpoint, "dev-u")
+        d.send_records(d.record("hello", streams.hello_body(prof)))
+        d.reply()
+        assert server.counters["unknown_profile"] == 1 and not server.engine.has_reference(streams.MODEL)
+
+        def put(pid: str, body: bytes) -> tuple[int, dict]:
+            req = urllib.request.Request(f"{server.http.url}/api/profiles/{pid}", data=body, method="PUT")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read())
+
+        status, doc = put("0" * 16, prof.to_bytes())
+        assert status == 400 and f"got {prof.profile_id}" in doc["error"]
+        assert put(prof.profile_id, prof.to_bytes()) == (201, {"profile": prof.profile_id, "stored": True})
+        assert put(prof.profile_id, prof.to_bytes())[0] == 200  # uploaded once: the second time changes nothing
+        d.send_records(d.record("hello", streams.hello_body(prof)))  # e.g. after a reconnect
+        d.reply()
+        d.send_records(d.record("window", streams.window_body(rng), 1))
+        assert d.reply() is not None
+        wait_for(lambda: server.counters["windows_scored"] == 1, what="the window to be scored")
+        d.close()
+    with RecordStore(tmp_path / "u.db") as store:
+        assert store.profile_ids() == [prof.profile_id]

@@ -121,7 +121,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer records and runs (under a minute)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
-    n, runs = (6_400, 3) if args.quick else (32_000, 5)
+    n, runs = (3_200, 3) if args.quick else (32_000, 5)
     rng = np.random.default_rng(20261121)
     prof = streams.profile(rng, n_features=N_FEATURES)
     hello = streams.hello_body(prof)

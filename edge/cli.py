@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from edge import __version__
 
 # modules that contribute subcommands: each has register(subparsers: argparse._SubParsersAction) -> None
-_COMMAND_MODULES: tuple[str, ...] = ("edge.models.cli", "edge.loop.cli", "edge.telemetry.cli", "edge.sim.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "edge.models.cli",
+    "edge.loop.cli",
+    "edge.telemetry.cli",
+    "edge.collector.cli",
+    "edge.sim.cli",
+)
 
 
 def version_line() -> str:

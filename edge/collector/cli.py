@@ -1,0 +1,79 @@
+"""``edge collector``: run the fleet drift collector as a service until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+__all__ = ["register"]
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:8080), got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _horizons(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected window counts like 10,60, got {text!r}") from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected window counts >= 1, got {text!r}")
+    return values
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge.collector.server import CollectorServer, CollectorSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = CollectorSettings(
+        bind=args.bind,
+        db=Path(args.db),
+        http=None if args.no_http else args.http,
+        keys=None if args.keys is None else Path(args.keys),
+        profiles=None if args.profiles is None else Path(args.profiles),
+        horizons=args.horizons,
+        latency_budget_us=args.latency_budget_us,
+        webhook=args.webhook,
+        pub=args.pub,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server = CollectorServer(settings)
+    except (EdgeError, OSError) as exc:
+        print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    http = f", dashboard {server.http.url}/" if server.http is not None else ""
+    print(f"edge collector: ingest on {server.endpoint}, db {settings.db}{http}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.close()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("collector", help="run the fleet drift collector (ingest, store, drift, alerts, HTTP)")
+    p.add_argument("--bind", default="tcp://127.0.0.1:7450", help="ZeroMQ endpoint devices connect to")
+    p.add_argument("--db", default="collector.db", metavar="PATH", help="SQLite database file (WAL mode)")
+    p.add_argument("--http", type=_host_port, default=("127.0.0.1", 8080), metavar="HOST:PORT",
+                   help="dashboard, JSON API and /metrics")  # fmt: skip
+    p.add_argument("--no-http", action="store_true", help="no HTTP server")
+    p.add_argument("--keys", metavar="DIR", help="collector.key_secret and the allowed devices' *.key (CURVE)")
+    p.add_argument("--profiles", metavar="DIR", help="model packages / profile JSON files with reference profiles")
+    p.add_argument("--horizons", type=_horizons, default=(10, 60), help="rolling horizons in windows (first alerts)")
+    p.add_argument("--latency-budget-us", type=float, default=None, help="per-frame latency budget (µs)")
+    p.add_argument("--webhook", metavar="URL", help="POST alert events as JSON to URL")
+    p.add_argument("--pub", metavar="ENDPOINT", help="publish alert events on a ZeroMQ PUB socket")
+    p.set_defaults(handler=_run)

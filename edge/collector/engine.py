@@ -1,0 +1,296 @@
+"""The drift engine: live windows merged per (model, device / fleet, feature) over rolling horizons, scored
+against the model's reference bins.
+
+Sketches are monoids, so a horizon of ``H`` windows is a running sum: each new window is added and the window that
+falls out of the horizon subtracted (integer counts, exact). The fleet cohort of a model is the sum of its devices'
+horizons, kept the same way. Each window a device sends yields one :class:`Evaluation` for the device and one for
+the fleet, per horizon: PSI, JS, KS and normalized Wasserstein per feature (:func:`edge.drift.metrics.drift_rows`),
+chi-square of the prediction histogram when the reference has one, and the operational signals: mean confidence,
+p99 latency (µs) and its ratio to the latency budget, deadline-miss and fallback rates.
+
+Not thread-safe: one thread (the ingest thread) feeds the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.drift import metrics
+from edge.errors import ConfigError, ProtocolError
+
+__all__ = ["DriftEngine", "Evaluation", "FeatureReference", "ModelReference"]
+
+FLEET = "fleet"
+OPS = ("frames", "deadline_misses", "fallbacks", "confidence_n", "confidence_sum")
+
+
+@dataclass(frozen=True)
+class FeatureReference:
+    """One feature's reference: ``edges`` float64 (E,), ``counts`` (E + 2,) in the sketch layout, ``std`` the
+    reference standard deviation (feature units), ``kind`` the profile source kind (``confidence``, ``pca_error``,
+    ``stats``, ...)."""
+
+    name: str
+    edges: np.ndarray
+    counts: np.ndarray
+    std: float
+    kind: str = "stats"
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """What a model's live windows are compared with. ``model``: the ``name@version`` string windows carry;
+    ``predictions``: reference top-1 class counts (K,) or None; ``latency_budget_us``: the per-frame budget."""
+
+    model: str
+    features: tuple[FeatureReference, ...]
+    predictions: np.ndarray | None = None
+    latency_budget_us: float | None = None
+
+    @classmethod
+    def from_profile(cls, model: str, profile: Any, latency_budget_us: float | None = None) -> ModelReference:
+        """From a :class:`edge.drift.profile.ReferenceProfile` (its features' edges, counts and moments). The
+        std comes from the moments when they hold two or more samples, else from the binned reference."""
+        feats = []
+        for f in profile.features:
+            n, m2 = float(f.moments[0]), float(f.moments[2])
+            std = float(np.sqrt(m2 / n)) if n > 1 and np.isfinite(m2) else metrics.histogram_std(f.counts, f.edges)
+            feats.append(FeatureReference(f.name, f.edges, f.counts, std, str(f.source.get("kind", "stats"))))
+        extra = getattr(profile, "extra", {}) or {}
+        preds = extra.get("predictions")
+        return cls(model, tuple(feats), None if preds is None else np.asarray(preds, np.int64), latency_budget_us)
+
+
+@dataclass
+class Evaluation:
+    """One scoring of one scope (a device id or ``"fleet"``) over one horizon (windows), at ``t_ns`` (the end of
+    the window that triggered it, device clock). ``samples`` int64 (F,): values per feature in the horizon;
+    ``scores``: metric name → float64 (F,); ``ops``: operational signal name → float (NaN when unknown)."""
+
+    scope: str
+    model: str
+    t_ns: int
+    horizon: int
+    windows: int
+    features: tuple[str, ...]
+    samples: np.ndarray
+    scores: dict[str, np.ndarray]
+    ops: dict[str, float] = field(default_factory=dict)
+
+
+class _Packed:
+    """A reference packed for row-wise scoring: counts (F, B) float64 with the NaN column last."""
+
+    def __init__(self, ref: ModelReference) -> None:
+        if not ref.features:
+            raise ConfigError(f"reference of {ref.model!r}: expected at least one feature, got none")
+        self.ref = ref
+        self.names = tuple(f.name for f in ref.features)
+        self.width = max(f.edges.size for f in ref.features) + 2
+        f_count = len(ref.features)
+        self.counts = np.zeros((f_count, self.width))
+        self.positions = np.zeros((f_count, self.width - 1))
+        self.std = np.array([f.std for f in ref.features], dtype=np.float64)
+        for i, f in enumerate(ref.features):
+            self.counts[i] = self.pack_one(i, f.counts)
+            x = metrics.bin_positions(f.edges)
+            self.positions[i, : x.size] = x
+            self.positions[i, x.size :] = x[-1] + np.arange(1, self.width - x.size)
+        conf = [i for i, f in enumerate(ref.features) if f.kind == "confidence"]
+        self.confidence = conf[0] if conf else None
+        # where each wire count lands in the flattened (F, B) array: one scatter per window instead of F copies
+        self.lengths = tuple(f.edges.size + 2 for f in ref.features)
+        dst = []
+        for i, n in enumerate(self.lengths):
+            dst += [i * self.width + j for j in range(n - 1)] + [i * self.width + self.width - 1]
+        self.scatter = np.array(dst, dtype=np.intp)
+
+    def pack(self, model: str, feats: Mapping[str, Any]) -> np.ndarray:
+        """A window's feature counts (``{name: {"c": [...]}}``) as float64 (F, B)."""
+        flat: list[int] = []
+        for name, n in zip(self.names, self.lengths, strict=True):
+            sk = feats.get(name)
+            if sk is None:
+                raise ProtocolError(f"window.features: expected feature {name!r} of {model!r}, missing")
+            c = sk["c"]
+            if len(c) != n:
+                raise ProtocolError(f"window.features.{name}.c: expected {n} counts, got {len(c)}")
+            flat += c
+        live = np.zeros(self.counts.size)
+        live[self.scatter] = flat
+        return live.reshape(self.counts.shape)
+
+    def pack_one(self, i: int, c: Sequence[int] | np.ndarray) -> np.ndarray:
+        e = self.ref.features[i].edges.size
+        if len(c) != e + 2:
+            raise ProtocolError(f"window.features.{self.names[i]}.c: expected {e + 2} counts, got {len(c)}")
+        row = np.zeros(self.width)
+        row[: e + 1] = c[: e + 1]
+        row[-1] = c[e + 1]
+        return row
+
+
+class _Rolling:
+    """Running sums of the last ``h`` windows for each horizon ``h``, over one ring of the longest horizon."""
+
+    def __init__(self, horizons: tuple[int, ...], shape: tuple[int, ...]) -> None:
+        self.horizons = horizons
+        self.ring = np.zeros((max(horizons), *shape))
+        self.sums = {h: np.zeros(shape) for h in horizons}
+        self.n = 0
+
+    def push(self, x: np.ndarray) -> dict[int, np.ndarray]:
+        """Add ``x``; returns each horizon's delta (what its sum changed by), for the fleet's sums."""
+        size = self.ring.shape[0]
+        slot = self.n % size
+        deltas = {}
+        for h in self.horizons:
+            out = self.ring[(self.n - h) % size] if self.n >= h else 0.0
+            delta = x - out
+            self.sums[h] += delta
+            deltas[h] = delta
+        self.ring[slot] = x
+        self.n += 1
+        return deltas
+
+
+class DriftEngine:
+    """Scores live windows against :class:`ModelReference` objects (one per model string).
+
+    ``horizons``: rolling horizons in windows (e.g. ``(10, 60)`` for 10 s and 1 min of 1 s windows), the first is
+    the primary one alerts use by default. ``latency_stage``: the latency sketch used for p99 (µs).
+    """
+
+    def __init__(self, horizons: Sequence[int] = (10,), latency_stage: str = "total") -> None:
+        if not horizons or any(type(h) is not int or h < 1 for h in horizons):
+            raise ConfigError(f"DriftEngine horizons: expected window counts >= 1, got {list(horizons)}")
+        self.horizons = tuple(horizons)
+        self.latency_stage = latency_stage
+        self._refs: dict[str, _Packed] = {}
+        self._lat_edges: dict[str, np.ndarray] = {}
+        self._tracks: dict[tuple[str, str], dict[str, _Rolling | None]] = {}
+        self._fleet: dict[str, dict[str, dict[int, np.ndarray]]] = {}
+        self.windows_scored = 0
+        self.windows_skipped = 0
+
+    # ------------------------------------------------------------------------------------------- set-up
+
+    def set_reference(self, reference: ModelReference) -> None:
+        self._refs[reference.model] = _Packed(reference)
+
+    def has_reference(self, model: str) -> bool:
+        return model in self._refs
+
+    def observe_hello(self, device: str, hello: Mapping[str, Any]) -> None:
+        """Remember the device's latency bin edges (µs) from its hello."""
+        self._lat_edges[device] = np.asarray(hello["latency_edges_us"], dtype=np.float64)
+
+    def devices(self, model: str) -> list[str]:
+        return [d for d, m in self._tracks if m == model]
+
+    # --------------------------------------------------------------------------------------------- windows
+
+    def observe_window(
+        self, device: str, body: Mapping[str, Any], t_ns: int, *, score_fleet: bool = True
+    ) -> list[Evaluation]:
+        """Merge one validated window body into the device's and the fleet's horizons and score them: the device's
+        primary horizon always; its longer horizons and the fleet unless ``score_fleet`` is False (the server
+        scores those once per model and ingested batch, the alerts use the primary horizon); ``[]``
+        (and ``windows_skipped`` + 1) when the window's model has no reference. :class:`ProtocolError` when
+        the window does not match the reference's features and bins."""
+        model = body["model"]
+        packed = self._refs.get(model)
+        if packed is None:
+            self.windows_skipped += 1
+            return []
+        feats = body["features"]
+        live = packed.pack(model, feats)
+        ops = np.zeros(len(OPS))
+        counters = body.get("counters", {})
+        ops[0] = counters.get("frames", 0)
+        ops[1] = counters.get("deadline_misses", 0)
+        ops[2] = counters.get("fallbacks", 0)
+        if packed.confidence is not None:
+            m = feats[packed.names[packed.confidence]]["m"]
+            if m[0] > 0:
+                ops[3], ops[4] = m[0], m[0] * m[1]
+        lat = None
+        lat_edges = self._lat_edges.get(device)
+        stage = body.get("latency", {}).get(self.latency_stage)
+        if lat_edges is not None and stage is not None and len(stage["c"]) == lat_edges.size + 2:
+            lat = np.asarray(stage["c"], dtype=np.float64)
+        preds = None
+        if packed.ref.predictions is not None and len(body.get("predictions", ())) == packed.ref.predictions.size:
+            preds = np.asarray(body["predictions"], dtype=np.float64)
+
+        track = self._tracks.get((device, model))
+        if track is None:
+            track = self._tracks[(device, model)] = {
+                "counts": _Rolling(self.horizons, live.shape),
+                "ops": _Rolling(self.horizons, ops.shape),
+                "lat": None if lat is None else _Rolling(self.horizons, lat.shape),
+                "preds": None if preds is None else _Rolling(self.horizons, preds.shape),
+            }
+        fleet = self._fleet.setdefault(model, {})
+        parts = {"counts": live, "ops": ops, "lat": lat, "preds": preds}
+        for key, x in parts.items():
+            roll = track[key]
+            if roll is None or x is None or roll.ring.shape[1:] != x.shape:
+                continue
+            for h, delta in roll.push(x).items():
+                total = fleet.setdefault(key, {}).setdefault(h, np.zeros_like(delta))
+                if total.shape == delta.shape:
+                    total += delta
+        self.windows_scored += 1
+        out = []
+        n = track["counts"].n
+        for h in self.horizons:
+            if not score_fleet and h != self.horizons[0]:
+                continue  # the primary horizon is scored every window; the longer ones with the fleet
+            out.append(self._score(device, packed, t_ns, h, min(n, h), {k: r.sums[h] for k, r in _live(track)}))
+            if not score_fleet:
+                continue
+            fleet_sums = {k: v[h] for k, v in fleet.items() if h in v}
+            out.append(self._score(FLEET, packed, t_ns, h, min(n, h), fleet_sums, lat_device=device))
+        return out
+
+    def _score(
+        self,
+        scope: str,
+        packed: _Packed,
+        t_ns: int,
+        h: int,
+        windows: int,
+        sums: dict[str, np.ndarray],
+        lat_device: str | None = None,
+    ) -> Evaluation:
+        counts = sums["counts"]
+        scores = metrics.drift_rows(counts, packed.counts, packed.positions, packed.std)
+        ops_sum = sums.get("ops")
+        ops: dict[str, float] = {}
+        if ops_sum is not None:
+            frames = ops_sum[0]
+            ops["deadline_miss_rate"] = float(ops_sum[1] / frames) if frames > 0 else float("nan")
+            ops["fallback_rate"] = float(ops_sum[2] / frames) if frames > 0 else float("nan")
+            ops["confidence_mean"] = float(ops_sum[4] / ops_sum[3]) if ops_sum[3] > 0 else float("nan")
+        lat = sums.get("lat")
+        edges = self._lat_edges.get(lat_device or scope)
+        if lat is not None and edges is not None and lat.size == edges.size + 2:
+            p99 = metrics.histogram_quantile(lat, edges, 0.99)
+            ops["p99_latency_us"] = p99
+            budget = packed.ref.latency_budget_us
+            if budget:
+                ops["p99_latency_ratio"] = p99 / budget
+        preds = sums.get("preds")
+        if preds is not None and packed.ref.predictions is not None:
+            ops["chi2_p"] = metrics.chi_square(preds, packed.ref.predictions)[1]
+        samples = counts.sum(axis=1).astype(np.int64)
+        return Evaluation(scope, packed.ref.model, t_ns, h, windows, packed.names, samples, scores, ops)
+
+
+def _live(track: dict[str, _Rolling | None]) -> list[tuple[str, _Rolling]]:
+    return [(k, r) for k, r in track.items() if r is not None]

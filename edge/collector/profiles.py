@@ -1,0 +1,87 @@
+"""Reference profiles the collector knows, by profile id (the hash a device's hello and windows name).
+
+Two sources: a directory of model packages (each package's manifest names its ``[reference_profile] file``; loose
+``*.json`` profiles are read too), and uploads (``PUT /api/profiles/ID`` with the profile's canonical JSON: stored
+once in the collector's database, checked against its hash). A hello whose profile id is known gives the device's
+model a :class:`~edge.collector.engine.ModelReference`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from edge.collector.store import RecordStore
+from edge.drift.profile import ReferenceProfile, load_profile
+from edge.errors import ConfigError, EdgeError
+
+__all__ = ["ProfileLibrary"]
+
+log = logging.getLogger("edge.collector")
+
+
+class ProfileLibrary:
+    """Profiles by id; thread-safe (uploads arrive on HTTP threads, lookups on the ingest thread)."""
+
+    def __init__(self, store: RecordStore | None = None) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._profiles: dict[str, ReferenceProfile] = {}
+        if store is not None:
+            for pid in store.profile_ids():
+                body = store.profile(pid)
+                if body is not None:
+                    self._profiles[pid] = load_profile(body)
+
+    def load_dir(self, directory: str | Path) -> int:
+        """Read every model package (folder or archive with a ``manifest.toml``) and ``*.json`` profile directly
+        under ``directory``; returns how many profiles were added. A package that fails verification is logged
+        and skipped."""
+        from edge.models.package import read_package
+
+        root = Path(directory)
+        if not root.is_dir():
+            raise ConfigError(f"collector --profiles: expected a directory of model packages, got {str(root)!r}")
+        added = 0
+        for path in sorted(root.iterdir()):
+            try:
+                if path.suffix == ".json":
+                    profile = load_profile(path)
+                elif (path / "manifest.toml").is_file() or path.name.endswith((".tar", ".tar.gz", ".tgz")):
+                    pkg = read_package(path)
+                    name = str(pkg.manifest.get("reference_profile", {}).get("file", "") or "")
+                    if not name:
+                        continue
+                    profile = load_profile(pkg.files[name])
+                else:
+                    continue
+            except (EdgeError, OSError, KeyError) as exc:
+                log.warning("reference profiles: skipping %s (%s)", path, exc)
+                continue
+            added += self.add(profile)
+        return added
+
+    def add(self, profile: ReferenceProfile) -> bool:
+        with self._lock:
+            new = profile.profile_id not in self._profiles
+            self._profiles[profile.profile_id] = profile
+        return new
+
+    def upload(self, profile_id: str, body: bytes) -> bool:
+        """An uploaded profile: ``body`` must be a valid profile whose id is ``profile_id``. Stored once; returns
+        False when it was already known. :class:`ConfigError` when it is invalid or its hash differs."""
+        profile = load_profile(body)
+        if profile.profile_id != profile_id:
+            raise ConfigError(f"profile upload: expected a profile whose id is {profile_id}, got {profile.profile_id}")
+        if self._store is not None:
+            self._store.put_profile(profile_id, profile.to_bytes())
+        return self.add(profile)
+
+    def get(self, profile_id: str) -> ReferenceProfile | None:
+        with self._lock:
+            return self._profiles.get(profile_id)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._profiles)

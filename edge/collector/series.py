@@ -1,0 +1,102 @@
+"""Drift series in memory: the recent evaluations of each (scope, model), for the HTTP API and the dashboard.
+
+The series are derived data (they can be recomputed from the stored windows), so they live in bounded rings, not
+in SQLite: appending costs no I/O on the ingest thread. Appends come from the ingest thread, queries from HTTP
+threads; one lock guards the rings.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge.collector.engine import Evaluation
+
+__all__ = ["DriftSeries", "SeriesPoint"]
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    t_ns: int
+    features: tuple[str, ...]
+    samples: tuple[int, ...]
+    scores: dict[str, tuple[float, ...]]
+    ops: dict[str, float]
+
+
+def _clean(x: float) -> float | None:
+    return None if not math.isfinite(x) else x
+
+
+class DriftSeries:
+    """The last ``capacity`` evaluations of each (scope, model) at one horizon."""
+
+    def __init__(self, horizon: int, capacity: int = 600) -> None:
+        self.horizon = horizon
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._rings: dict[tuple[str, str], deque[SeriesPoint]] = {}
+
+    def append(self, ev: Evaluation) -> None:
+        if ev.horizon != self.horizon:
+            return
+        point = SeriesPoint(
+            ev.t_ns,
+            ev.features,
+            tuple(int(s) for s in ev.samples),
+            {k: tuple(float(x) for x in v) for k, v in ev.scores.items()},
+            dict(ev.ops),
+        )
+        with self._lock:
+            ring = self._rings.get((ev.scope, ev.model))
+            if ring is None:
+                ring = self._rings[(ev.scope, ev.model)] = deque(maxlen=self.capacity)
+            ring.append(point)
+
+    def scopes(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._rings)
+
+    def latest(self, scope: str, model: str) -> SeriesPoint | None:
+        with self._lock:
+            ring = self._rings.get((scope, model))
+            return ring[-1] if ring else None
+
+    def series(self, scope: str, model: str, metric: str) -> dict[str, Any]:
+        """``{"t_ns": [...], "features": [...], "values": [[per feature] per point]}``; an ops metric has the single
+        feature ``"-"``."""
+        with self._lock:
+            points = list(self._rings.get((scope, model), ()))
+        if not points:
+            return {"scope": scope, "model": model, "metric": metric, "t_ns": [], "features": [], "values": []}
+        if metric in points[-1].scores:
+            features = list(points[-1].features)
+            values = [[_clean(v) for v in p.scores.get(metric, ())] for p in points]
+        else:
+            features = ["-"]
+            values = [[_clean(p.ops.get(metric, math.nan))] for p in points]
+        return {
+            "scope": scope,
+            "model": model,
+            "metric": metric,
+            "t_ns": [p.t_ns for p in points],
+            "features": features,
+            "values": values,
+        }
+
+    def heatmap(self, scope: str, model: str, metric: str, columns: int = 60) -> dict[str, Any]:
+        """Feature × time: the series cut into at most ``columns`` time buckets, each the bucket's largest value."""
+        s = self.series(scope, model, metric)
+        if not s["values"]:
+            return {**s, "cells": []}
+        v = np.array([[np.nan if x is None else x for x in row] for row in s["values"]], dtype=np.float64)
+        groups = np.array_split(np.arange(v.shape[0]), min(columns, v.shape[0]))
+        cells = [[_clean(float(np.nanmax(v[g, f]))) if np.any(np.isfinite(v[g, f])) else None for g in groups]
+                 for f in range(v.shape[1])]  # fmt: skip
+        t = [s["t_ns"][g[-1]] for g in groups]
+        return {"scope": scope, "model": model, "metric": metric, "features": s["features"], "t_ns": t, "cells": cells}

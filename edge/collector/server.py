@@ -1,0 +1,360 @@
+"""The collector service: a ZeroMQ ROUTER that ingests telemetry (docs/PROTOCOL.md), stores it durably, acks,
+and feeds the drift engine and alert policy; plus the HTTP side.
+
+One ingest thread owns the ROUTER (and the alert PUB socket). Each turn it drains up to ``batch_messages``
+messages, decodes every frame with the shared validator (:func:`edge.telemetry.protocol.decode_frame`), buffers
+the spooled records in the store, commits once, and only then answers each message with its acks (stored and
+duplicate keys, both durable) and its rejections. Windows are scored after the commit. A frame that fails to decode
+is rejected (answered with ``code`` ``malformed``/``limit``), counted, and changes nothing else; a frame larger
+than ``ZMQ_MAXMSGSIZE`` makes libzmq drop the connection before it reaches the application.
+
+With ``keys``, the ROUTER is a CURVE server and a :class:`~edge.telemetry.security.ZapAllowList` admits only
+the listed device keys; a plaintext client fails the handshake.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+from edge.collector.alerts import DEFAULT_RULES, AlertEvent, AlertPolicy, AlertSink, Rule
+from edge.collector.engine import DriftEngine, ModelReference
+from edge.collector.http import CollectorHttp
+from edge.collector.profiles import ProfileLibrary
+from edge.collector.series import DriftSeries
+from edge.collector.store import RecordStore
+from edge.errors import ConfigError, EdgeError, ProtocolError
+from edge.telemetry.protocol import (
+    MAX_BATCH_RECORDS,
+    MAX_FRAME_BYTES,
+    SPOOLED_KINDS,
+    Record,
+    RejectedRecord,
+    Reply,
+    ack_ranges,
+    decode_frame,
+    encode_reply,
+)
+from edge.telemetry.security import ZapAllowList, make_curve_server
+
+__all__ = ["CollectorServer", "CollectorSettings", "load_server_keys"]
+
+log = logging.getLogger("edge.collector")
+
+INT64_MAX = (1 << 63) - 1  # SQLite's INTEGER; PROTOCOL.md allows seq up to 2**64 - 1
+
+COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "engine_errors",
+            "unknown_profile")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """``bind``: ZeroMQ endpoint; ``db``: SQLite file; ``http``: ``(host, port)`` or None; ``keys``: a directory
+    with ``collector.key_secret`` and the allowed devices' ``*.key`` (in ``devices/`` when that folder exists);
+    ``profiles``: a directory of model packages / profile JSON files; ``horizons`` in windows (the first drives
+    alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame)."""
+
+    bind: str = "tcp://127.0.0.1:7450"
+    db: Path = Path("collector.db")
+    http: tuple[str, int] | None = ("127.0.0.1", 8080)
+    keys: Path | None = None
+    profiles: Path | None = None
+    horizons: tuple[int, ...] = (10, 60)
+    rules: Sequence[Rule] = DEFAULT_RULES
+    latency_budget_us: float | None = None
+    webhook: str | None = None
+    pub: str | None = None
+    max_frame_bytes: int = MAX_FRAME_BYTES + 1024
+    batch_messages: int = 256
+    poll_ms: int = 50
+    extra_sinks: list[AlertSink] = field(default_factory=list)
+
+
+def load_server_keys(directory: Path) -> tuple[bytes, bytes, list[bytes]]:
+    """``(public, secret, allowed device public keys)`` from a keys directory (see :class:`CollectorSettings`)."""
+    from edge.telemetry.security import load_keypair, load_public_key
+
+    secret_file = directory / "collector.key_secret"
+    if not secret_file.is_file():
+        raise ConfigError(f"collector --keys: expected {secret_file} (make it with `edge keys gen --name collector`)")
+    public, secret = load_keypair(secret_file, key="collector keys")
+    device_dir = directory / "devices" if (directory / "devices").is_dir() else directory
+    allowed = [load_public_key(p) for p in sorted(device_dir.glob("*.key")) if p.name != "collector.key"]
+    return public, secret, allowed
+
+
+class CollectorServer:
+    """Starts the ingest thread (and the HTTP server) on construction; :meth:`close` stops both."""
+
+    def __init__(self, settings: CollectorSettings) -> None:
+        self.settings = settings
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.store = RecordStore(settings.db)
+        self.profiles = ProfileLibrary(self.store)
+        if settings.profiles is not None:
+            self.profiles.load_dir(settings.profiles)
+        self.engine = DriftEngine(horizons=settings.horizons)
+        self.series = DriftSeries(horizon=settings.horizons[0])
+        self.policy = AlertPolicy(rules=settings.rules, store=self.store, horizon=settings.horizons[0])
+        self.policy.restore()
+        self._external: queue.SimpleQueue[AlertEvent] = queue.SimpleQueue()
+        self._ctx = zmq.Context()
+        self.zap: ZapAllowList | None = None
+        self._sock = self._ctx.socket(zmq.ROUTER)
+        self._sock.linger = 0
+        self._sock.maxmsgsize = settings.max_frame_bytes
+        self._sock.router_mandatory = False
+        try:
+            if settings.keys is not None:
+                public, secret, allowed = load_server_keys(Path(settings.keys))
+                self.zap = ZapAllowList(self._ctx, allowed).start()
+                make_curve_server(self._sock, public, secret)
+            self._sock.bind(settings.bind)
+        except (zmq.ZMQError, EdgeError) as exc:
+            self._teardown()
+            if isinstance(exc, EdgeError):
+                raise
+            raise ConfigError(f"collector --bind: expected a bindable endpoint, got {settings.bind!r} ({exc})") from exc
+        self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._sinks: list[AlertSink] = list(settings.extra_sinks)
+        if settings.webhook:
+            from edge.collector.sinks import WebhookSink
+
+            self._sinks.append(WebhookSink(settings.webhook))
+        self.http: CollectorHttp | None = None
+        if settings.http is not None:
+            self.http = CollectorHttp(
+                self.store, self.series, self.counters, self._http_ack, *settings.http, profiles=self.profiles
+            )
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="edge-collector-ingest", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            self.close()
+            raise ConfigError(f"collector: the ingest thread failed to start ({self._error})")
+
+    # ------------------------------------------------------------------------------------------- threads
+
+    def _run(self) -> None:
+        from edge.collector.sinks import LogSink, PubSink
+
+        pub = None
+        try:
+            sinks: list[AlertSink] = [LogSink(), *self._sinks]
+            if self.settings.pub:
+                pub = PubSink(self._ctx, self.settings.pub)
+                sinks.append(pub)
+            self.policy.sinks = sinks
+        except BaseException as exc:  # reported to the constructor
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                while not self._external.empty():
+                    self.policy.publish(self._external.get())
+                if poller.poll(self.settings.poll_ms):
+                    try:
+                        self._turn()
+                    except Exception:  # a bug must not stop ingest: log it; unacked records are resent
+                        log.exception("collector: ingest turn failed")
+        finally:
+            if pub is not None:
+                pub.close()
+
+    def _turn(self) -> None:
+        """Drain up to ``batch_messages`` messages, commit once, reply to each, then score the windows."""
+        messages: list[tuple[bytes, list[tuple[str, int]], list[RejectedRecord]]] = []
+        windows: list[tuple[tuple[str, str, int], int, dict[str, Any]]] = []
+        now = time.time_ns()
+        for _ in range(self.settings.batch_messages):
+            try:
+                ident, *frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                break
+            self.counters["messages"] += 1
+            keys: list[tuple[str, int]] = []
+            rejected: list[RejectedRecord] = []
+            if len(frames) > MAX_BATCH_RECORDS:
+                self.counters["rejects"] += len(frames)
+                msg = f"message: expected at most {MAX_BATCH_RECORDS} records, got {len(frames)}"
+                rejected.append(RejectedRecord("", 0, "limit", msg))
+                messages.append((ident, keys, rejected))
+                continue
+            for data in frames:
+                try:
+                    rec = _decode(data)
+                except ProtocolError as exc:
+                    self.counters["rejects"] += 1
+                    boot, seq = _best_effort_key(data)
+                    code = _rejection_code(str(exc))
+                    rejected.append(RejectedRecord(boot, seq, code, _fit(str(exc))))
+                    continue
+                if rec.kind in SPOOLED_KINDS and rec.seq > INT64_MAX:
+                    self.counters["rejects"] += 1
+                    msg = f"record.seq: expected at most {INT64_MAX} (the store's integers), got {rec.seq}"
+                    rejected.append(RejectedRecord(rec.boot, rec.seq, "limit", msg))
+                    continue
+                if rec.kind in SPOOLED_KINDS:
+                    self.store.add(rec.device, rec.boot, rec.seq, rec.kind, rec.t_ns, rec.wall_ns, rec.body)
+                    keys.append((rec.boot, rec.seq))
+                    if rec.kind == "window":
+                        windows.append((rec.key, rec.t_ns, rec.body))
+                elif rec.kind == "hello":
+                    self._hello(rec.device, rec.boot, rec.body, now)
+                else:
+                    self.store.seen(rec.device, rec.boot, now)
+            messages.append((ident, keys, rejected))
+        try:
+            result = self.store.commit()
+        except Exception:
+            log.exception("collector: commit failed; nothing of this batch is acknowledged")
+            return
+        self.counters["records"] += len(result.stored)
+        self.counters["duplicates"] += len(result.duplicates)
+        self.counters["rejects"] += len(result.failed)
+        failed = {(b, s) for _, b, s in result.failed}
+        for ident, keys, rejected in messages:
+            if failed and any(k in failed for k in keys):
+                rejected = rejected + [RejectedRecord(b, s, "malformed", "record: the store could not take it")
+                                       for b, s in keys if (b, s) in failed]  # fmt: skip
+                keys = [k for k in keys if k not in failed]
+            reply = encode_reply(Reply(tuple(ack_ranges(keys)), tuple(rejected)))
+            try:
+                self._sock.send_multipart([ident, reply], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # the peer is gone; it resends and gets the acks of the duplicates
+        stored = set(result.stored)  # a resent window is acked again but scored once
+        fresh = []
+        for key, t_ns, body in windows:
+            if key in stored:
+                stored.discard(key)
+                fresh.append((key[0], t_ns, body))
+        last_of_model = {body.get("model"): i for i, (_, _, body) in enumerate(fresh)}
+        for i, (device, t_ns, body) in enumerate(fresh):  # the fleet is scored once per model and batch
+            self._score(device, t_ns, body, score_fleet=last_of_model.get(body.get("model")) == i)
+
+    def _hello(self, device: str, boot: str, body: dict[str, Any], now: int) -> None:
+        self.store.seen(device, boot, now, body)
+        self.engine.observe_hello(device, body)
+        model, pid = body["model"], body["profile"]
+        if self.engine.has_reference(model):
+            return
+        profile = self.profiles.get(pid)
+        if profile is None:
+            self.counters["unknown_profile"] += 1
+            log.warning("collector: %s runs %s with unknown profile %s (upload it: PUT /api/profiles/%s)",
+                        device, model, pid, pid)  # fmt: skip
+            return
+        self.engine.set_reference(ModelReference.from_profile(model, profile, self.settings.latency_budget_us))
+
+    def _score(self, device: str, t_ns: int, body: dict[str, Any], score_fleet: bool = True) -> None:
+        try:
+            evaluations = self.engine.observe_window(device, body, t_ns, score_fleet=score_fleet)
+        except EdgeError as exc:
+            self.counters["engine_errors"] += 1
+            log.warning("collector: window of %s not scored (%s)", device, exc)
+            return
+        if evaluations:
+            self.counters["windows_scored"] += 1
+        for ev in evaluations:
+            self.series.append(ev)
+            self.counters["alerts"] += len(self.policy.evaluate(ev, self.engine.devices(ev.model)))
+
+    def _http_ack(self, alert_id: int) -> dict[str, Any]:
+        row = self.store.set_alert_state(alert_id, "acknowledged", time.time_ns())
+        event = AlertEvent(row.id, row.state, row.scope, row.model, row.feature, row.metric, row.value,
+                           row.threshold, row.acked_ns or 0, row.message)  # fmt: skip
+        self.counters["alerts"] += 1
+        self._external.put(event)
+        return row.to_json()
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                raise RuntimeError(f"collector ingest thread did not stop within {timeout_s} s")
+        if self.http is not None:
+            self.http.close(timeout_s)
+        for sink in self._sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                close()
+        self._teardown()
+        self.store.close()
+
+    def _teardown(self) -> None:
+        self._sock.close(linger=0)
+        if self.zap is not None:
+            self.zap.stop()
+        self._ctx.term()
+
+    def __enter__(self) -> CollectorServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _decode(data: bytes) -> Record:
+    """The shared validator, with any foreign error it lets through mapped to :class:`ProtocolError` (seen: a
+    ``RecursionError`` from building the message about a ~1000-deep nested array), so no frame stops the server."""
+    try:
+        return decode_frame(data)
+    except ProtocolError:
+        raise
+    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise ProtocolError(
+            f"frame: expected a valid record, got one the validator failed on ({type(exc).__name__})"
+        ) from exc
+
+
+def _rejection_code(message: str) -> str:
+    """PROTOCOL.md §5 rejection code of a validator message: ``version``, ``limit`` (a §6 limit) or ``malformed``."""
+    if message.startswith("record.v:"):
+        return "version"
+    return "limit" if "at most" in message else "malformed"
+
+
+def _fit(message: str, limit: int = 256) -> str:
+    """``message`` cut to at most ``limit`` UTF-8 bytes (a reply's strings are limited in bytes)."""
+    return message.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
+
+
+def _best_effort_key(data: bytes) -> tuple[str, int]:
+    """(boot, seq) of an undecodable record when its envelope is readable (within the frame limits), else
+    ("", 0), so the device can drop that one record."""
+    if len(data) > MAX_FRAME_BYTES:
+        return "", 0
+    try:
+        m = msgpack.unpackb(data, raw=False, max_array_len=4096, max_map_len=512, max_str_len=1024, max_bin_len=1 << 20)
+    except Exception:  # anything undecodable: no key to report
+        return "", 0
+    if isinstance(m, dict):
+        boot, seq = m.get("boot", ""), m.get("seq", 0)
+        if (
+            isinstance(boot, str)
+            and len(boot.encode("utf-8", "replace")) <= 256
+            and type(seq) is int
+            and 0 <= seq < (1 << 64)
+        ):
+            return boot, seq
+    return "", 0

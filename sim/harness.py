@@ -171,7 +171,13 @@ class ClosedLoop:
         self.models = opts.models or builtin_models()
         package = opts.package or self.models / BACKENDS[opts.backend]
         if not Path(package).exists():
-            raise ConfigError(f"model package: expected {package} to exist (built by toolchains/lane/build.py)")
+            why = (
+                "the TFLite variant of the lane model is not shipped yet (toolchains/lane/build.py writes the ONNX "
+                "packages); pass --package with a .tflite package"
+                if opts.backend == "tflite" and opts.package is None
+                else "built by toolchains/lane/build.py"
+            )
+            raise ConfigError(f"model package: expected {package} to exist, got no such file ({why})")
         opts.workdir.mkdir(parents=True, exist_ok=True)
         spec = scenario.world
         self.clock: Clock = MonotonicClock() if opts.realtime else LockstepClock()

@@ -133,6 +133,8 @@ def test_sim_run_command_exit_status_json_and_report(tmp_path, capsys, no_leaks)
     assert "strict: FAIL" in out and "FAILED max lateral error: expected <= 0.0001 m" in out
     assert main(["sim", "run", str(tmp_path / "missing.toml")]) == 2
     assert "expected a readable scenario file" in capsys.readouterr().err
+    assert main(["sim", "run", str(good), "--backend", "tflite"]) == 2
+    assert "TFLite variant of the lane model is not shipped yet" in capsys.readouterr().err
 
 
 def test_demo_runs_collector_scenarios_and_dashboard(tmp_path, capsys, no_leaks) -> None:

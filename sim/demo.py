@@ -5,6 +5,7 @@ summary, and where the report and the dashboard are."""
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import signal
 import sys
@@ -35,6 +36,10 @@ def run_demo(
     from edge.sim.report import write_report
     from edge.sim.scenario import builtin_scenario
 
+    # the alert log lines would break the progress line; the summary says when the alarm fired
+    collector_log = logging.getLogger("edge.collector")
+    level = collector_log.level
+    collector_log.setLevel(logging.ERROR)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -62,7 +67,8 @@ def run_demo(
         for text in lines:
             print("  " + text.splitlines()[0])
         print(f"reports (summary.json + PNG plots): {', '.join(str(out / s.name) for s in runs)}")
-        print(f"dashboard: {collector.dashboard_url} (collector database {out / 'collector.db'})")
+        where = "up until Ctrl-C" if serve else "stopped with the demo; --serve keeps it up"
+        print(f"dashboard: {collector.dashboard_url} ({where}; collector database {out / 'collector.db'})")
         if serve:
             stop = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -71,6 +77,7 @@ def run_demo(
             stop.wait()
     finally:
         collector.close()
+        collector_log.setLevel(level)
     return status
 
 

@@ -2,7 +2,7 @@
 model to U8S8 QDQ, and compute a model's drift reference profile on held-out frames.
 
 * :func:`quantize_u8s8` runs ``onnxruntime.quantization.quantize_static`` (QDQ, uint8 activations, int8 weights,
-  per-tensor) calibrated on model-sized uint8 frames preprocessed exactly as the loop does (the package's
+  per output channel by default) calibrated on model-sized uint8 frames preprocessed exactly as the loop does (the package's
   ``mean``/``std``), then gives the graph a uint8 input (the input ``QuantizeLinear`` removed) so the loop's
   preprocessing kernel quantizes a camera frame straight into the model's input buffer.
 * :func:`reference_profile` builds a :class:`~edge.drift.profile.ReferenceProfile`: per-channel pixel mean and std
@@ -50,9 +50,11 @@ def quantize_u8s8(
     mean: Sequence[float] = (0.0, 0.0, 0.0),
     std: Sequence[float] = (1.0, 1.0, 1.0),
     uint8_input: bool = True,
+    per_channel: bool = True,
 ) -> Path:
     """Write the U8S8 QDQ model of ``float_model`` (one NCHW float input) calibrated on ``calibration`` frames
-    (uint8 (N, H, W, 3)); with ``uint8_input`` the graph input becomes the quantized uint8 tensor."""
+    (uint8 (N, H, W, 3)); with ``uint8_input`` the graph input becomes the quantized uint8 tensor; ``per_channel``:
+    one weight scale per output channel (else per tensor)."""
     import onnx
     from onnx import TensorProto
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -82,7 +84,7 @@ def quantize_u8s8(
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            per_channel=False,
+            per_channel=per_channel,
         )
         q = onnx.load_model(tmp)
     finally:

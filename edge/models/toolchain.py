@@ -2,8 +2,8 @@
 model to U8S8 QDQ, and compute a model's drift reference profile on held-out frames.
 
 * :func:`quantize_u8s8` runs ``onnxruntime.quantization.quantize_static`` (QDQ, uint8 activations, int8 weights,
-  per output channel by default) calibrated on model-sized uint8 frames preprocessed exactly as the loop does (the package's
-  ``mean``/``std``), then gives the graph a uint8 input (the input ``QuantizeLinear`` removed) so the loop's
+  per output channel by default) calibrated on model-sized uint8 frames preprocessed exactly as the loop does (the
+  package's ``mean``/``std``), then gives the graph a uint8 input (the input ``QuantizeLinear`` removed) so the loop's
   preprocessing kernel quantizes a camera frame straight into the model's input buffer.
 * :func:`reference_profile` builds a :class:`~edge.drift.profile.ReferenceProfile`: per-channel pixel mean and std
   of the camera frames (the statistics the loop's preprocessing pass emits) on bins centred on the reference, and

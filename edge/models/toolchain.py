@@ -169,7 +169,7 @@ def reference_profile(
     std: Sequence[float] = (1.0, 1.0, 1.0),
     bins: int = 13,
     spread: float = 6.0,
-    min_width: tuple[float, float] = (3.0, 2.0),
+    min_width: tuple[float, float] = (3.0, 3.0),
     outputs: bool = True,
     output_names: Sequence[str] = (),
 ) -> Any:

@@ -56,7 +56,7 @@ def test_reference_profile_centres_bins_on_the_reference(tmp_path, rng) -> None:
     stats = np.zeros((n, 2, 3))
     stats[:, 0, :] = 100.0  # constant means: width falls back to min_width (3.0), all in the middle bin
     stats[:, 1, 0] = 30.0
-    stats[:, 1, 1] = 30.0 + 3.0  # 3.0 above a median of 30 → bin 7 + 3
+    stats[:, 1, 1] = 30.0 + 3.0  # 3.0 above a median of 30 (27 of the 50 values stay at 30)
     stats[: n // 2 + 1, 1, 1] = 30.0
     stats[:, 1, 2] = np.linspace(20.0, 40.0, n)  # std 5.89 → width 6 * 5.89
     profile = reference_profile(model, frames, stats, bins=13, outputs=True, output_names=("logit0",))

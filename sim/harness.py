@@ -266,6 +266,7 @@ class ClosedLoop:
         res.drift = {**self.collector.drift_series(self.device), "start_ns": sim.start_ns}
         res.dashboard = self.collector.dashboard_url
         res.collector_endpoint = self.collector.endpoint
+        res.external_collector = self.collector.external
 
     def _wait_scored(self) -> None:
         """Poll until the collector has scored every window it acknowledged (it scores after the commit)."""

@@ -2,7 +2,7 @@
 the run), stopped and restarted for a ``collector_outage``, with every alert event recorded.
 
 An external collector (``endpoint`` given) is only connected to: outages cannot be simulated there and alerts are
-not seen (the run's assertions on alerts then fail with a message saying so).
+not seen (a scenario that asserts on alerts then fails with a message saying so).
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ class RunResult:
     dashboard: str | None = None
     collector_endpoint: str = ""
     collector: Any = None
+    external_collector: bool = False
     wall_s: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -89,6 +90,13 @@ class RunResult:
             out.append(f"max lateral error: expected <= {a.max_lateral_error_m} m, got {self.max_lateral_m:.3f} m")
         if a.max_lane_departures is not None and self.lane_departures > a.max_lane_departures:
             out.append(f"lane departures: expected <= {a.max_lane_departures}, got {self.lane_departures}")
+        if self.external_collector and (a.expect_alerts or a.no_alert):
+            out.append(
+                "alerts: expected the collector's alerts to check, got an external collector (--endpoint) whose "
+                "alerts this run cannot see; run without --endpoint to check them"
+            )
+            self.failures = out
+            return out
         for e in a.expect_alerts:
             hits = [x for x in self.alerts if x.kind == e.kind and (e.feature is None or x.feature == e.feature)]
             ok = [x for x in hits if e.after_s <= x.t_s <= e.by_s]

@@ -155,3 +155,25 @@ def test_demo_runs_collector_scenarios_and_dashboard(tmp_path, capsys, no_leaks)
     for name in ("t", "fog"):
         assert (tmp_path / "demo" / name / "drift.png").stat().st_size > 1000
     assert (tmp_path / "demo" / "collector.db").exists()
+
+
+def test_external_collector_gets_the_windows_but_alert_assertions_fail(tmp_path, no_leaks) -> None:
+    from edge.sim.harness import builtin_models
+
+    from edge.collector.server import CollectorServer, CollectorSettings
+
+    server = CollectorServer(
+        CollectorSettings(bind="tcp://127.0.0.1:*", db=tmp_path / "c.db", http=None, profiles=builtin_models())
+    )
+    try:
+        plain = run_scenario(_scenario(3.0), HarnessOptions(workdir=tmp_path / "a", endpoint=server.endpoint))
+        assert plain.passed, plain.failures
+        assert server.store.record_count("window") == 4  # 3 one-second windows + the partial one at the last tick
+        strict = _scenario(2.0, assertions={"no_alert": True})
+        res = run_scenario(strict, HarnessOptions(workdir=tmp_path / "b", endpoint=server.endpoint))
+        assert res.failures == [
+            "alerts: expected the collector's alerts to check, got an external collector (--endpoint) whose alerts "
+            "this run cannot see; run without --endpoint to check them"
+        ]
+    finally:
+        server.close()

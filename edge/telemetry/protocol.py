@@ -9,8 +9,11 @@ Every function here is pure (no I/O) and allocates only the objects it returns.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import msgpack
@@ -52,6 +55,7 @@ MAX_ARRAY = 4096  # any array
 MAX_MAP = 512  # any map
 MAX_DEPTH = 6  # nesting of event fields
 MAX_U64 = (1 << 64) - 1
+MAX_SEQ = (1 << 63) - 1  # seq is stored as a signed 64-bit integer (SQLite INTEGER): PROTOCOL.md, "Envelope"
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,10 @@ class Reply:
 
 
 def _fail(where: str, expected: str, got: object) -> ProtocolError:
-    shown = repr(got)
+    try:
+        shown = repr(got)
+    except RecursionError:  # e.g. an array nested ~1000 deep (msgpack decodes up to 1024 levels)
+        shown = "(nested too deeply to show)"
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return ProtocolError(f"{where}: expected {expected}, got {type(got).__name__} {shown}")
@@ -155,6 +162,69 @@ def _list(where: str, x: object, lo: int, hi: int) -> list[Any]:
     return x
 
 
+# Fast paths: whole arrays checked by C-level builtins (type sets, min, max) instead of one Python call per item.
+# Each returns True only when the item-by-item check below would accept; on False the item-by-item check runs and
+# raises its exact message, so accept/reject behaviour and messages are those of the item-by-item code.
+_NUMBER_TYPES = {int, float}
+_LIST_ONLY = {list}
+_DICT_ONLY = {dict}
+_STR_ONLY = {str}
+_FIVE = {5}
+_MAX_SAFE_CHARS = MAX_STR_BYTES // 4  # a str of at most this many code points is at most MAX_STR_BYTES in UTF-8
+_get_c = itemgetter("c")
+_get_m = itemgetter("m")
+
+
+def _uints_ok(items: list[Any]) -> bool:
+    """All items exact ``int`` (not bool) in [0, 2**64 - 1]; ``items`` must be a list."""
+    if list(map(type, items)).count(int) != len(items):
+        return False
+    try:
+        array("Q", items)  # one C pass: OverflowError for anything outside [0, 2**64 - 1]
+    except OverflowError:
+        return False
+    return True
+
+
+def _names_ok(names: Iterable[Any]) -> bool:
+    """All exact ``str``, non-empty, at most MAX_STR_BYTES in UTF-8 (sure only up to 64 code points)."""
+    names = list(names)
+    if set(map(type, names)) != _STR_ONLY:
+        return False
+    lengths = list(map(len, names))
+    if min(lengths) < 1 or max(lengths) > _MAX_SAFE_CHARS:
+        return False
+    try:
+        "".join(names).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _sketches_ok(m: dict[Any, Any]) -> bool:
+    """``m`` (a dict) maps valid names to ``{"c": counts, "m": moments, ...}`` sketches, checked in bulk."""
+    if not m:
+        return True
+    if not _names_ok(m.keys()):
+        return False
+    values = list(m.values())
+    if set(map(type, values)) != _DICT_ONLY:
+        return False
+    try:
+        counts = list(map(_get_c, values))
+        moments = list(map(_get_m, values))
+    except KeyError:
+        return False
+    if set(map(type, counts)) != _LIST_ONLY or set(map(type, moments)) != _LIST_ONLY:
+        return False
+    lengths = list(map(len, counts))
+    if min(lengths) < 3 or max(lengths) > MAX_BINS or set(map(len, moments)) != _FIVE:
+        return False
+    if not _uints_ok(list(chain.from_iterable(counts))):
+        return False
+    return set(map(type, chain.from_iterable(moments))) <= _NUMBER_TYPES
+
+
 def _counts(where: str, x: object) -> None:
     for i, c in enumerate(_list(where, x, 3, MAX_BINS)):
         _int(f"{where}[{i}]", c)
@@ -169,6 +239,8 @@ def _sketches(where: str, x: object, limit: int) -> None:
     m = _map(where, x)
     if len(m) > limit:
         raise _fail(where, f"at most {limit} entries", f"{len(m)} entries")
+    if _sketches_ok(m):
+        return
     for name, s in m.items():
         _str(f"{where} key", name)
         s = _map(f"{where}.{name}", s, ("c", "m"))
@@ -215,8 +287,10 @@ def _window(b: dict[str, Any]) -> None:
         raise _fail("window.end_ns", f"a time after start_ns={start}", end)
     _sketches("window.features", b["features"], MAX_FEATURES)
     _sketches("window.latency", b["latency"], 32)
-    for i, c in enumerate(_list("window.predictions", b["predictions"], 0, MAX_CLASSES)):
-        _int(f"window.predictions[{i}]", c)
+    predictions = _list("window.predictions", b["predictions"], 0, MAX_CLASSES)
+    if not _uints_ok(predictions):
+        for i, c in enumerate(predictions):
+            _int(f"window.predictions[{i}]", c)
     counters = _map("window.counters", b["counters"], ("frames",))
     if len(counters) > 64:
         raise _fail("window.counters", "at most 64 counters", f"{len(counters)} counters")
@@ -274,6 +348,8 @@ def validate_map(m: object) -> Record:
     device = _str("record.device", m["device"])
     boot = _str("record.boot", m["boot"])
     seq = _int("record.seq", m["seq"])
+    if seq > MAX_SEQ:
+        raise _fail("record.seq", f"at most {MAX_SEQ} (2**63 - 1, the collector's integers)", seq)
     if (kind in SPOOLED_KINDS) != (seq >= 1):
         raise _fail("record.seq", f"{'>= 1' if kind in SPOOLED_KINDS else '0'} for a {kind} record", seq)
     t_ns = _int("record.t_ns", m["t_ns"], -(1 << 63), (1 << 63) - 1)

@@ -8,7 +8,7 @@ the fleet, per horizon: PSI, JS, KS and normalized Wasserstein per feature (:fun
 chi-square of the prediction histogram when the reference has one, and the operational signals: mean confidence,
 p99 latency (µs) and its ratio to the latency budget, deadline-miss and fallback rates.
 
-Not thread-safe: one thread (the ingest thread) feeds the engine.
+Not thread-safe: one thread (the collector's scoring thread) feeds the engine; others take its lock.
 """
 
 from __future__ import annotations
@@ -195,11 +195,13 @@ class DriftEngine:
     # --------------------------------------------------------------------------------------------- windows
 
     def observe_window(
-        self, device: str, body: Mapping[str, Any], t_ns: int, *, score_fleet: bool = True
+        self, device: str, body: Mapping[str, Any], t_ns: int, *, score_fleet: bool = True, score: bool = True
     ) -> list[Evaluation]:
         """Merge one validated window body into the device's and the fleet's horizons and score them: the device's
         primary horizon always; its longer horizons and the fleet unless ``score_fleet`` is False (the server
-        scores those once per model and ingested batch, the alerts use the primary horizon); ``[]``
+        scores those once per model and ingested batch, the alerts use the primary horizon). With ``score`` False
+        the window is only merged (``[]``): the scoring thread merges a backlog of a device's windows and scores
+        the last one, whose horizons then hold them all (exact: sums of counts). ``[]``
         (and ``windows_skipped`` + 1) when the window's model has no reference. :class:`ProtocolError` when
         the window does not match the reference's features and bins."""
         model = body["model"]
@@ -246,7 +248,9 @@ class DriftEngine:
                 if total.shape == delta.shape:
                     total += delta
         self.windows_scored += 1
-        out = []
+        out: list[Evaluation] = []
+        if not score:
+            return out
         n = track["counts"].n
         for h in self.horizons:
             if not score_fleet and h != self.horizons[0]:

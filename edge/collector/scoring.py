@@ -4,9 +4,12 @@ The ingest thread commits and acks, then hands each newly stored window to :clas
 queue (``capacity`` windows). The worker owns the :class:`~edge.collector.engine.DriftEngine` (under ``lock``, which
 the ingest thread also takes for a hello), the :class:`~edge.collector.alerts.AlertPolicy` and its sinks (the PUB
 sink's socket is made and used on this thread only). It takes everything queued at once and scores it in arrival
-order: each window on its device's primary horizon (alert persistence stays per window), the longer horizons and
-the fleet once per model per batch. A window that finds the queue full is not scored; it is counted
-(``windows_unscored``) and logged, never dropped silently. :meth:`drain` waits until everything queued is scored.
+order. When it keeps up, a batch holds one window per device and each window is scored on its device's primary
+horizon; when windows of one device queue up, they are all merged into its horizons (exact: counts add) and scored
+once, and that evaluation counts as that many windows for alert persistence (``AlertPolicy.evaluate(windows=k)``).
+The longer horizons and the fleet are scored once per model per batch. A window that finds the queue full is not
+scored; it is counted (``windows_unscored``) and logged, never dropped silently. :meth:`drain` waits until
+everything queued is scored.
 """
 
 from __future__ import annotations
@@ -130,20 +133,31 @@ class ScoringWorker:
             if isinstance(item, AlertEvent):
                 self.counters["alerts"] += 1
                 self.policy.publish(item)
-        last_of_model = {body.get("model"): i for i, (_, _, body) in enumerate(windows)}
+        groups: dict[tuple[str, Any], list[tuple[int, dict[str, Any]]]] = {}
+        for device, t_ns, body in windows:
+            groups.setdefault((device, body.get("model")), []).append((t_ns, body))
+        last_of_model = {model: i for i, (_, model) in enumerate(groups)}
         with self.lock:
-            for i, (device, t_ns, body) in enumerate(windows):  # the fleet is scored once per model and batch
-                self._score(device, t_ns, body, score_fleet=last_of_model.get(body.get("model")) == i)
+            for i, ((device, model), group) in enumerate(groups.items()):  # the fleet: once per model and batch
+                self._score(device, group, score_fleet=last_of_model[model] == i)
 
-    def _score(self, device: str, t_ns: int, body: dict[str, Any], score_fleet: bool) -> None:
-        try:
-            evaluations = self.engine.observe_window(device, body, t_ns, score_fleet=score_fleet)
-        except EdgeError as exc:
-            self.counters["engine_errors"] += 1
-            log.warning("collector: window of %s not scored (%s)", device, exc)
-            return
-        if evaluations:
-            self.counters["windows_scored"] += 1
-        for ev in evaluations:
-            self.series.append(ev)
-            self.counters["alerts"] += len(self.policy.evaluate(ev, self.engine.devices(ev.model)))
+    def _score(self, device: str, group: list[tuple[int, dict[str, Any]]], score_fleet: bool) -> None:
+        """Merge a device's queued windows of one model, score once after the last one."""
+        merged = 0
+        for k, (t_ns, body) in enumerate(group):
+            last = k == len(group) - 1
+            try:
+                evaluations = self.engine.observe_window(device, body, t_ns, score_fleet=score_fleet, score=last)
+            except EdgeError as exc:
+                self.counters["engine_errors"] += 1
+                log.warning("collector: window of %s not scored (%s)", device, exc)
+                continue
+            if self.engine.has_reference(body.get("model")):
+                merged += 1
+            if not last:
+                continue
+            self.counters["windows_scored"] += merged
+            for ev in evaluations:
+                self.series.append(ev)
+                found = self.policy.evaluate(ev, self.engine.devices(ev.model), windows=max(merged, 1))
+                self.counters["alerts"] += len(found)

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
+
 from edge.collector.alerts import AlertEvent, AlertPolicy, AlertSink
 from edge.collector.engine import DriftEngine
 from edge.collector.series import DriftSeries
@@ -45,7 +47,7 @@ class ScoringWorker:
         series: DriftSeries,
         counters: dict[str, int],
         make_sinks: Callable[[], tuple[list[AlertSink], list[Any]]],
-        capacity: int = 8192,
+        capacity: int = 16384,
     ) -> None:
         self.engine, self.policy, self.series, self.counters = engine, policy, series, counters
         self.lock = threading.Lock()
@@ -62,8 +64,9 @@ class ScoringWorker:
 
     # --------------------------------------------------------------------------------------------- producer
 
-    def submit(self, windows: list[tuple[str, int, dict[str, Any]]]) -> None:
-        """Queue ``(device, t_ns, body)`` windows (committed, validated); never blocks the ingest thread."""
+    def submit(self, windows: list[tuple[str, int, bytes]]) -> None:
+        """Queue ``(device, t_ns, frame)`` windows (committed; ``frame``: the validated record frame, whose body is
+        decoded again here); never blocks the ingest thread."""
         for w in windows:
             try:
                 self._queue.put_nowait(w)
@@ -134,7 +137,8 @@ class ScoringWorker:
                 self.counters["alerts"] += 1
                 self.policy.publish(item)
         groups: dict[tuple[str, Any], list[tuple[int, dict[str, Any]]]] = {}
-        for device, t_ns, body in windows:
+        for device, t_ns, frame in windows:
+            body = msgpack.unpackb(frame, raw=False)["body"]  # validated before it was stored
             groups.setdefault((device, body.get("model")), []).append((t_ns, body))
         last_of_model = {model: i for i, (_, model) in enumerate(groups)}
         with self.lock:

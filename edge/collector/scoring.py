@@ -81,6 +81,11 @@ class ScoringWorker:
         except queue.Full:
             log.warning("collector: scoring queue full; alert event %s not published", event.alert_id)
 
+    @property
+    def queued(self) -> int:
+        """Windows (and alert events) waiting for the scoring thread."""
+        return self._queue.qsize()
+
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything submitted so far is scored; False on timeout."""
         deadline = time.monotonic() + timeout_s

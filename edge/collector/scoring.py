@@ -53,6 +53,7 @@ class ScoringWorker:
         self.lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
         self._make_sinks = make_sinks
+        self.batch_windows = 256  # taken at once: bounds the decoded bodies alive (the garbage collector walks them)
         self._ready = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="edge-collector-scoring", daemon=True)
@@ -116,7 +117,7 @@ class ScoringWorker:
         try:
             while True:
                 batch = [self._queue.get()]
-                while True:
+                while len(batch) < self.batch_windows:
                     try:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:

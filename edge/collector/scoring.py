@@ -161,13 +161,11 @@ class ScoringWorker:
             except EdgeError as exc:
                 self.counters["engine_errors"] += 1
                 log.warning("collector: window of %s not scored (%s)", device, exc)
-                continue
-            if self.engine.has_reference(body.get("model")):
-                merged += 1
-            if not last:
-                continue
-            self.counters["windows_scored"] += merged
-            for ev in evaluations:
-                self.series.append(ev)
-                found = self.policy.evaluate(ev, self.engine.devices(ev.model), windows=max(merged, 1))
-                self.counters["alerts"] += len(found)
+                evaluations = []
+            else:
+                merged += self.engine.has_reference(body.get("model"))
+        self.counters["windows_scored"] += merged
+        for ev in evaluations:  # those of the last window (none when it failed: the merged ones wait for the next)
+            self.series.append(ev)
+            found = self.policy.evaluate(ev, self.engine.devices(ev.model), windows=max(merged, 1))
+            self.counters["alerts"] += len(found)

@@ -221,6 +221,13 @@ class CollectorServer:
         self.counters["records"] += len(result.stored)
         self.counters["duplicates"] += len(result.duplicates)
         self.counters["rejects"] += len(result.failed)
+        stored = set(result.stored)  # a resent window is acked again but scored once
+        fresh = []
+        for key, t_ns, frame in windows:
+            if key in stored:
+                stored.discard(key)
+                fresh.append((key[0], t_ns, frame))
+        self.scoring.submit(fresh)  # before the acks: a drain() after an ack covers its windows (never blocks)
         failed = {(b, s) for _, b, s in result.failed}
         for ident, keys, rejected in messages:
             if failed and any(k in failed for k in keys):
@@ -232,15 +239,6 @@ class CollectorServer:
                 self._sock.send_multipart([ident, reply], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # the peer is gone; it resends and gets the acks of the duplicates
-        if not windows:
-            return
-        stored = set(result.stored)  # a resent window is acked again but scored once
-        fresh = []
-        for key, t_ns, frame in windows:
-            if key in stored:
-                stored.discard(key)
-                fresh.append((key[0], t_ns, frame))
-        self.scoring.submit(fresh)
 
     def _hello(self, device: str, boot: str, body: dict[str, Any], now: int) -> None:
         """A hello takes effect before its ack: windows sent after it are scored against its reference."""

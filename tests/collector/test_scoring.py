@@ -113,3 +113,37 @@ def test_group_commit_tells_duplicates_apart(tmp_path: Path, rng: np.random.Gene
         assert result.stored == (("d", "b", 1), ("d", "b", 3))
         assert result.duplicates == (("d", "b", 2), ("d", "b", 1))
         assert store.record_count() == 3
+
+
+def test_server_acks_before_scoring_drain_waits_and_seq_over_2_63_is_a_limit(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    import zmq
+    from collector_devices import Device
+
+    from edge.collector.server import CollectorServer, CollectorSettings
+    from edge.drift.profile import save_profile
+
+    prof = streams.profile(rng)
+    (tmp_path / "p").mkdir()
+    save_profile(prof, tmp_path / "p" / "p.json")
+    settings = CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "s.db", http=None, profiles=tmp_path / "p",
+                                 horizons=(5,))  # fmt: skip
+    ctx = zmq.Context()
+    try:
+        with CollectorServer(settings) as server:
+            d = Device(ctx, server.endpoint, "dev-s")
+            d.send_records(d.record("hello", streams.hello_body(prof)))
+            assert d.reply() is not None
+            d.send_records(*(d.record("window", streams.window_body(rng), k) for k in range(20)))
+            assert d.reply() is not None and d.acked == set(range(1, 21))
+            assert server.drain(30)
+            assert server.counters["windows_scored"] == 20 and server.counters["windows_unscored"] == 0
+            big = msgpack.packb({**d.record("window", streams.window_body(rng)).to_map(), "seq": 1 << 63})
+            d.send(big)
+            reply = d.reply()
+            assert [(r.seq, r.code) for r in reply.rejected] == [(1 << 63, "limit")]
+            assert "record.seq: expected at most 9223372036854775807" in reply.rejected[0].message
+            d.close()
+    finally:
+        ctx.destroy(linger=0)

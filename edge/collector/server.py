@@ -175,7 +175,7 @@ class CollectorServer:
         return self.scoring.drain(timeout_s)
 
     def _turn(self) -> None:
-        """Drain up to ``batch_messages`` messages, commit once, reply to each, then score the windows."""
+        """Drain up to ``batch_messages`` messages, commit once, hand the new windows to the scoring thread, reply."""
         messages: list[tuple[bytes, list[tuple[str, int]], list[RejectedRecord]]] = []
         windows: list[tuple[tuple[str, str, int], int, bytes]] = []
         now = time.time_ns()

@@ -9,16 +9,14 @@ Every function here is pure (no I/O) and allocates only the objects it returns.
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import msgpack
 
 from edge.errors import ProtocolError
+from edge.telemetry.bulk import sketches_ok, uints_ok
 
 __all__ = [
     "KINDS",
@@ -162,69 +160,6 @@ def _list(where: str, x: object, lo: int, hi: int) -> list[Any]:
     return x
 
 
-# Fast paths: whole arrays checked by C-level builtins (type sets, min, max) instead of one Python call per item.
-# Each returns True only when the item-by-item check below would accept; on False the item-by-item check runs and
-# raises its exact message, so accept/reject behaviour and messages are those of the item-by-item code.
-_NUMBER_TYPES = {int, float}
-_LIST_ONLY = {list}
-_DICT_ONLY = {dict}
-_STR_ONLY = {str}
-_FIVE = {5}
-_MAX_SAFE_CHARS = MAX_STR_BYTES // 4  # a str of at most this many code points is at most MAX_STR_BYTES in UTF-8
-_get_c = itemgetter("c")
-_get_m = itemgetter("m")
-
-
-def _uints_ok(items: list[Any]) -> bool:
-    """All items exact ``int`` (not bool) in [0, 2**64 - 1]; ``items`` must be a list."""
-    if list(map(type, items)).count(int) != len(items):
-        return False
-    try:
-        array("Q", items)  # one C pass: OverflowError for anything outside [0, 2**64 - 1]
-    except OverflowError:
-        return False
-    return True
-
-
-def _names_ok(names: Iterable[Any]) -> bool:
-    """All exact ``str``, non-empty, at most MAX_STR_BYTES in UTF-8 (sure only up to 64 code points)."""
-    names = list(names)
-    if set(map(type, names)) != _STR_ONLY:
-        return False
-    lengths = list(map(len, names))
-    if min(lengths) < 1 or max(lengths) > _MAX_SAFE_CHARS:
-        return False
-    try:
-        "".join(names).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _sketches_ok(m: dict[Any, Any]) -> bool:
-    """``m`` (a dict) maps valid names to ``{"c": counts, "m": moments, ...}`` sketches, checked in bulk."""
-    if not m:
-        return True
-    if not _names_ok(m.keys()):
-        return False
-    values = list(m.values())
-    if set(map(type, values)) != _DICT_ONLY:
-        return False
-    try:
-        counts = list(map(_get_c, values))
-        moments = list(map(_get_m, values))
-    except KeyError:
-        return False
-    if set(map(type, counts)) != _LIST_ONLY or set(map(type, moments)) != _LIST_ONLY:
-        return False
-    lengths = list(map(len, counts))
-    if min(lengths) < 3 or max(lengths) > MAX_BINS or set(map(len, moments)) != _FIVE:
-        return False
-    if not _uints_ok(list(chain.from_iterable(counts))):
-        return False
-    return set(map(type, chain.from_iterable(moments))) <= _NUMBER_TYPES
-
-
 def _counts(where: str, x: object) -> None:
     for i, c in enumerate(_list(where, x, 3, MAX_BINS)):
         _int(f"{where}[{i}]", c)
@@ -239,7 +174,7 @@ def _sketches(where: str, x: object, limit: int) -> None:
     m = _map(where, x)
     if len(m) > limit:
         raise _fail(where, f"at most {limit} entries", f"{len(m)} entries")
-    if _sketches_ok(m):
+    if sketches_ok(m, MAX_BINS, MAX_STR_BYTES):
         return
     for name, s in m.items():
         _str(f"{where} key", name)
@@ -288,7 +223,7 @@ def _window(b: dict[str, Any]) -> None:
     _sketches("window.features", b["features"], MAX_FEATURES)
     _sketches("window.latency", b["latency"], 32)
     predictions = _list("window.predictions", b["predictions"], 0, MAX_CLASSES)
-    if not _uints_ok(predictions):
+    if not uints_ok(predictions):
         for i, c in enumerate(predictions):
             _int(f"window.predictions[{i}]", c)
     counters = _map("window.counters", b["counters"], ("frames",))

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from edge.collector.engine import FLEET, Evaluation
 from edge.collector.store import RecordStore
 from edge.errors import ConfigError
@@ -113,6 +115,9 @@ class AlertPolicy:
     _next_id: int = field(default=1, init=False)
     _drifting: dict[tuple[str, str, str], set[str]] = field(default_factory=dict, init=False)  # device scopes
     events: int = field(default=0, init=False)
+    # tracks not at rest (a breach streak or an alert): (scope, model, metric) -> features; open cohort alerts
+    _busy: dict[tuple[str, str, str], set[str]] = field(default_factory=dict, init=False)
+    _cohort_open: set[tuple[str, str, str]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.cohort_fraction <= 1.0:
@@ -121,8 +126,9 @@ class AlertPolicy:
 
     # ------------------------------------------------------------------------------------------- evaluate
 
-    def evaluate(self, ev: Evaluation, devices: Iterable[str] = ()) -> list[AlertEvent]:
-        """Apply the rules to one evaluation; ``devices``: the model's devices (for the cohort fraction)."""
+    def evaluate(self, ev: Evaluation, devices: Iterable[str] = (), windows: int = 1) -> list[AlertEvent]:
+        """Apply the rules to one evaluation; ``devices``: the model's devices (for the cohort fraction);
+        ``windows``: how many windows it stands for (a merged backlog: it counts that many towards persistence)."""
         if self.horizon is not None and ev.horizon != self.horizon:
             return []
         out: list[AlertEvent] = []
@@ -130,13 +136,22 @@ class AlertPolicy:
             rule = self._by_metric.get(metric)
             if rule is None:
                 continue
-            for i, feature in enumerate(ev.features):
-                out += self._step(rule, ev.scope, ev.model, feature, float(values[i]), int(ev.samples[i]), ev.t_ns)
+            # only features that breach or whose track is not at rest can change anything (same result as a step
+            # for every feature: a step of a resting track on a calm value leaves it at rest)
+            busy = self._busy.get((ev.scope, ev.model, metric), ())
+            live = np.asarray(values >= rule.threshold if rule.above else values <= rule.threshold)
+            if busy:
+                live = live | np.array([f in busy for f in ev.features])
+            live &= ev.samples >= rule.min_samples
+            for i in np.flatnonzero(live).tolist():
+                feature = ev.features[i]
+                value, samples = float(values[i]), int(ev.samples[i])
+                out += self._step(rule, ev.scope, ev.model, feature, value, samples, ev.t_ns, windows)
         frames = ev.samples.max() if ev.samples.size else 0
         for metric, value in ev.ops.items():
             rule = self._by_metric.get(metric)
             if rule is not None and not math.isnan(value):
-                out += self._step(rule, ev.scope, ev.model, "-", value, int(frames), ev.t_ns)
+                out += self._step(rule, ev.scope, ev.model, "-", value, int(frames), ev.t_ns, windows)
         if ev.scope not in (FLEET, COHORT):
             out += self._cohort(ev, list(devices))
         return out
@@ -151,7 +166,11 @@ class AlertPolicy:
                 continue
             cohort_rule = Rule(metric, self.cohort_fraction, self.cohort_fraction / 2, persistence=1, min_samples=0)
             members = set(devices)
+            watch = {f for (m, f, k), d in self._drifting.items() if d and m == ev.model and k == metric}
+            watch |= {f for (m, f, k) in self._cohort_open if m == ev.model and k == metric}
             for feature in ev.features:
+                if feature not in watch:
+                    continue  # no device drifting on it and no cohort alert open: nothing can change
                 drifting = len(self._drifting.get((ev.model, feature, metric), set()) & members)
                 value = drifting / len(devices)
                 if (
@@ -166,13 +185,30 @@ class AlertPolicy:
         return self._tracks.setdefault((scope, model, feature, metric), _Track())
 
     def _step(
-        self, rule: Rule, scope: str, model: str, feature: str, value: float, samples: int, t_ns: int
+        self, rule: Rule, scope: str, model: str, feature: str, value: float, samples: int, t_ns: int, windows: int = 1
     ) -> list[AlertEvent]:
         if samples < rule.min_samples:
             return []
         t = self._track(scope, model, feature, rule.metric)
+        try:
+            return self._advance(t, rule, scope, model, feature, value, t_ns, windows)
+        finally:
+            busy = self._busy.setdefault((scope, model, rule.metric), set())
+            if t.breach or t.alert_id is not None:
+                busy.add(feature)
+            else:
+                busy.discard(feature)
+            if scope == COHORT:
+                if t.alert_id is None:
+                    self._cohort_open.discard((model, feature, rule.metric))
+                else:
+                    self._cohort_open.add((model, feature, rule.metric))
+
+    def _advance(
+        self, t: _Track, rule: Rule, scope: str, model: str, feature: str, value: float, t_ns: int, windows: int
+    ) -> list[AlertEvent]:
         if t.alert_id is None:
-            t.breach = t.breach + 1 if rule.breaches(value) else 0
+            t.breach = t.breach + windows if rule.breaches(value) else 0
             if t.breach < rule.persistence:
                 return []
             t.breach, t.calm = 0, 0
@@ -191,7 +227,7 @@ class AlertPolicy:
                     AlertEvent(t.alert_id, "open", scope, model, feature, rule.metric, value, rule.threshold, t_ns, msg)
                 )
             ]
-        t.calm = t.calm + 1 if rule.clears(value) else 0
+        t.calm = t.calm + windows if rule.clears(value) else 0
         if t.calm < rule.persistence:
             return []
         alert_id, t.alert_id, t.calm = t.alert_id, None, 0
@@ -238,6 +274,9 @@ class AlertPolicy:
         rows = [a for a in self.store.alerts(limit=100_000) if a.state != "resolved"]
         for a in rows:
             self._track(a.scope, a.model, a.feature, a.metric).alert_id = a.id
+            self._busy.setdefault((a.scope, a.model, a.metric), set()).add(a.feature)
+            if a.scope == COHORT:
+                self._cohort_open.add((a.model, a.feature, a.metric))
             if a.scope not in (FLEET, COHORT):
                 self._drifting.setdefault((a.model, a.feature, a.metric), set()).add(a.scope)
         return len(rows)

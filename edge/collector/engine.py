@@ -8,13 +8,14 @@ the fleet, per horizon: PSI, JS, KS and normalized Wasserstein per feature (:fun
 chi-square of the prediction histogram when the reference has one, and the operational signals: mean confidence,
 p99 latency (µs) and its ratio to the latency budget, deadline-miss and fallback rates.
 
-Not thread-safe: one thread (the ingest thread) feeds the engine.
+Not thread-safe: one thread (the collector's scoring thread) feeds the engine; others take its lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -108,20 +109,24 @@ class _Packed:
         for i, n in enumerate(self.lengths):
             dst += [i * self.width + j for j in range(n - 1)] + [i * self.width + self.width - 1]
         self.scatter = np.array(dst, dtype=np.intp)
+        self.length_list = list(self.lengths)
+        self.total = sum(self.lengths)
 
     def pack(self, model: str, feats: Mapping[str, Any]) -> np.ndarray:
-        """A window's feature counts (``{name: {"c": [...]}}``) as float64 (F, B)."""
-        flat: list[int] = []
-        for name, n in zip(self.names, self.lengths, strict=True):
-            sk = feats.get(name)
-            if sk is None:
-                raise ProtocolError(f"window.features: expected feature {name!r} of {model!r}, missing")
-            c = sk["c"]
-            if len(c) != n:
-                raise ProtocolError(f"window.features.{name}.c: expected {n} counts, got {len(c)}")
-            flat += c
+        """A window's feature counts (``{name: {"c": [...]}}``) as float64 (F, B) (a new array, the caller's)."""
+        try:
+            counts = [feats[name]["c"] for name in self.names]
+        except KeyError:
+            counts = []
+        if list(map(len, counts)) != self.length_list:
+            for name, n in zip(self.names, self.lengths, strict=True):  # say which feature is wrong
+                sk = feats.get(name)
+                if sk is None:
+                    raise ProtocolError(f"window.features: expected feature {name!r} of {model!r}, missing")
+                if len(sk["c"]) != n:
+                    raise ProtocolError(f"window.features.{name}.c: expected {n} counts, got {len(sk['c'])}")
         live = np.zeros(self.counts.size)
-        live[self.scatter] = flat
+        live[self.scatter] = np.fromiter(chain.from_iterable(counts), np.float64, self.total)
         return live.reshape(self.counts.shape)
 
     def pack_one(self, i: int, c: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -195,11 +200,13 @@ class DriftEngine:
     # --------------------------------------------------------------------------------------------- windows
 
     def observe_window(
-        self, device: str, body: Mapping[str, Any], t_ns: int, *, score_fleet: bool = True
+        self, device: str, body: Mapping[str, Any], t_ns: int, *, score_fleet: bool = True, score: bool = True
     ) -> list[Evaluation]:
         """Merge one validated window body into the device's and the fleet's horizons and score them: the device's
         primary horizon always; its longer horizons and the fleet unless ``score_fleet`` is False (the server
-        scores those once per model and ingested batch, the alerts use the primary horizon); ``[]``
+        scores those once per model and ingested batch, the alerts use the primary horizon). With ``score`` False
+        the window is only merged (``[]``): the scoring thread merges a backlog of a device's windows and scores
+        the last one, whose horizons then hold them all (exact: sums of counts). ``[]``
         (and ``windows_skipped`` + 1) when the window's model has no reference. :class:`ProtocolError` when
         the window does not match the reference's features and bins."""
         model = body["model"]
@@ -241,12 +248,17 @@ class DriftEngine:
             roll = track[key]
             if roll is None or x is None or roll.ring.shape[1:] != x.shape:
                 continue
+            sums = fleet.setdefault(key, {})
             for h, delta in roll.push(x).items():
-                total = fleet.setdefault(key, {}).setdefault(h, np.zeros_like(delta))
+                total = sums.get(h)
+                if total is None:
+                    total = sums[h] = np.zeros_like(delta)
                 if total.shape == delta.shape:
                     total += delta
         self.windows_scored += 1
-        out = []
+        out: list[Evaluation] = []
+        if not score:
+            return out
         n = track["counts"].n
         for h in self.horizons:
             if not score_fleet and h != self.horizons[0]:

@@ -48,6 +48,7 @@ COUNTER_HELP = {
     "messages": "messages received on the ingest socket",
     "alerts": "alert lifecycle events (open, acknowledged, resolved)",
     "windows_scored": "windows scored by the drift engine",
+    "windows_unscored": "windows stored and acknowledged but not scored (the scoring queue was full)",
     "engine_errors": "windows the drift engine could not score",
     "unknown_profile": "hellos naming a reference profile the collector does not know",
 }

@@ -5,6 +5,10 @@ transaction durable (``journal_mode=WAL``, ``synchronous=FULL``: the WAL is fsyn
 server acknowledges exactly the keys it returns. Spooled records (window, event, capture) are deduplicated on
 ``(device, boot, seq)`` by a UNIQUE constraint, so a device that resends after a lost ack changes nothing.
 
+The ``body`` column holds each record's frame exactly as it arrived (a msgpack map: envelope and body, validated),
+so ingest does not encode it again; :meth:`RecordStore.iter_records` returns the body. Files made before this format
+(``PRAGMA user_version`` 0 with records) hold the body alone, and are read as such.
+
 Besides records the store keeps devices (last hello, last seen), reference profiles by id, and alerts with their
 lifecycle (the drift series are derived data and live in memory, :mod:`edge.collector.series`). One connection,
 guarded by a lock: the ingest thread writes, the HTTP threads read.
@@ -26,6 +30,8 @@ from edge.errors import ConfigError
 
 __all__ = ["AlertRow", "CommitResult", "RecordStore"]
 
+FRAME_FORMAT = 1  # PRAGMA user_version: records.body holds the whole record frame
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY,
@@ -45,6 +51,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     opened_ns INTEGER NOT NULL, acked_ns INTEGER, resolved_ns INTEGER, message TEXT NOT NULL
 );
 """
+_INSERT = (
+    "INSERT OR IGNORE INTO records (device, boot, seq, kind, t_ns, wall_ns, received_ns, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,11 @@ class RecordStore:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
+            fresh = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'records'").fetchone() is None
             self._db.executescript(_SCHEMA)
+            if fresh:
+                self._db.execute(f"PRAGMA user_version={FRAME_FORMAT}")
+            self._frames = self._db.execute("PRAGMA user_version").fetchone()[0] == FRAME_FORMAT
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"collector --db: expected a SQLite database file, got {str(path)!r} ({exc})") from exc
         mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
@@ -102,8 +116,20 @@ class RecordStore:
 
     def add(self, device: str, boot: str, seq: int, kind: str, t_ns: int, wall_ns: int, body: dict[str, Any]) -> None:
         """Buffer one spooled record for the next :meth:`commit` (nothing is durable, nor acknowledgeable, yet)."""
-        blob = msgpack.packb(body, use_bin_type=True)
+        record = {"v": 1, "kind": kind, "device": device, "boot": boot, "seq": seq, "t_ns": t_ns, "wall_ns": wall_ns,
+                  "body": body}  # fmt: skip
+        blob = msgpack.packb(record if self._frames else body, use_bin_type=True)
         self._pending.append((device, boot, seq, kind, t_ns, wall_ns, time.time_ns(), blob))
+
+    def add_frame(
+        self, device: str, boot: str, seq: int, kind: str, t_ns: int, wall_ns: int, frame: bytes, received_ns: int
+    ) -> None:
+        """:meth:`add` for a record as received: ``frame`` is its validated msgpack frame (the envelope fields are
+        its decoded ones), stored as is, without encoding it again; the store keeps a reference to the bytes until
+        the commit. ``received_ns``: collector wall clock, ns since the Unix epoch."""
+        if not self._frames:  # a file of the old format: bodies alone
+            frame = msgpack.packb(msgpack.unpackb(frame, raw=False)["body"], use_bin_type=True)
+        self._pending.append((device, boot, seq, kind, t_ns, wall_ns, received_ns, frame))
 
     @property
     def pending(self) -> int:
@@ -119,13 +145,13 @@ class RecordStore:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
+                done = self._insert_all(cur, batch)
+                if done is not None:
+                    cur.execute("COMMIT")
+                    return done
                 for row in batch:
                     try:
-                        cur.execute(
-                            "INSERT OR IGNORE INTO records (device, boot, seq, kind, t_ns, wall_ns, received_ns, body) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            row,
-                        )
+                        cur.execute(_INSERT, row)
                     except (OverflowError, ValueError, sqlite3.InterfaceError):
                         failed.append((row[0], row[1], row[2]))
                         continue
@@ -135,6 +161,31 @@ class RecordStore:
                 cur.execute("ROLLBACK")
                 raise
         return CommitResult(tuple(stored), tuple(dups), tuple(failed))
+
+    def _insert_all(self, cur: sqlite3.Cursor, batch: list[tuple[Any, ...]]) -> CommitResult | None:
+        """One ``executemany`` for the whole batch; None (with nothing inserted) when a row cannot be bound, so
+        :meth:`commit` goes row by row. Duplicates are told apart by the ids the new rows got."""
+        before = cur.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0]
+        cur.execute("SAVEPOINT bulk")
+        try:
+            cur.executemany(_INSERT, batch)
+        except (OverflowError, ValueError, sqlite3.InterfaceError):
+            cur.execute("ROLLBACK TO bulk")
+            cur.execute("RELEASE bulk")
+            return None
+        cur.execute("RELEASE bulk")
+        keys = [(r[0], r[1], r[2]) for r in batch]
+        if cur.rowcount == len(batch):
+            return CommitResult(tuple(keys), ())
+        new = set(cur.execute("SELECT device, boot, seq FROM records WHERE id > ?", (before,)).fetchall())
+        stored, dups = [], []
+        for k in keys:
+            if k in new:
+                new.discard(k)
+                stored.append(k)
+            else:
+                dups.append(k)
+        return CommitResult(tuple(stored), tuple(dups))
 
     def record_count(self, kind: str | None = None) -> int:
         with self._lock:
@@ -152,8 +203,9 @@ class RecordStore:
             rows = self._db.execute(
                 "SELECT device, boot, seq, t_ns, body FROM records WHERE kind = ? ORDER BY id", (kind,)
             ).fetchall()
-        for device, boot, seq, t_ns, body in rows:
-            yield device, boot, seq, t_ns, msgpack.unpackb(body, raw=False)
+        for device, boot, seq, t_ns, blob in rows:
+            body = msgpack.unpackb(blob, raw=False)
+            yield device, boot, seq, t_ns, body["body"] if self._frames else body
 
     # ---------------------------------------------------------------------------------------------- devices
 

@@ -16,6 +16,7 @@ from typing import Any
 import msgpack
 
 from edge.errors import ProtocolError
+from edge.telemetry.bulk import sketches_ok, uints_ok
 
 __all__ = [
     "KINDS",
@@ -52,6 +53,7 @@ MAX_ARRAY = 4096  # any array
 MAX_MAP = 512  # any map
 MAX_DEPTH = 6  # nesting of event fields
 MAX_U64 = (1 << 64) - 1
+MAX_SEQ = (1 << 63) - 1  # seq is stored as a signed 64-bit integer (SQLite INTEGER): PROTOCOL.md, "Envelope"
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,10 @@ class Reply:
 
 
 def _fail(where: str, expected: str, got: object) -> ProtocolError:
-    shown = repr(got)
+    try:
+        shown = repr(got)
+    except RecursionError:  # e.g. an array nested ~1000 deep (msgpack decodes up to 1024 levels)
+        shown = "(nested too deeply to show)"
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return ProtocolError(f"{where}: expected {expected}, got {type(got).__name__} {shown}")
@@ -169,6 +174,8 @@ def _sketches(where: str, x: object, limit: int) -> None:
     m = _map(where, x)
     if len(m) > limit:
         raise _fail(where, f"at most {limit} entries", f"{len(m)} entries")
+    if sketches_ok(m, MAX_BINS, MAX_STR_BYTES):
+        return
     for name, s in m.items():
         _str(f"{where} key", name)
         s = _map(f"{where}.{name}", s, ("c", "m"))
@@ -215,8 +222,10 @@ def _window(b: dict[str, Any]) -> None:
         raise _fail("window.end_ns", f"a time after start_ns={start}", end)
     _sketches("window.features", b["features"], MAX_FEATURES)
     _sketches("window.latency", b["latency"], 32)
-    for i, c in enumerate(_list("window.predictions", b["predictions"], 0, MAX_CLASSES)):
-        _int(f"window.predictions[{i}]", c)
+    predictions = _list("window.predictions", b["predictions"], 0, MAX_CLASSES)
+    if not uints_ok(predictions):
+        for i, c in enumerate(predictions):
+            _int(f"window.predictions[{i}]", c)
     counters = _map("window.counters", b["counters"], ("frames",))
     if len(counters) > 64:
         raise _fail("window.counters", "at most 64 counters", f"{len(counters)} counters")
@@ -274,6 +283,8 @@ def validate_map(m: object) -> Record:
     device = _str("record.device", m["device"])
     boot = _str("record.boot", m["boot"])
     seq = _int("record.seq", m["seq"])
+    if seq > MAX_SEQ:
+        raise _fail("record.seq", f"at most {MAX_SEQ} (2**63 - 1, the collector's integers)", seq)
     if (kind in SPOOLED_KINDS) != (seq >= 1):
         raise _fail("record.seq", f"{'>= 1' if kind in SPOOLED_KINDS else '0'} for a {kind} record", seq)
     t_ns = _int("record.t_ns", m["t_ns"], -(1 << 63), (1 << 63) - 1)

@@ -81,7 +81,7 @@ bodies = st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(kind_body=bodies, device=names, boot=names, seq=st.integers(1, (1 << 64) - 1), t_ns=u63, wall_ns=u63)
+@given(kind_body=bodies, device=names, boot=names, seq=st.integers(1, (1 << 63) - 1), t_ns=u63, wall_ns=u63)
 def test_spooled_records_round_trip(kind_body, device, boot, seq, t_ns, wall_ns) -> None:
     kind, body = kind_body
     rec = Record(kind, device, boot, seq, t_ns, wall_ns, body)

@@ -1,0 +1,171 @@
+"""The scoring worker: drift scoring and alerting off the ingest (ack) path.
+
+The ingest thread commits and acks, then hands each newly stored window to :class:`ScoringWorker` through a bounded
+queue (``capacity`` windows). The worker owns the :class:`~edge.collector.engine.DriftEngine` (under ``lock``, which
+the ingest thread also takes for a hello), the :class:`~edge.collector.alerts.AlertPolicy` and its sinks (the PUB
+sink's socket is made and used on this thread only). It takes everything queued at once and scores it in arrival
+order. When it keeps up, a batch holds one window per device and each window is scored on its device's primary
+horizon; when windows of one device queue up, they are all merged into its horizons (exact: counts add) and scored
+once, and that evaluation counts as that many windows for alert persistence (``AlertPolicy.evaluate(windows=k)``).
+The longer horizons and the fleet are scored once per model per batch. A window that finds the queue full is not
+scored; it is counted (``windows_unscored``) and logged, never dropped silently. :meth:`drain` waits until
+everything queued is scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from edge.collector.alerts import AlertEvent, AlertPolicy, AlertSink
+from edge.collector.engine import DriftEngine
+from edge.collector.series import DriftSeries
+from edge.errors import EdgeError
+
+__all__ = ["ScoringWorker"]
+
+log = logging.getLogger("edge.collector")
+
+_STOP = object()
+
+
+class ScoringWorker:
+    """A thread that scores committed windows; ``counters`` (shared with the server) gets ``windows_scored``,
+    ``windows_unscored``, ``engine_errors`` and ``alerts``. ``make_sinks`` runs on the worker thread at start and
+    returns the sinks and those of them this thread closes when it stops (e.g. the PUB sink, whose socket it owns)."""
+
+    def __init__(
+        self,
+        engine: DriftEngine,
+        policy: AlertPolicy,
+        series: DriftSeries,
+        counters: dict[str, int],
+        make_sinks: Callable[[], tuple[list[AlertSink], list[Any]]],
+        capacity: int = 16384,
+    ) -> None:
+        self.engine, self.policy, self.series, self.counters = engine, policy, series, counters
+        self.lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self._make_sinks = make_sinks
+        self.batch_windows = 256  # taken at once: bounds the decoded bodies alive (the garbage collector walks them)
+        self._ready = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="edge-collector-scoring", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> ScoringWorker:
+        self._thread.start()
+        self._ready.wait(timeout_s)
+        return self
+
+    # --------------------------------------------------------------------------------------------- producer
+
+    def submit(self, windows: list[tuple[str, int, bytes]]) -> None:
+        """Queue ``(device, t_ns, frame)`` windows (committed; ``frame``: the validated record frame, whose body is
+        decoded again here); never blocks the ingest thread."""
+        for w in windows:
+            try:
+                self._queue.put_nowait(w)
+            except queue.Full:
+                self.counters["windows_unscored"] += 1
+                log.warning("collector: scoring queue full; a window of %s is stored but not scored", w[0])
+
+    def publish(self, event: AlertEvent) -> None:
+        """Send an alert transition made elsewhere (an operator's acknowledgement) to the sinks, on this thread."""
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            log.warning("collector: scoring queue full; alert event %s not published", event.alert_id)
+
+    @property
+    def queued(self) -> int:
+        """Windows (and alert events) waiting for the scoring thread."""
+        return self._queue.qsize()
+
+    def drain(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything submitted so far is scored; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                return False
+            time.sleep(0.001)
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                raise RuntimeError(f"collector scoring thread did not stop within {timeout_s} s")
+
+    # --------------------------------------------------------------------------------------------- worker
+
+    def _run(self) -> None:
+        try:
+            sinks, owned = self._make_sinks()
+        except BaseException as exc:  # reported to the server's constructor
+            self.error = exc
+            self._ready.set()
+            return
+        self.policy.sinks = sinks
+        self._ready.set()
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < self.batch_windows:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = any(item is _STOP for item in batch)
+                try:
+                    self._score_batch([item for item in batch if item is not _STOP])
+                except Exception:  # a bug must not stop scoring
+                    log.exception("collector: scoring batch failed")
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
+                if stop:
+                    return
+        finally:
+            for sink in owned:
+                sink.close()
+
+    def _score_batch(self, batch: list[Any]) -> None:
+        windows = [w for w in batch if not isinstance(w, AlertEvent)]
+        for item in batch:
+            if isinstance(item, AlertEvent):
+                self.counters["alerts"] += 1
+                self.policy.publish(item)
+        groups: dict[tuple[str, Any], list[tuple[int, dict[str, Any]]]] = {}
+        for device, t_ns, frame in windows:
+            body = msgpack.unpackb(frame, raw=False)["body"]  # validated before it was stored
+            groups.setdefault((device, body.get("model")), []).append((t_ns, body))
+        last_of_model = {model: i for i, (_, model) in enumerate(groups)}
+        with self.lock:
+            for i, ((device, model), group) in enumerate(groups.items()):  # the fleet: once per model and batch
+                self._score(device, group, score_fleet=last_of_model[model] == i)
+
+    def _score(self, device: str, group: list[tuple[int, dict[str, Any]]], score_fleet: bool) -> None:
+        """Merge a device's queued windows of one model, score once after the last one."""
+        merged = 0
+        for k, (t_ns, body) in enumerate(group):
+            last = k == len(group) - 1
+            try:
+                evaluations = self.engine.observe_window(device, body, t_ns, score_fleet=score_fleet, score=last)
+            except EdgeError as exc:
+                self.counters["engine_errors"] += 1
+                log.warning("collector: window of %s not scored (%s)", device, exc)
+                evaluations = []
+            else:
+                merged += self.engine.has_reference(body.get("model"))
+        self.counters["windows_scored"] += merged
+        for ev in evaluations:  # those of the last window (none when it failed: the merged ones wait for the next)
+            self.series.append(ev)
+            found = self.policy.evaluate(ev, self.engine.devices(ev.model), windows=max(merged, 1))
+            self.counters["alerts"] += len(found)

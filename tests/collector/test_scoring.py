@@ -1,0 +1,149 @@
+"""The scoring thread: windows scored off the ack path, a full queue counted (never silent), a backlog of one
+device merged exactly; the store's frame format and its old body-only format."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import collector_streams as streams
+import msgpack
+import numpy as np
+from collector_support import wait_for
+
+from edge.collector.alerts import AlertPolicy, Rule
+from edge.collector.engine import DriftEngine
+from edge.collector.scoring import ScoringWorker
+from edge.collector.series import DriftSeries
+from edge.collector.store import RecordStore
+from edge.telemetry.protocol import Record, encode_record
+
+
+def frames(rng: np.random.Generator, n: int, device: str = "d", shift: float = 0.0) -> list[tuple[str, int, bytes]]:
+    out = []
+    for seq in range(1, n + 1):
+        body = streams.window_body(rng, shift=shift)
+        out.append((device, seq, encode_record(Record("window", device, "b", seq, seq, 1, body))))
+    return out
+
+
+def worker(rng: np.random.Generator, capacity: int) -> tuple[ScoringWorker, dict[str, int]]:
+    engine = DriftEngine(horizons=(5,))
+    engine.set_reference(streams.reference(rng))
+    policy = AlertPolicy(rules=(Rule("psi", 0.25, 0.1, persistence=3, min_samples=200),), horizon=5)
+    counters = dict.fromkeys(("windows_scored", "windows_unscored", "engine_errors", "alerts"), 0)
+    return ScoringWorker(engine, policy, DriftSeries(5), counters, lambda: ([], []), capacity=capacity), counters
+
+
+def test_a_full_queue_is_counted_and_the_rest_is_scored(rng: np.random.Generator) -> None:
+    w, counters = worker(rng, capacity=2)
+    w.start()
+    try:
+        batch = frames(rng, 6)
+        with w.lock:  # the worker takes the first window and waits for the engine
+            w.submit(batch[:1])
+            wait_for(lambda: w.queued == 0, what="the worker to take the first window")
+            w.submit(batch[1:])  # 2 fit, 3 do not
+            assert counters["windows_unscored"] == 3
+        assert w.drain(30)
+        assert counters["windows_scored"] == 3 and counters["engine_errors"] == 0
+    finally:
+        w.close()
+
+
+def test_a_merged_backlog_scores_like_window_by_window(rng: np.random.Generator) -> None:
+    batch = frames(rng, 8, shift=1.0)  # drifting from the start: PSI over 0.25 on every feature
+    w, counters = worker(np.random.default_rng(5), capacity=64)
+    w.start()
+    try:
+        with w.lock:
+            w.submit(batch[:1])
+            wait_for(lambda: w.queued == 0, what="the worker to take the first window")
+            w.submit(batch[1:])  # 7 windows of one device queue up: merged, scored once, counted as 7
+        assert w.drain(30)
+        assert counters["windows_scored"] == 8
+        merged = w.series.latest("d", streams.MODEL)
+    finally:
+        w.close()
+    one_by_one = DriftEngine(horizons=(5,))
+    one_by_one.set_reference(streams.reference(np.random.default_rng(5)))
+    for _, t_ns, frame in batch:
+        last = one_by_one.observe_window("d", msgpack.unpackb(frame)["body"], t_ns, score_fleet=False)[-1]
+    assert merged.t_ns == last.t_ns == 8
+    np.testing.assert_array_equal(np.array(merged.scores["psi"]), last.scores["psi"])
+    # the first window alone has too few samples (100 < 200); the merged evaluation stands for 7 windows, so
+    # persistence 3 is reached (counted as 1 it would not be), as it is window by window
+    assert {a[0] for a in w.policy.open_alerts()} == {"d", "fleet"}
+
+
+def test_store_keeps_frames_and_reads_old_body_only_files(tmp_path: Path, rng: np.random.Generator) -> None:
+    (_, _, frame), *_ = frames(rng, 1)
+    with RecordStore(tmp_path / "new.db") as store:
+        store.add_frame("d", "b", 1, "window", 1, 1, frame, 5)
+        store.add("d", "b", 2, "window", 2, 1, {"i": 2})
+        store.commit()
+        assert [r[4] for r in store.iter_records("window")] == [msgpack.unpackb(frame)["body"], {"i": 2}]
+    raw = sqlite3.connect(tmp_path / "new.db")
+    assert raw.execute("SELECT body FROM records WHERE seq = 1").fetchone()[0] == frame  # stored as received
+    raw.close()
+    old = sqlite3.connect(tmp_path / "old.db")  # a file of the body-only format (user_version 0)
+    old.execute(
+        "CREATE TABLE records (id INTEGER PRIMARY KEY, device TEXT NOT NULL, boot TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, t_ns INTEGER NOT NULL, wall_ns INTEGER NOT NULL, received_ns INTEGER NOT NULL,"
+        " body BLOB NOT NULL, UNIQUE (device, boot, seq))"
+    )
+    old.execute("INSERT INTO records VALUES (1, 'd', 'b', 1, 'window', 0, 0, 0, ?)", (msgpack.packb({"i": 1}),))
+    old.commit()
+    old.close()
+    with RecordStore(tmp_path / "old.db") as store:
+        store.add_frame("d", "b", 2, "window", 1, 1, frame, 5)
+        result = store.commit()
+        assert result.stored == (("d", "b", 2),)
+        assert [r[4] for r in store.iter_records("window")] == [{"i": 1}, msgpack.unpackb(frame)["body"]]
+
+
+def test_group_commit_tells_duplicates_apart(tmp_path: Path, rng: np.random.Generator) -> None:
+    batch = frames(rng, 3)
+    with RecordStore(tmp_path / "g.db") as store:
+        store.add_frame("d", "b", 2, "window", 2, 1, batch[1][2], 5)
+        assert store.commit().stored == (("d", "b", 2),)
+        for _, seq, frame in [*batch, batch[0]]:  # seq 2 is already stored; seq 1 comes twice in one batch
+            store.add_frame("d", "b", seq, "window", seq, 1, frame, 6)
+        result = store.commit()
+        assert result.stored == (("d", "b", 1), ("d", "b", 3))
+        assert result.duplicates == (("d", "b", 2), ("d", "b", 1))
+        assert store.record_count() == 3
+
+
+def test_server_acks_before_scoring_drain_waits_and_seq_over_2_63_is_a_limit(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    import zmq
+    from collector_devices import Device
+
+    from edge.collector.server import CollectorServer, CollectorSettings
+    from edge.drift.profile import save_profile
+
+    prof = streams.profile(rng)
+    (tmp_path / "p").mkdir()
+    save_profile(prof, tmp_path / "p" / "p.json")
+    settings = CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "s.db", http=None, profiles=tmp_path / "p",
+                                 horizons=(5,))  # fmt: skip
+    ctx = zmq.Context()
+    try:
+        with CollectorServer(settings) as server:
+            d = Device(ctx, server.endpoint, "dev-s")
+            d.send_records(d.record("hello", streams.hello_body(prof)))
+            assert d.reply() is not None
+            d.send_records(*(d.record("window", streams.window_body(rng), k) for k in range(20)))
+            assert d.reply() is not None and d.acked == set(range(1, 21))
+            assert server.drain(30)
+            assert server.counters["windows_scored"] == 20 and server.counters["windows_unscored"] == 0
+            big = msgpack.packb({**d.record("window", streams.window_body(rng)).to_map(), "seq": 1 << 63})
+            d.send(big)
+            reply = d.reply()
+            assert [(r.seq, r.code) for r in reply.rejected] == [(1 << 63, "limit")]
+            assert "record.seq: expected at most 9223372036854775807" in reply.rejected[0].message
+            d.close()
+    finally:
+        ctx.destroy(linger=0)

@@ -269,18 +269,12 @@ class ClosedLoop:
         res.external_collector = self.collector.external
 
     def _wait_scored(self) -> None:
-        """Poll until the collector has scored every window it acknowledged (it scores after the commit)."""
+        """Wait until the in-process collector has scored every window it acknowledged (the tap's close waited for
+        the acks)."""
         if self.collector.external or self.collector.server is None:
             return
-        deadline = time.monotonic() + self.opts.drain_timeout_s
-        counters = self.collector.server.counters
-        seen = -1
-        while time.monotonic() < deadline:
-            n = counters.get("windows_scored", 0) + counters.get("engine_errors", 0)
-            if n == seen:
-                break
-            seen = n
-            time.sleep(0.25)
+        if not self.collector.server.drain(self.opts.drain_timeout_s):
+            log.warning("collector: windows still unscored after %.0f s", self.opts.drain_timeout_s)
 
     def close(self) -> None:
         for t in self.swaps:

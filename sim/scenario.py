@@ -7,7 +7,6 @@ A scenario has a ``name``, a ``[world]`` table (seed, duration, loop/camera rate
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -19,6 +18,7 @@ from edge.sim.timeline import Timeline, TimelineEntry, _integer, _number, _text,
 from edge.sim.track import PRESETS, TrackSpec
 from edge.sim.vehicle import VehicleSpec
 
+from edge.config import read_toml
 from edge.errors import ConfigError
 
 __all__ = [
@@ -225,12 +225,7 @@ def parse_scenario(raw: dict[str, Any], default_name: str = "scenario") -> Scena
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file (ConfigError names the file and the key)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: expected valid TOML, got {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: expected a readable scenario file, got {exc.strerror}") from None
+    raw = read_toml(path, "scenario")
     try:
         return parse_scenario(raw, default_name=path.stem)
     except ConfigError as exc:

@@ -13,11 +13,11 @@ relative to the config file's folder.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.config import read_toml
 from edge.errors import ConfigError
 from edge.loop.frame import STAGES
 
@@ -204,13 +204,7 @@ class DeviceConfig:
 def load_config(path: str | Path) -> DeviceConfig:
     """Read and validate ``device.toml``."""
     path = Path(path).resolve()
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: expected valid TOML, got a parse error: {exc}") from exc
-    return parse_config(doc, path)
+    return parse_config(read_toml(path, "config"), path)
 
 
 def _path(base: Path, p: str) -> Path:

@@ -15,10 +15,10 @@ A ``[profile]`` table (``name``, ``description``) is informational. An unknown t
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from edge.config import read_toml
 from edge.errors import ConfigError
 from edge.models.options import RuntimeOptions
 
@@ -82,11 +82,5 @@ def load_provider_profile(path: str | os.PathLike[str], base: RuntimeOptions | N
     Raises :class:`ConfigError` for an unreadable or invalid file, naming the file and the key.
     """
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the provider profile ({exc.strerror})") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a valid TOML provider profile ({exc})") from exc
-    fields = profile_options(doc, path.parent, str(path))
+    fields = profile_options(read_toml(path, "provider profile"), path.parent, str(path))
     return RuntimeOptions(**{**(base or RuntimeOptions()).__dict__, **fields})

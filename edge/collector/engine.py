@@ -54,15 +54,17 @@ class ModelReference:
 
     @classmethod
     def from_profile(cls, model: str, profile: Any, latency_budget_us: float | None = None) -> ModelReference:
-        """From a :class:`edge.drift.profile.ReferenceProfile` (its features' edges, counts and moments). The
-        std comes from the moments when they hold two or more samples, else from the binned reference."""
+        """From a :class:`edge.drift.profile.ReferenceProfile` (its features' edges, counts and moments, and its
+        reference top-1 class counts ``prediction_counts``, which turn on the chi-square). The std comes from the
+        moments when they hold two or more samples, else from the binned reference."""
         feats = []
         for f in profile.features:
             n, m2 = float(f.moments[0]), float(f.moments[2])
             std = float(np.sqrt(m2 / n)) if n > 1 and np.isfinite(m2) else metrics.histogram_std(f.counts, f.edges)
             feats.append(FeatureReference(f.name, f.edges, f.counts, std, str(f.source.get("kind", "stats"))))
-        extra = getattr(profile, "extra", {}) or {}
-        preds = extra.get("predictions")
+        preds = getattr(profile, "prediction_counts", None)
+        if preds is None:
+            preds = (getattr(profile, "extra", {}) or {}).get("predictions")
         return cls(model, tuple(feats), None if preds is None else np.asarray(preds, np.int64), latency_budget_us)
 
 

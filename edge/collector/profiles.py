@@ -1,9 +1,10 @@
 """Reference profiles the collector knows, by profile id (the hash a device's hello and windows name).
 
 Two sources: a directory of model packages (each package's manifest names its ``[reference_profile] file``; loose
-``*.json`` profiles are read too), and uploads (``PUT /api/profiles/ID`` with the profile's canonical JSON: stored
-once in the collector's database, checked against its hash). A hello whose profile id is known gives the device's
-model a :class:`~edge.collector.engine.ModelReference`.
+``*.json`` profiles are read too), and uploads (``PUT /api/profiles/ID``, or a device's hello carrying
+``profile_json`` when the collector asked for it: the profile's canonical JSON, checked against its hash and stored
+once in the collector's database, where a restarted collector finds it). A hello whose profile id is known gives
+the device's model a :class:`~edge.collector.engine.ModelReference`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class ProfileLibrary:
         self._store = store
         self._lock = threading.Lock()
         self._profiles: dict[str, ReferenceProfile] = {}
+        self.uploaded = 0  # valid uploads (new or already known)
+        self.rejected = 0  # uploads refused: invalid, or not hashing to the id they claim
         if store is not None:
             for pid in store.profile_ids():
                 body = store.profile(pid)
@@ -69,11 +72,22 @@ class ProfileLibrary:
         return new
 
     def upload(self, profile_id: str, body: bytes) -> bool:
-        """An uploaded profile: ``body`` must be a valid profile whose id is ``profile_id``. Stored once; returns
-        False when it was already known. :class:`ConfigError` when it is invalid or its hash differs."""
-        profile = load_profile(body)
+        """An uploaded profile (``PUT /api/profiles/ID`` or a device's hello): ``body`` must be a valid profile
+        whose id is ``profile_id``. Stored once; returns False when it was already known. :class:`ConfigError`
+        when it is invalid or its hash differs (counted in :attr:`rejected`)."""
+        try:
+            profile = load_profile(body)
+        except ConfigError:
+            self.rejected += 1
+            raise
+        except (ValueError, TypeError, RecursionError) as exc:  # JSON nested too deeply, odd values
+            self.rejected += 1
+            msg = f"profile upload: expected a reference profile, got one that fails to load ({exc!r:.80})"
+            raise ConfigError(msg) from exc
         if profile.profile_id != profile_id:
+            self.rejected += 1
             raise ConfigError(f"profile upload: expected a profile whose id is {profile_id}, got {profile.profile_id}")
+        self.uploaded += 1
         if self._store is not None:
             self._store.put_profile(profile_id, profile.to_bytes())
         return self.add(profile)

@@ -176,7 +176,7 @@ class CollectorServer:
 
     def _turn(self) -> None:
         """Drain up to ``batch_messages`` messages, commit once, hand the new windows to the scoring thread, reply."""
-        messages: list[tuple[bytes, list[tuple[str, int]], list[RejectedRecord]]] = []
+        messages: list[tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]] = []
         windows: list[tuple[tuple[str, str, int], int, bytes]] = []
         now = time.time_ns()
         add = self.store.add_frame
@@ -188,11 +188,12 @@ class CollectorServer:
             self.counters["messages"] += 1
             keys: list[tuple[str, int]] = []
             rejected: list[RejectedRecord] = []
+            need = ""  # a hello's profile id the collector asks the device to upload
             if len(frames) > MAX_BATCH_RECORDS:
                 self.counters["rejects"] += len(frames)
                 msg = f"message: expected at most {MAX_BATCH_RECORDS} records, got {len(frames)}"
                 rejected.append(RejectedRecord("", 0, "limit", msg))
-                messages.append((ident, keys, rejected))
+                messages.append((ident, keys, rejected, need))
                 continue
             for data in frames:
                 try:
@@ -209,10 +210,10 @@ class CollectorServer:
                     if rec.kind == "window":
                         windows.append((rec.key, rec.t_ns, data))
                 elif rec.kind == "hello":
-                    self._hello(rec.device, rec.boot, rec.body, now)
+                    need = self._hello(rec.device, rec.boot, rec.body, now, rejected)
                 else:
                     self.store.seen(rec.device, rec.boot, now)
-            messages.append((ident, keys, rejected))
+            messages.append((ident, keys, rejected, need))
         try:
             result = self.store.commit()
         except Exception:
@@ -229,32 +230,43 @@ class CollectorServer:
                 fresh.append((key[0], t_ns, frame))
         self.scoring.submit(fresh)  # before the acks: a drain() after an ack covers its windows (never blocks)
         failed = {(b, s) for _, b, s in result.failed}
-        for ident, keys, rejected in messages:
+        for ident, keys, rejected, need in messages:
             if failed and any(k in failed for k in keys):
                 rejected = rejected + [RejectedRecord(b, s, "malformed", "record: the store could not take it")
                                        for b, s in keys if (b, s) in failed]  # fmt: skip
                 keys = [k for k in keys if k not in failed]
-            reply = encode_reply(Reply(tuple(ack_ranges(keys)), tuple(rejected)))
+            reply = encode_reply(Reply(tuple(ack_ranges(keys)), tuple(rejected), need))
             try:
                 self._sock.send_multipart([ident, reply], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # the peer is gone; it resends and gets the acks of the duplicates
 
-    def _hello(self, device: str, boot: str, body: dict[str, Any], now: int) -> None:
-        """A hello takes effect before its ack: windows sent after it are scored against its reference."""
+    def _hello(self, device: str, boot: str, body: dict[str, Any], now: int, rejected: list[RejectedRecord]) -> str:
+        """A hello takes effect before its ack: windows sent after it are scored against its reference. Returns
+        the hello's profile id when the collector does not have it (the reply's ``need_profile``: the device then
+        uploads it in ``profile_json``), else "". An uploaded profile that is invalid or does not hash to the
+        hello's id is rejected (counted in ``rejects``) and the hello otherwise taken."""
+        upload = body.pop("profile_json", None)
         self.store.seen(device, boot, now, body)
         model, pid = body["model"], body["profile"]
         with self.scoring.lock:  # the engine belongs to the scoring thread; a hello is rare
             self.engine.observe_hello(device, body)
+            if self.profiles.get(pid) is None and upload is not None:
+                try:
+                    self.profiles.upload(pid, upload)
+                except ConfigError as exc:
+                    self.counters["rejects"] += 1
+                    rejected.append(RejectedRecord(boot, 0, "malformed", _fit(f"hello.profile_json: {exc}")))
+                    log.warning("collector: %s uploaded a bad profile for %s: %s", device, pid, exc)
             if self.engine.has_reference(model):
-                return
+                return ""
             profile = self.profiles.get(pid)
             if profile is None:
                 self.counters["unknown_profile"] += 1
-                log.warning("collector: %s runs %s with unknown profile %s (upload it: PUT /api/profiles/%s)",
-                            device, model, pid, pid)  # fmt: skip
-                return
+                log.info("collector: %s runs %s with unknown profile %s; asking for it", device, model, pid)
+                return pid if upload is None else ""
             self.engine.set_reference(ModelReference.from_profile(model, profile, self.settings.latency_budget_us))
+            return ""
 
     def _http_ack(self, alert_id: int) -> dict[str, Any]:
         row = self.store.set_alert_state(alert_id, "acknowledged", time.time_ns())

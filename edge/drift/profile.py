@@ -35,6 +35,7 @@ __all__ = [
 PROFILE_SCHEMA = 1
 SOURCE_KINDS = ("stats", "confidence", "output", "output_max", "pca_error")
 MAX_EDGES = 256
+MAX_CLASSES = 4096  # reference prediction counts, as window.predictions (PROTOCOL.md §6)
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,20 @@ class PcaBasis:
 @dataclass(frozen=True)
 class ReferenceProfile:
     """A model's drift features and their reference distributions. ``profile_id``: the first 16 hex digits of
-    the sha256 of the canonical JSON (what window records name in ``profile``)."""
+    the sha256 of the canonical JSON (what window records name in ``profile``). ``prediction_output``: the
+    classification output whose top-1 class the device counts (``window.predictions``); ``prediction_counts``:
+    int64 (K,), the reference frames per top-1 class of that output (what the collector's chi-square compares
+    the live class mix with), or None when unknown."""
 
     features: tuple[FeatureSpec, ...]
     pca: PcaBasis | None = None
     prediction_output: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    prediction_counts: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.prediction_counts is not None and self.prediction_output is None:
+            raise ConfigError("reference profile prediction.counts: expected a prediction output they count, got none")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -104,6 +113,8 @@ class ReferenceProfile:
             }
         if self.prediction_output is not None:
             doc["prediction"] = {"output": self.prediction_output}
+            if self.prediction_counts is not None:  # absent, not null: a profile without counts keeps its id
+                doc["prediction"]["counts"] = [int(c) for c in self.prediction_counts]
         return doc
 
     def to_bytes(self) -> bytes:
@@ -187,10 +198,27 @@ def profile_from_json(doc: object) -> ReferenceProfile:
         pca = PcaBasis(p["output"], mean, basis)
     if any(f.source["kind"] == "pca_error" for f in features) and pca is None:
         raise _bad("pca", "a PCA basis for the pca_error feature", None)
-    pred = doc.get("prediction", {}).get("output") if isinstance(doc.get("prediction"), Mapping) else None
+    pred, pred_counts = _prediction(doc.get("prediction"))
+    return ReferenceProfile(tuple(features), pca, pred, prediction_counts=pred_counts)
+
+
+def _prediction(p: object) -> tuple[int | None, np.ndarray | None]:
+    """``prediction``: ``{"output": i}`` and, optionally, ``"counts"``: the reference top-1 class counts."""
+    if p is None:
+        return None, None
+    if not isinstance(p, Mapping):
+        raise _bad("prediction", "a table with output (and optionally counts)", p)
+    pred = p.get("output")
     if pred is not None and (type(pred) is not int or pred < 0):
         raise _bad("prediction.output", "an integer output index >= 0", pred)
-    return ReferenceProfile(tuple(features), pca, pred)
+    if "counts" not in p:
+        return pred, None
+    raw = p["counts"]
+    if pred is None:
+        raise _bad("prediction.output", "the output the counts are of (counts given without it)", pred)
+    if not isinstance(raw, list) or not 2 <= len(raw) <= MAX_CLASSES or any(type(c) is not int or c < 0 for c in raw):
+        raise _bad("prediction.counts", f"a list of 2..{MAX_CLASSES} integer counts >= 0 (frames per class)", raw)
+    return pred, np.asarray(raw, dtype=np.int64)
 
 
 def load_profile(source: str | Path | bytes) -> ReferenceProfile:

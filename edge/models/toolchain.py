@@ -8,7 +8,7 @@ model to U8S8 QDQ, and compute a model's drift reference profile on held-out fra
 * :func:`reference_profile` builds a :class:`~edge.drift.profile.ReferenceProfile`: per-channel pixel mean and std
   of the camera frames (the statistics the loop's preprocessing pass emits) on bins centred on the reference, and
   optionally each element of the model's output (the model run on the frames the same way) on quantile bins, with
-  the reference counts and moments.
+  the reference counts and moments, and optionally the top-1 class counts of a classification output.
 
 Frames are uint8 (N, H, W, 3) RGB at the model's input size; pixel statistics are float64 (N, 2, 3): per frame the
 per-channel mean (row 0) and std (row 1) of the source camera frame, in pixel units (0..255).
@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.errors import ConfigError, ShapeError
 
-__all__ = ["centred_edges", "normalize_frames", "quantize_u8s8", "reference_profile", "run_frames"]
+__all__ = ["centred_edges", "normalize_frames", "quantize_u8s8", "reference_profile", "run_frames", "top1_counts"]
 
 IR_VERSION = 10  # onnxruntime 1.31 rejects the IR 14 onnx 1.23 writes by default
 
@@ -172,11 +172,15 @@ def reference_profile(
     min_width: tuple[float, float] = (3.0, 3.0),
     outputs: bool = True,
     output_names: Sequence[str] = (),
+    predictions: bool = False,
 ) -> Any:
     """The reference profile of ``model`` (a loaded model) on held-out ``frames`` and their source ``pixel_stats``
     (see the module doc). Pixel statistics get ``bins`` centred bins (:func:`centred_edges`, ``min_width`` in pixel
     units for the mean and the std); with ``outputs``, one feature per element of the first output (named by
-    ``output_names``, default ``output_<j>``) on ``bins`` quantile bins."""
+    ``output_names``, default ``output_<j>``) on ``bins`` quantile bins. With ``predictions`` the first output is a
+    classification output (2..4096 classes): the profile names it (``prediction.output`` = 0) and holds its
+    reference top-1 class counts over ``frames`` (``prediction.counts``, the argmax the device counts), which the
+    collector's chi-square compares the live class mix with."""
     from edge.drift.profile import ReferenceProfile
 
     _check_frames(frames)
@@ -192,10 +196,26 @@ def reference_profile(
             v = pixel_stats[:, row, c]
             edges = centred_edges(v, bins, spread, min_width[row])
             feats.append(_feature(f"pixel_{stat}_c{c}", src, v, edges))
-    if not outputs:
+    if not (outputs or predictions):
         return ReferenceProfile(tuple(feats))
     outs = run_frames(model, frames, mean, std)
-    for j in range(outs.shape[1]):
-        name = output_names[j] if j < len(output_names) else f"output_{j}"
-        feats.append(_feature(name, {"kind": "output", "output": 0, "index": j}, outs[:, j], bins))
-    return ReferenceProfile(tuple(feats))
+    if outputs:
+        for j in range(outs.shape[1]):
+            name = output_names[j] if j < len(output_names) else f"output_{j}"
+            feats.append(_feature(name, {"kind": "output", "output": 0, "index": j}, outs[:, j], bins))
+    if not predictions:
+        return ReferenceProfile(tuple(feats))
+    return ReferenceProfile(tuple(feats), prediction_output=0, prediction_counts=top1_counts(outs))
+
+
+def top1_counts(outputs: np.ndarray) -> np.ndarray:
+    """Frames per top-1 class: int64 (K,) from the classification output of each frame, float (N, K) (dequantized
+    with a positive scale, so its argmax is the raw buffer's, as the device counts it; ties go to the lower class)."""
+    from edge.drift.profile import MAX_CLASSES
+
+    if outputs.ndim != 2 or not 2 <= outputs.shape[1] <= MAX_CLASSES:
+        raise ShapeError(
+            f"predictions: expected a classification output of 2..{MAX_CLASSES} classes, got output shape "
+            f"{outputs.shape[1:]}"
+        )
+    return np.bincount(np.argmax(outputs, axis=1), minlength=outputs.shape[1]).astype(np.int64)

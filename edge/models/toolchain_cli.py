@@ -63,7 +63,14 @@ def _profile(args: argparse.Namespace) -> int:
     mean = args.mean or tuple(pre.get("mean", (0.0, 0.0, 0.0)))
     std = args.std or tuple(pre.get("std", (1.0, 1.0, 1.0)))
     profile = reference_profile(
-        model, data["frames"], data["pixel_stats"], mean=mean, std=std, bins=args.bins, outputs=args.outputs
+        model,
+        data["frames"],
+        data["pixel_stats"],
+        mean=mean,
+        std=std,
+        bins=args.bins,
+        outputs=args.outputs,
+        predictions=args.predictions,
     )
     save_profile(profile, args.out)
     n = len(data["frames"])
@@ -103,4 +110,7 @@ def register_model_actions(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins", type=int, default=13)
     p.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=False,
                    help="also profile the model's output values (quantile bins)")  # fmt: skip
+    p.add_argument("--predictions", action=argparse.BooleanOptionalAction, default=False,
+                   help="the first output is a classification output: store its reference top-1 class counts "
+                        "(the collector's chi-square on the live class mix)")  # fmt: skip
     p.set_defaults(handler=_guard(_profile))

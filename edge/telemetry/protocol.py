@@ -26,6 +26,7 @@ __all__ = [
     "MAX_CLASSES",
     "MAX_FEATURES",
     "MAX_FRAME_BYTES",
+    "MAX_PROFILE_BYTES",
     "SCHEMA_VERSION",
     "SPOOLED_KINDS",
     "AckRange",
@@ -48,6 +49,8 @@ MAX_FEATURES = 256  # features in a window or hello
 MAX_BINS = 258  # histogram counts per feature: at most 256 edges + underflow, overflow, NaN
 MAX_CLASSES = 4096  # prediction histogram length
 MAX_CAPTURE_BYTES = 768 << 10  # compressed capture payload, bytes
+MAX_PROFILE_BYTES = 512 << 10  # a reference profile uploaded in a hello (hello.profile_json), bytes
+PROFILE_ID_CHARS = 16  # a profile id: 16 lowercase hex digits (PROTOCOL.md §8)
 MAX_STR_BYTES = 256  # any string (names, ids, messages)
 MAX_ARRAY = 4096  # any array
 MAX_MAP = 512  # any map
@@ -112,6 +115,7 @@ class Reply:
 
     acks: tuple[AckRange, ...] = ()
     rejected: tuple[RejectedRecord, ...] = ()
+    need_profile: str = ""  # the profile id of the message's hello when the collector does not have it ("": none)
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -210,6 +214,11 @@ def _hello(b: dict[str, Any]) -> None:
             _num(f"hello.features[{i}].edges[{j}]", e, finite=True)
     for j, e in enumerate(_list("hello.latency_edges_us", b["latency_edges_us"], 2, MAX_BINS - 2)):
         _num(f"hello.latency_edges_us[{j}]", e, finite=True)
+    if "profile_json" in b:  # optional: the profile's canonical JSON, sent when the collector asked for it
+        doc = b["profile_json"]
+        if type(doc) is not bytes or not 0 < len(doc) <= MAX_PROFILE_BYTES:
+            got = f"{len(doc)} bytes" if type(doc) is bytes else doc
+            raise _fail("hello.profile_json", f"bytes (bin) of 1..{MAX_PROFILE_BYTES}", got)
 
 
 def _window(b: dict[str, Any]) -> None:
@@ -357,15 +366,15 @@ def ack_ranges(keys: Iterable[tuple[str, int]]) -> list[AckRange]:
 
 def encode_reply(reply: Reply) -> bytes:
     """The collector's answer to one message (see PROTOCOL.md, "Replies")."""
-    return msgpack.packb(
-        {
-            "v": SCHEMA_VERSION,
-            "kind": "ack",
-            "acks": [[a.boot, a.first, a.last] for a in reply.acks],
-            "rejected": [[r.boot, r.seq, r.code, r.message[:MAX_STR_BYTES]] for r in reply.rejected],
-        },
-        use_bin_type=True,
-    )
+    m = {
+        "v": SCHEMA_VERSION,
+        "kind": "ack",
+        "acks": [[a.boot, a.first, a.last] for a in reply.acks],
+        "rejected": [[r.boot, r.seq, r.code, r.message[:MAX_STR_BYTES]] for r in reply.rejected],
+    }
+    if reply.need_profile:
+        m["need_profile"] = reply.need_profile
+    return msgpack.packb(m, use_bin_type=True)
 
 
 def decode_reply(data: bytes | bytearray | memoryview) -> Reply:
@@ -391,7 +400,10 @@ def decode_reply(data: bytes | bytearray | memoryview) -> Reply:
                 _str(f"reply.rejected[{i}][3]", r[3], nonempty=False),
             )
         )
-    return Reply(tuple(acks), tuple(rejected))
+    need = m.get("need_profile", "")
+    if type(need) is not str or (need and (len(need) != PROFILE_ID_CHARS or need.strip("0123456789abcdef"))):
+        raise _fail("reply.need_profile", f"a profile id ({PROFILE_ID_CHARS} lowercase hex digits)", need)
+    return Reply(tuple(acks), tuple(rejected), need)
 
 
 def body_of(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,13 @@ multipart message, one record per frame, at most ``batch_max``) with at most ``m
 reply. Every message gets exactly one reply from the collector; a reply names the records it stored (deleted from
 the spool) or rejected (deleted and counted). No reply within ``ack_timeout_s`` means the link is gone: the socket
 is closed and a new one connects after a backoff that doubles from ``backoff_min_s`` to ``backoff_max_s``; a new
-connection starts with a hello and replays everything pending, oldest first. With nothing to send for
-``heartbeat_s`` a heartbeat goes out. The loop thread only touches :meth:`submit_event` (a deque append).
+connection starts with a hello and replays everything pending, oldest first. When the reply to a hello asks for
+its profile (``need_profile``: the collector does not have it), the hello is sent again with the profile's canonical
+JSON (``profile_json``, at most :data:`~edge.telemetry.protocol.MAX_PROFILE_BYTES`; a larger profile is not sent
+and ``profile_too_large`` counts it); the collector handles a socket's messages in order, so every window sent after
+that hello is scored against it (windows that reached the collector before it are stored, not scored). With
+nothing to send for ``heartbeat_s`` a heartbeat goes out. The loop thread only touches :meth:`submit_event` (a
+deque append).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import zmq
 
 from edge.errors import ProtocolError
 from edge.telemetry.capture import CapturePool
-from edge.telemetry.protocol import Record, decode_reply, encode_record
+from edge.telemetry.protocol import MAX_PROFILE_BYTES, Record, decode_reply, encode_record
 from edge.telemetry.records import event_body, heartbeat_body, hello_body, window_body
 from edge.telemetry.security import CurveKeys
 from edge.telemetry.spool import Spool
@@ -83,6 +88,9 @@ class Publisher:
         self._outstanding: collections.deque[float] = collections.deque()
         self._need_hello = False
         self._hello_ring: WindowRing | None = None
+        self._hello_wait = 0  # replies still due up to the last hello's (0: none)
+        self._profile_upload: bytes | None = None  # the profile JSON the next hello carries
+        self._uploaded = ""  # the profile id uploaded on this connection (asked twice: not again)
         self._backoff = settings.backoff_min_s
         self._next_connect = 0.0
         self._last_send = 0.0
@@ -95,6 +103,8 @@ class Publisher:
         self.sent = 0
         self.reconnects = 0
         self.bad_replies = 0
+        self.profile_uploads = 0
+        self.profile_too_large = 0
         self._reported = {"spool_evicted": 0, "spool_torn": 0, "events_dropped": 0, "rejected": 0}
 
     # ------------------------------------------------------------------------------------- loop-thread side
@@ -238,6 +248,7 @@ class Publisher:
         self._need_hello = True
         self._to_send = collections.deque(self.spool.pending_keys())
         self._outstanding.clear()
+        self._hello_wait, self._profile_upload, self._uploaded = 0, None, ""
 
     def _disconnect(self, now: float) -> None:
         if self._sock is not None:
@@ -246,6 +257,7 @@ class Publisher:
         self.link_up = False
         self.reconnects += 1
         self._outstanding.clear()
+        self._hello_wait = 0
         self._next_connect = now + self._backoff
         self._backoff = min(self._backoff * 2, self.settings.backoff_max_s)
 
@@ -266,10 +278,16 @@ class Publisher:
             if len(self._outstanding) >= self.settings.max_inflight:
                 return
             body = hello_body(ring, self.settings.window_s)
+            if self._profile_upload is not None:
+                body["profile_json"] = self._profile_upload
             hello = Record("hello", self.device_id, self.boot_id, 0, self._clock_ns(), time.time_ns(), body)
             if not self._post([encode_record(hello)], now):
                 return
             self._need_hello, self._hello_ring = False, ring
+            self._hello_wait = len(self._outstanding)
+            if self._profile_upload is not None:
+                self._profile_upload = None
+                self.profile_uploads += 1
         while self._to_send and len(self._outstanding) < self.settings.max_inflight:
             keys, parts = [], []
             while self._to_send and len(parts) < self.settings.batch_max:
@@ -298,6 +316,10 @@ class Publisher:
             return
         if self._outstanding:
             self._outstanding.popleft()
+        if self._hello_wait:
+            self._hello_wait -= 1
+            if self._hello_wait == 0 and reply.need_profile:
+                self._upload(reply.need_profile)
         self.link_up = True
         self._backoff = self.settings.backoff_min_s
         for a in reply.acks:
@@ -311,3 +333,18 @@ class Publisher:
             if self.spool.ack((r.boot, r.seq)):
                 self.rejected += 1
                 log.warning("telemetry: collector rejected record %s/%d (%s): %s", r.boot, r.seq, r.code, r.message)
+
+    def _upload(self, profile_id: str) -> None:
+        """The collector asked for the hello's profile: the next hello carries it (once per connection)."""
+        ring = self._hello_ring
+        if ring is None or ring.profile_id != profile_id or self._uploaded == profile_id:
+            return
+        self._uploaded = profile_id
+        doc = ring.profile.to_bytes()
+        if len(doc) > MAX_PROFILE_BYTES:
+            self.profile_too_large += 1
+            log.warning("telemetry: profile %s is %d bytes, over the %d a hello may carry; install it at the "
+                        "collector instead", profile_id, len(doc), MAX_PROFILE_BYTES)  # fmt: skip
+            return
+        self._profile_upload = doc
+        self._need_hello = True

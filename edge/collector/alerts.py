@@ -61,13 +61,14 @@ class Rule:
 
 # PSI alerts at 0.25 ("significant") and clears below 0.1 ("moderate"): the convention gives the hysteresis.
 # Operational rates: our defaults (5 % of frames missing the deadline / falling back; p99 over the budget).
-# Prediction mix (chi2_p: the p-value of Pearson's chi-square goodness-of-fit test of the horizon's top-1 class
-# counts against the reference profile's class proportions, edge.drift.metrics.chi_square): alerts at p <= 0.01 and
-# clears above 0.05. 0.01 is the conventional "highly significant" level (0.05 the usual one, used for the clear
-# level so a p hovering near 0.01 does not flap); with 200 frames at least behind it (the chi-square approximation
-# needs expected counts of about 5 per class: 200 frames give that for 10 classes at 2.5 % each) and 3 consecutive
-# windows, one autocorrelated burst of one class does not alert. A p-value shrinks with the sample size: at the
-# fleet scope (all devices' frames) a small but real change of the class mix is enough.
+# Prediction mix (chi2_p: the p-value of Pearson's chi-square test of homogeneity of the horizon's top-1 class
+# counts and the reference profile's, edge.collector.engine._chi2_p): alerts at p <= 0.01 and clears above 0.05.
+# 0.01 is the conventional "highly significant" level (0.05, the usual one, is the clear level, so a p hovering near
+# 0.01 does not flap); with at least 200 frames behind it (the chi-square approximation wants expected counts of
+# about 5 per class: 200 frames give that for a class at 2.5 %) and 3 consecutive windows, one burst of one class
+# does not alert. A p-value shrinks with the sample size: at the fleet scope (every device's frames) a small but
+# real change of the class mix is enough, and frames of one device are autocorrelated (a p-value assumes
+# independent frames), which persistence only partly absorbs.
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("psi", 0.25, 0.1),
     Rule("chi2_p", 0.01, 0.05, min_samples=200, above=False),

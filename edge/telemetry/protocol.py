@@ -218,7 +218,7 @@ def _hello(b: dict[str, Any]) -> None:
         doc = b["profile_json"]
         if type(doc) is not bytes or not 0 < len(doc) <= MAX_PROFILE_BYTES:
             got = f"{len(doc)} bytes" if type(doc) is bytes else doc
-            raise _fail("hello.profile_json", f"bytes (bin) of 1..{MAX_PROFILE_BYTES}", got)
+            raise _fail("hello.profile_json", f"1 byte (bin) at least and at most {MAX_PROFILE_BYTES}", got)
 
 
 def _window(b: dict[str, Any]) -> None:

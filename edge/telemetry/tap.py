@@ -119,6 +119,12 @@ class TelemetryTap:
         if pred_out is not None and pred_out >= len(outputs):
             raise ConfigError(f"reference profile prediction.output: expected < {len(outputs)}, got {pred_out}")
         classes = int(outputs[pred_out].size) if pred_out is not None else 0
+        ref_counts = profile.prediction_counts
+        if ref_counts is not None and len(ref_counts) != classes:
+            raise ConfigError(
+                f"reference profile prediction.counts: expected {classes} counts (one per element of output "
+                f"{pred_out}), got {len(ref_counts)}"
+            )
         ring = WindowRing(profile, names, ctx.model_version, classes, self.settings.queue_size)
         if self._ring is not None:
             self._close_final()

@@ -158,3 +158,20 @@ def test_model_profile_command_stores_the_top1_counts(tmp_path: Path, rng: np.ra
     logits = run_frames(load_model(model_file, warmup=0), frames, (0.5,) * 3, (0.25,) * 3)
     assert profile.prediction_output == 0 and profile.prediction_counts.sum() == 60
     np.testing.assert_array_equal(profile.prediction_counts, np.bincount(logits.argmax(axis=1), minlength=5))
+
+
+def test_a_tap_refuses_counts_that_do_not_match_the_classification_output(tmp_path: Path) -> None:
+    from edge.loop.frame import FrameContext
+    from edge.telemetry import TelemetryTap, parse_telemetry
+
+    table = {"spool_dir": "spool", "endpoint": "tcp://127.0.0.1:9", "fsync": "never"}
+    tap = TelemetryTap(parse_telemetry(table, tmp_path), device_id="dev", profile=_profile([5, 5, 5]))
+    ctx = FrameContext(3)
+    ctx.outputs = (np.zeros((1, 4), np.float32),)
+    try:
+        with pytest.raises(ConfigError, match=r"prediction\.counts: expected 4 counts .*output 0\), got 3"):
+            tap.bind(ctx, None)
+    finally:
+        tap.close(timeout_s=0.5)
+        tap.publisher._thread.join(5.0)
+    assert not tap.publisher.alive

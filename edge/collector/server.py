@@ -249,21 +249,22 @@ class CollectorServer:
         upload = body.pop("profile_json", None)
         self.store.seen(device, boot, now, body)
         model, pid = body["model"], body["profile"]
+        if upload is not None and self.profiles.get(pid) is None:
+            try:
+                self.profiles.upload(pid, upload)
+            except ConfigError as exc:
+                self.counters["rejects"] += 1
+                rejected.append(RejectedRecord(boot, 0, "malformed", _fit(f"hello.profile_json: {exc}")))
+                log.warning("collector: %s uploaded a bad profile for %s: %s", device, pid, exc)
         with self.scoring.lock:  # the engine belongs to the scoring thread; a hello is rare
             self.engine.observe_hello(device, body)
-            if self.profiles.get(pid) is None and upload is not None:
-                try:
-                    self.profiles.upload(pid, upload)
-                except ConfigError as exc:
-                    self.counters["rejects"] += 1
-                    rejected.append(RejectedRecord(boot, 0, "malformed", _fit(f"hello.profile_json: {exc}")))
-                    log.warning("collector: %s uploaded a bad profile for %s: %s", device, pid, exc)
             if self.engine.has_reference(model):
                 return ""
             profile = self.profiles.get(pid)
             if profile is None:
                 self.counters["unknown_profile"] += 1
-                log.info("collector: %s runs %s with unknown profile %s; asking for it", device, model, pid)
+                log.warning("collector: %s runs %s with unknown profile %s (asking for it; or PUT /api/profiles/%s)",
+                            device, model, pid, pid)  # fmt: skip
                 return pid if upload is None else ""
             self.engine.set_reference(ModelReference.from_profile(model, profile, self.settings.latency_budget_us))
             return ""

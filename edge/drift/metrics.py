@@ -18,8 +18,11 @@ Metrics and their default thresholds (:data:`DEFAULT_THRESHOLDS`; a metric at or
 * ``wasserstein`` = ``W1(p, q) / sigma_ref`` on the bin positions (interior centres; underflow/overflow half a bin
   outside the edges), ``sigma_ref`` the reference standard deviation. Threshold 0.1: Evidently's default for the
   normalized Wasserstein distance, also Azure ML's.
-* ``chi2_p`` = p-value of Pearson's chi-square of the live counts against the reference proportions (categorical
-  and prediction histograms). Drifting when *below* 0.05: Evidently's default for ``chisquare``.
+* ``chi2_p`` = p-value of Pearson's chi-square (categorical and prediction histograms). :func:`chi_square` is the
+  goodness-of-fit test against the reference proportions (Evidently's ``chisquare``, drifting below 0.05); the
+  collector scores the prediction mix with the two-sample test of homogeneity instead
+  (:func:`edge.collector.engine._chi2_p`: the reference is itself a sample) and alerts below 0.01
+  (:data:`edge.collector.alerts.DEFAULT_RULES`), the threshold kept here.
 
 ``eps`` (:data:`EPS` = 1e-4) floors proportions for PSI and the chi-square expectation: an empty bin would otherwise
 give ``ln 0`` or a division by zero. 1e-4 is the floor Evidently uses for PSI.
@@ -57,7 +60,7 @@ __all__ = [
 EPS = 1e-4
 
 # metric -> threshold; "chi2_p" drifts when the p-value is *below* its threshold, every other metric when at/above
-DEFAULT_THRESHOLDS: dict[str, float] = {"psi": 0.25, "js": 0.1, "ks": 0.1, "wasserstein": 0.1, "chi2_p": 0.05}
+DEFAULT_THRESHOLDS: dict[str, float] = {"psi": 0.25, "js": 0.1, "ks": 0.1, "wasserstein": 0.1, "chi2_p": 0.01}
 PSI_MODERATE = 0.1
 
 

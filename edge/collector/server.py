@@ -32,12 +32,14 @@ import msgpack
 import zmq
 
 from edge.collector.alerts import DEFAULT_RULES, AlertEvent, AlertPolicy, AlertSink, Rule
+from edge.collector.committer import GroupCommitter
 from edge.collector.engine import DriftEngine, ModelReference
+from edge.collector.frames import window_envelope
 from edge.collector.http import CollectorHttp
 from edge.collector.profiles import ProfileLibrary
 from edge.collector.scoring import ScoringWorker
 from edge.collector.series import DriftSeries
-from edge.collector.store import RecordStore
+from edge.collector.store import CommitResult, RecordStore
 from edge.errors import ConfigError, EdgeError, ProtocolError
 from edge.telemetry.protocol import (
     MAX_BATCH_RECORDS,
@@ -55,6 +57,8 @@ from edge.telemetry.security import ZapAllowList, make_curve_server
 __all__ = ["CollectorServer", "CollectorSettings", "load_server_keys"]
 
 log = logging.getLogger("edge.collector")
+
+_Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord]]  # routing id, acked (boot, seq), rejections
 
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_unscored",
             "engine_errors", "unknown_profile")  # fmt: skip
@@ -95,6 +99,14 @@ def load_server_keys(directory: Path) -> tuple[bytes, bytes, list[bytes]]:
     device_dir = directory / "devices" if (directory / "devices").is_dir() else directory
     allowed = [load_public_key(p) for p in sorted(device_dir.glob("*.key")) if p.name != "collector.key"]
     return public, secret, allowed
+
+
+@dataclass
+class _Batch:
+    """The messages of one group commit (replied to after it) and their spooled windows ``(key, t_ns, frame)``."""
+
+    messages: list[_Message] = field(default_factory=list)
+    windows: list[tuple[tuple[str, str, int], int, bytes]] = field(default_factory=list)
 
 
 class CollectorServer:
@@ -142,6 +154,7 @@ class CollectorServer:
         self._stop = threading.Event()
         self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,
                                      capacity=settings.scoring_queue).start()  # fmt: skip
+        self._committer = GroupCommitter(self.store)
         self._thread = threading.Thread(target=self._run, name="edge-collector-ingest", daemon=True)
         if self.scoring.error is not None:
             self.close()
@@ -163,42 +176,61 @@ class CollectorServer:
     def _run(self) -> None:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._committer.fileno(), zmq.POLLIN)
+        batch = _Batch()
         while not self._stop.is_set():
-            if poller.poll(self.settings.poll_ms):
-                try:
-                    self._turn()
-                except Exception:  # a bug must not stop ingest: log it; unacked records are resent
-                    log.exception("collector: ingest turn failed")
+            try:
+                ready = dict(poller.poll(self.settings.poll_ms))
+                if self._sock in ready:
+                    self._receive(batch)
+                if self._committer.done:
+                    self._acknowledge(*self._committer.result())
+                if not self._committer.busy and batch.messages:
+                    self._committer.submit(self.store.take_pending(), batch)
+                    batch = _Batch()
+            except Exception:  # a bug must not stop ingest: log it; unacked records are resent
+                log.exception("collector: ingest turn failed")
+        if self._committer.wait(10.0) and self._committer.done:  # the batch in flight is durable: ack it
+            self._acknowledge(*self._committer.result())
 
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Wait until every window acknowledged so far has been scored (tests, shutdown); False on timeout."""
         return self.scoring.drain(timeout_s)
 
-    def _turn(self) -> None:
-        """Drain up to ``batch_messages`` messages, commit once, hand the new windows to the scoring thread, reply."""
-        messages: list[tuple[bytes, list[tuple[str, int]], list[RejectedRecord]]] = []
-        windows: list[tuple[tuple[str, str, int], int, bytes]] = []
+    def _receive(self, batch: _Batch) -> None:
+        """Take up to ``batch_messages`` messages (fewer when the commit in flight finishes: its acks go first),
+        decode them and buffer their spooled records in the store for the next group commit."""
         now = time.time_ns()
         add = self.store.add_frame
+        fast = window_envelope
+        counters = self.counters
+        recv = self._sock.recv_multipart
         for _ in range(self.settings.batch_messages):
             try:
-                ident, *frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                ident, *frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            self.counters["messages"] += 1
+            counters["messages"] += 1
             keys: list[tuple[str, int]] = []
             rejected: list[RejectedRecord] = []
+            batch.messages.append((ident, keys, rejected))
             if len(frames) > MAX_BATCH_RECORDS:
-                self.counters["rejects"] += len(frames)
+                counters["rejects"] += len(frames)
                 msg = f"message: expected at most {MAX_BATCH_RECORDS} records, got {len(frames)}"
                 rejected.append(RejectedRecord("", 0, "limit", msg))
-                messages.append((ident, keys, rejected))
                 continue
             for data in frames:
+                env = fast(data)
+                if env is not None:  # a valid window (the common record): no Python objects decoded
+                    device, boot, seq, t_ns, wall_ns = env
+                    add(device, boot, seq, "window", t_ns, wall_ns, data, now)
+                    keys.append((boot, seq))
+                    batch.windows.append(((device, boot, seq), t_ns, data))
+                    continue
                 try:
                     rec = _decode(data)
                 except ProtocolError as exc:
-                    self.counters["rejects"] += 1
+                    counters["rejects"] += 1
                     boot, seq = _best_effort_key(data)
                     code = _rejection_code(str(exc))
                     rejected.append(RejectedRecord(boot, seq, code, _fit(str(exc))))
@@ -207,36 +239,40 @@ class CollectorServer:
                     add(rec.device, rec.boot, rec.seq, rec.kind, rec.t_ns, rec.wall_ns, data, now)
                     keys.append((rec.boot, rec.seq))
                     if rec.kind == "window":
-                        windows.append((rec.key, rec.t_ns, data))
+                        batch.windows.append((rec.key, rec.t_ns, data))
                 elif rec.kind == "hello":
                     self._hello(rec.device, rec.boot, rec.body, now)
                 else:
                     self.store.seen(rec.device, rec.boot, now)
-            messages.append((ident, keys, rejected))
-        try:
-            result = self.store.commit()
-        except Exception:
-            log.exception("collector: commit failed; nothing of this batch is acknowledged")
+            if self._committer.done:
+                break
+
+    def _acknowledge(self, batch: _Batch, outcome: CommitResult | Exception) -> None:
+        """After ``batch``'s group commit: count, hand its new windows to the scoring thread, reply to each message."""
+        if isinstance(outcome, Exception):
+            log.error("collector: commit failed; nothing of this batch is acknowledged (%s)", outcome)
             return
+        result = outcome
         self.counters["records"] += len(result.stored)
         self.counters["duplicates"] += len(result.duplicates)
         self.counters["rejects"] += len(result.failed)
         stored = set(result.stored)  # a resent window is acked again but scored once
         fresh = []
-        for key, t_ns, frame in windows:
+        for key, t_ns, frame in batch.windows:
             if key in stored:
                 stored.discard(key)
                 fresh.append((key[0], t_ns, frame))
         self.scoring.submit(fresh)  # before the acks: a drain() after an ack covers its windows (never blocks)
         failed = {(b, s) for _, b, s in result.failed}
-        for ident, keys, rejected in messages:
+        send = self._sock.send_multipart
+        for ident, keys, rejected in batch.messages:
             if failed and any(k in failed for k in keys):
                 rejected = rejected + [RejectedRecord(b, s, "malformed", "record: the store could not take it")
                                        for b, s in keys if (b, s) in failed]  # fmt: skip
                 keys = [k for k in keys if k not in failed]
             reply = encode_reply(Reply(tuple(ack_ranges(keys)), tuple(rejected)))
             try:
-                self._sock.send_multipart([ident, reply], zmq.NOBLOCK)
+                send([ident, reply], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # the peer is gone; it resends and gets the acks of the duplicates
 
@@ -271,6 +307,7 @@ class CollectorServer:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 raise RuntimeError(f"collector ingest thread did not stop within {timeout_s} s")
+        self._committer.close(timeout_s)
         self.scoring.close(timeout_s)  # scores what is queued first
         if self.http is not None:
             self.http.close(timeout_s)

@@ -135,9 +135,19 @@ class RecordStore:
     def pending(self) -> int:
         return len(self._pending)
 
+    def take_pending(self) -> list[tuple[Any, ...]]:
+        """The buffered records (the caller's now), for :meth:`write` on another thread; the buffer starts empty."""
+        batch, self._pending = self._pending, []
+        return batch
+
     def commit(self) -> CommitResult:
         """Write every buffered record in one transaction; returns after the commit is durable."""
-        batch, self._pending = self._pending, []
+        return self.write(self.take_pending())
+
+    def write(self, batch: list[tuple[Any, ...]]) -> CommitResult:
+        """Write ``batch`` (from :meth:`take_pending`) in one transaction; returns after the commit is durable. Any
+        thread may call it (the store's lock serializes it with the readers); SQLite releases the GIL while it
+        writes and fsyncs."""
         stored, dups, failed = [], [], []
         if not batch:
             return CommitResult((), ())

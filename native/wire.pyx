@@ -19,7 +19,8 @@ other than str/bin, the length limits, truncation and trailing bytes.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy, memset
+from libc.stdint cimport uint32_t
 
 cdef enum:
     MAX_FRAME_BYTES = 1 << 20
@@ -59,6 +60,7 @@ cdef struct Head:
     int kind
     uint64_t u
     int64_t s
+    const uint8_t* num  # a float's 4 or 8 big-endian bytes (inside the frame)
     const uint8_t* data  # str/bin payload (inside the frame)
 
 
@@ -164,8 +166,8 @@ cdef int _head(Cursor* c, Head* h) noexcept nogil:
             return -1
         return 0
     elif b == 0xCA or b == 0xCB:
-        h.kind = K_FLOAT
-        return _take(c, 4 if b == 0xCA else 8, &q)
+        h.kind, h.u = K_FLOAT, 4 if b == 0xCA else 8
+        return _take(c, h.u, &h.num)
     elif 0xCC <= b <= 0xCF:  # uint 8/16/32/64
         n = 1 << (b - 0xCC)
         if _take(c, n, &q) < 0:
@@ -491,3 +493,221 @@ def window_envelope(frame):
         env.t_ns,
         env.wall_ns,
     )
+
+
+# ----------------------------------------------------------------------------------------- scoring digest
+
+
+cdef object _number(const Head* h):
+    """The Python value msgpack gives an int or float (``None`` for anything else)."""
+    cdef uint64_t bits
+    cdef uint32_t bits32
+    cdef double d
+    cdef float f
+    if h.kind == K_UINT:
+        return h.u
+    if h.kind == K_NEG:
+        return h.s
+    if h.kind != K_FLOAT:
+        return None
+    if h.u == 4:
+        bits32 = <uint32_t>_be(h.num, 4)
+        memcpy(&f, &bits32, 4)
+        return <double>f
+    bits = _be(h.num, 8)
+    memcpy(&d, &bits, 8)
+    return d
+
+
+cdef object _ints(Cursor* c):
+    """An array of integers as a list (None when it is not one)."""
+    cdef Head h
+    cdef uint64_t i, n
+    if _head(c, &h) < 0 or h.kind != K_ARRAY:
+        return None
+    n = h.u
+    out = [None] * n
+    for i in range(n):
+        if _head(c, &h) < 0 or (h.kind != K_UINT and h.kind != K_NEG):
+            return None
+        out[i] = h.u if h.kind == K_UINT else h.s
+    return out
+
+
+cdef inline object _text(const Head* h):
+    return PyUnicode_DecodeUTF8(<const char*>h.data, h.u, NULL)
+
+
+cdef int _pack_counts(Cursor* c, double* row, Py_ssize_t n, Py_ssize_t width) noexcept nogil:
+    """Counts of ``n`` items into ``row``: ``c[:-1]`` at the start, the last (NaN) count at ``width - 1``."""
+    cdef Head h
+    cdef Py_ssize_t j
+    if _head(c, &h) < 0 or h.kind != K_ARRAY or <Py_ssize_t>h.u != n:
+        return -1
+    for j in range(n):
+        if _head(c, &h) < 0 or h.kind != K_UINT:
+            return -1
+        row[j if j < n - 1 else width - 1] = <double>h.u
+    return 0
+
+
+cdef object _features(Cursor* c, dict index, tuple lengths, Py_ssize_t width, double[:, ::1] out,
+                      object moments_of):
+    """Pack the counts of the features in ``index`` into ``out``; ``{moments_of: {"m": [...]}}`` (or {}).
+    None when a reference feature is missing, repeated or has another number of counts."""
+    cdef Head h, k, v
+    cdef uint64_t i, n, e, m, j
+    cdef Py_ssize_t row, filled = 0
+    cdef bint counted
+    feats = {}
+    if _head(c, &h) < 0 or h.kind != K_MAP:
+        return None
+    n = h.u
+    seen = bytearray(len(index))
+    for i in range(n):
+        if _key(c, &k) < 0 or k.kind != K_STR:
+            return None
+        name = _text(&k)
+        at = index.get(name)
+        row = -1 if at is None else <Py_ssize_t>at
+        if row >= 0:
+            if seen[row]:
+                return None
+            seen[row] = 1
+            filled += 1
+        if _head(c, &h) < 0 or h.kind != K_MAP:
+            return None
+        e = h.u
+        counted = False
+        for j in range(e):
+            if _key(c, &k) < 0:
+                return None
+            if row >= 0 and _is(&k, "c", 1):
+                if counted or _pack_counts(c, &out[row, 0], lengths[row], width) < 0:
+                    return None
+                counted = True
+            elif moments_of is not None and _is(&k, "m", 1) and name == moments_of:
+                if _head(c, &v) < 0 or v.kind != K_ARRAY:
+                    return None
+                mom = [None] * v.u
+                for m in range(v.u):
+                    if _head(c, &v) < 0:
+                        return None
+                    mom[m] = _number(&v)
+                feats[name] = {"m": mom}
+            elif _skip(c, 1) < 0:
+                return None
+        if row >= 0 and not counted:
+            return None
+    return feats if filled == len(index) else None
+
+
+cdef object _latency(Cursor* c):
+    """``{stage: {"c": counts}}`` (None when malformed)."""
+    cdef Head h, k
+    cdef uint64_t i, j, n, e
+    if _head(c, &h) < 0 or h.kind != K_MAP:
+        return None
+    n = h.u
+    out = {}
+    for i in range(n):
+        if _key(c, &k) < 0 or k.kind != K_STR:
+            return None
+        stage = _text(&k)
+        if _head(c, &h) < 0 or h.kind != K_MAP:
+            return None
+        e = h.u
+        sketch = {}
+        for j in range(e):
+            if _key(c, &k) < 0:
+                return None
+            if _is(&k, "c", 1):
+                counts = _ints(c)
+                if counts is None:
+                    return None
+                sketch["c"] = counts
+            elif _skip(c, 1) < 0:
+                return None
+        out[stage] = sketch
+    return out
+
+
+cdef object _counters_map(Cursor* c):
+    cdef Head h, k
+    cdef uint64_t i, n
+    if _head(c, &h) < 0 or h.kind != K_MAP:
+        return None
+    n = h.u
+    out = {}
+    for i in range(n):
+        if _key(c, &k) < 0 or k.kind != K_STR or _head(c, &h) < 0 or (h.kind != K_UINT and h.kind != K_NEG):
+            return None
+        out[_text(&k)] = h.u if h.kind == K_UINT else h.s
+    return out
+
+
+_BODY_KEYS = {1: "model", 2: "features", 4: "latency", 8: "predictions", 16: "counters"}
+
+
+def window_digest(frame, str model, dict index, tuple lengths, Py_ssize_t width, double[:, ::1] out,
+                  object moments_of=None):
+    """What the drift engine reads of a stored (validated) window frame, for ``model``: its feature counts packed
+    into ``out`` (float64 (F, ``width``), the caller's, zeroed here; row ``index[name]``, ``lengths[row]`` counts:
+    ``c[:-1]`` first, the NaN count in the last column) and a body holding ``model``, ``counters``, ``latency``
+    (``{stage: {"c": counts}}``), ``predictions`` and ``features`` (``{moments_of: {"m": moments}}`` or {}).
+    None when the frame is not such a window of ``model`` (then decode it whole). See
+    :func:`edge.collector.frames.window_digest_twin`."""
+    cdef Cursor c
+    cdef Head h, k
+    cdef uint64_t i, n, j, e
+    cdef int field, fields = 0
+    if type(frame) is not bytes or out.shape[0] != len(index) or out.shape[1] != width or width < 2:
+        return None
+    memset(&out[0, 0], 0, out.shape[0] * width * sizeof(double))
+    c = Cursor(<const uint8_t*>PyBytes_AS_STRING(frame), <const uint8_t*>PyBytes_AS_STRING(frame)
+               + PyBytes_GET_SIZE(frame))
+    if _head(&c, &h) < 0 or h.kind != K_MAP:
+        return None
+    body = None
+    n = h.u
+    for i in range(n):
+        if _key(&c, &k) < 0:
+            return None
+        if not _is(&k, "body", 4):
+            if _skip(&c, 1) < 0:
+                return None
+            continue
+        if body is not None or _head(&c, &h) < 0 or h.kind != K_MAP:
+            return None
+        body = {}
+        e = h.u
+        for j in range(e):
+            if _key(&c, &k) < 0:
+                return None
+            field = (1 if _is(&k, "model", 5) else 2 if _is(&k, "features", 8) else 4 if _is(&k, "latency", 7)
+                     else 8 if _is(&k, "predictions", 11) else 16 if _is(&k, "counters", 8) else 0)
+            if field & fields:
+                return None  # a repeated key (a dict keeps the last): decode it whole
+            fields |= field
+            if field == 1:
+                if _head(&c, &h) < 0 or h.kind != K_STR or _text(&h) != model:
+                    return None
+                value = model
+            elif field == 2:
+                value = _features(&c, index, lengths, width, out, moments_of)
+            elif field == 4:
+                value = _latency(&c)
+            elif field == 8:
+                value = _ints(&c)
+            elif field == 16:
+                value = _counters_map(&c)
+            else:
+                if _skip(&c, 1) < 0:
+                    return None
+                continue
+            if value is None:
+                return None
+            body[_BODY_KEYS[field]] = value
+    if body is None or fields != 31 or c.p != c.end:
+        return None
+    return body

@@ -31,6 +31,10 @@ from edge.errors import ConfigError
 __all__ = ["AlertRow", "CommitResult", "RecordStore"]
 
 FRAME_FORMAT = 1  # PRAGMA user_version: records.body holds the whole record frame
+# Page size of a new file, bytes. A window frame (~2.6 KiB with 32 features) takes a 4 KiB page to itself; 16 KiB
+# pages hold five or six, so a commit writes (and fsyncs) about a third less WAL and SQLite does less per record
+# (measured: 50 → 28 µs per record for 256-record commits, synchronous=FULL). Existing files keep theirs.
+PAGE_BYTES = 16384
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -97,6 +101,7 @@ class RecordStore:
         self.path = Path(path)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute(f"PRAGMA page_size={PAGE_BYTES}")  # takes effect on a new file only
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             fresh = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'records'").fetchone() is None

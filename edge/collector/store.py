@@ -16,6 +16,7 @@ guarded by a lock: the ingest thread writes, the HTTP threads read.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -59,6 +60,18 @@ _INSERT = (
     "INSERT OR IGNORE INTO records (device, boot, seq, kind, t_ns, wall_ns, received_ns, body) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+# Rows per INSERT statement. Python's sqlite3 releases and retakes the GIL around every statement step, and with the
+# scoring thread busy each retake can wait; one step per 64 records instead of one per record (64 × 8 parameters,
+# well under SQLite's 32766).
+ROWS_PER_INSERT = 64
+
+
+@functools.lru_cache(maxsize=ROWS_PER_INSERT)
+def _insert_rows(n: int) -> str:
+    """``INSERT OR IGNORE`` of ``n`` records in one statement."""
+    return _INSERT.replace("(?, ?, ?, ?, ?, ?, ?, ?)", ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * n))
 
 
 @dataclass(frozen=True)
@@ -178,19 +191,24 @@ class RecordStore:
         return CommitResult(tuple(stored), tuple(dups), tuple(failed))
 
     def _insert_all(self, cur: sqlite3.Cursor, batch: list[tuple[Any, ...]]) -> CommitResult | None:
-        """One ``executemany`` for the whole batch; None (with nothing inserted) when a row cannot be bound, so
-        :meth:`commit` goes row by row. Duplicates are told apart by the ids the new rows got."""
+        """The whole batch in multi-row INSERTs of up to :data:`ROWS_PER_INSERT` rows; None (with nothing inserted)
+        when a row cannot be bound, so :meth:`commit` goes row by row. Duplicates are told apart by the ids the new
+        rows got."""
         before = cur.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0]
         cur.execute("SAVEPOINT bulk")
+        inserted = 0
         try:
-            cur.executemany(_INSERT, batch)
+            for i in range(0, len(batch), ROWS_PER_INSERT):
+                rows = batch[i : i + ROWS_PER_INSERT]
+                cur.execute(_insert_rows(len(rows)), [x for row in rows for x in row])
+                inserted += cur.rowcount
         except (OverflowError, ValueError, sqlite3.InterfaceError):
             cur.execute("ROLLBACK TO bulk")
             cur.execute("RELEASE bulk")
             return None
         cur.execute("RELEASE bulk")
         keys = [(r[0], r[1], r[2]) for r in batch]
-        if cur.rowcount == len(batch):
+        if inserted == len(batch):
             return CommitResult(tuple(keys), ())
         new = set(cur.execute("SELECT device, boot, seq FROM records WHERE id > ?", (before,)).fetchall())
         stored, dups = [], []

@@ -1,14 +1,18 @@
 """The collector service: a ZeroMQ ROUTER that ingests telemetry (docs/PROTOCOL.md), stores it durably, acks,
 and feeds the drift engine and alert policy; plus the HTTP side.
 
-One ingest thread owns the ROUTER. Each turn it drains up to ``batch_messages`` messages, decodes every frame with
-the shared validator (:func:`edge.telemetry.protocol.decode_frame`), buffers the spooled records (their frames as
-received) in the store, commits once (group commit: one transaction, one fsync), and only then answers each message
-with its acks (stored and duplicate keys, both durable) and its rejections. Newly stored windows then go to the
-:class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, alert policy, sinks and the alert PUB socket),
-so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. The worker gets the window's frame
-(bytes) and decodes it again: decoded bodies waiting in a queue would be thousands of live containers for the
-garbage collector to walk while the ingest thread decodes (measured: it doubled the ingest thread's decode time).
+One ingest thread owns the ROUTER; a :class:`~edge.collector.committer.GroupCommitter` thread makes batches durable.
+The ingest thread receives messages and checks every frame: a valid ``window`` record (the common one) is proven
+valid by the native fast accept (:func:`edge.collector.frames.window_envelope`, which reads the msgpack bytes in
+place), anything else goes through the shared validator (:func:`edge.telemetry.protocol.decode_frame`), which
+accepts it or rejects it and says why. Spooled records (their frames as received) are buffered for the next group
+commit. While the commit thread writes and fsyncs one batch (one transaction, one fsync; SQLite releases the GIL),
+the ingest thread goes on receiving the next; when the commit is done it answers each message of that batch with
+its acks (stored and duplicate keys, both durable) and its rejections — never before. Newly stored windows then go
+to the :class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, alert policy, sinks and the alert PUB
+socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. The worker gets the window's
+frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest`): decoded bodies
+waiting in a queue would be thousands of live containers for the garbage collector to walk.
 
 A frame that fails to decode is rejected (answered with ``code`` ``malformed``/``limit``), counted, and changes
 nothing else; a frame larger than ``ZMQ_MAXMSGSIZE`` makes libzmq drop the connection before it reaches the

@@ -17,9 +17,8 @@ the engine reads besides as Python objects; a device's first window (and any win
 model, a feature missing or of another length) is decoded whole, and the engine says what is wrong with it.
 
 The worker shares the interpreter with the ingest and commit threads, which hold the GIL only briefly between I/O
-waits. While fewer than ``yield_below`` windows wait (a sixteenth of the queue), it hands the GIL over every
-:data:`YIELD_EVERY` windows, so acks go out first and scoring catches up between bursts; with more waiting it keeps
-its share, so a sustained overload slows the acks (backpressure on the devices) rather than filling the queue.
+waits; the server shortens the interpreter's switch interval (``CollectorSettings.gil_switch_interval_s``) so that
+they get it back within half a millisecond of asking rather than five.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ __all__ = ["ScoringWorker"]
 log = logging.getLogger("edge.collector")
 
 _STOP = object()
-YIELD_EVERY = 8  # windows between two GIL hand-overs (~0.3 ms of scoring)
 
 
 class ScoringWorker:
@@ -67,8 +65,6 @@ class ScoringWorker:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
         self._make_sinks = make_sinks
         self.batch_windows = 256  # taken at once: bounds the decoded bodies alive (the garbage collector walks them)
-        # below this many waiting windows the worker hands over the GIL every YIELD_EVERY windows (module docstring)
-        self.yield_below = max(1, capacity // 16)
         self._models: dict[str, Any] = {}  # device → the model of its last window decoded whole
         self._index: dict[tuple[str, ...], dict[str, int]] = {}  # feature names → their rows
         self._ready = threading.Event()
@@ -193,8 +189,6 @@ class ScoringWorker:
         """Merge a device's queued windows of one model, score once after the last one."""
         merged = 0
         for k, (t_ns, body, live) in enumerate(group):
-            if k % YIELD_EVERY == 0 and self._queue.qsize() < self.yield_below:
-                time.sleep(0)  # hand the GIL to the ingest/commit threads now, not after the 5 ms switch interval
             last = k == len(group) - 1
             try:
                 evaluations = self.engine.observe_window(

@@ -10,7 +10,9 @@ commit. While the commit thread writes and fsyncs one batch (one transaction, on
 the ingest thread goes on receiving the next; when the commit is done it answers each message of that batch with
 its acks (stored and duplicate keys, both durable) and its rejections — never before. Newly stored windows then go
 to the :class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, alert policy, sinks and the alert PUB
-socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. The worker gets the window's
+socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. When more than half of the
+scoring queue waits, the ingest thread stops taking new messages until scoring catches up (backpressure: devices
+wait for their acks) rather than let windows go unscored. The worker gets the window's
 frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest`): decoded bodies
 waiting in a queue would be thousands of live containers for the garbage collector to walk.
 
@@ -25,6 +27,7 @@ the listed device keys; a plaintext client fails the handshake.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -73,7 +76,10 @@ class CollectorSettings:
     """``bind``: ZeroMQ endpoint; ``db``: SQLite file; ``http``: ``(host, port)`` or None; ``keys``: a directory
     with ``collector.key_secret`` and the allowed devices' ``*.key`` (in ``devices/`` when that folder exists);
     ``profiles``: a directory of model packages / profile JSON files; ``horizons`` in windows (the first drives
-    alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame)."""
+    alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame). ``gil_switch_interval_s``: the
+    interpreter's switch interval while the server runs (``sys.setswitchinterval``, process-wide, restored by
+    :meth:`CollectorServer.close`; None leaves it alone): the ingest and commit threads hold the GIL only briefly
+    between I/O waits, and with the default 5 ms they may wait that long for the scoring thread at every wake-up."""
 
     bind: str = "tcp://127.0.0.1:7450"
     db: Path = Path("collector.db")
@@ -89,6 +95,7 @@ class CollectorSettings:
     batch_messages: int = 256
     poll_ms: int = 50
     scoring_queue: int = 16384
+    gil_switch_interval_s: float | None = 0.0005
     extra_sinks: list[AlertSink] = field(default_factory=list)
 
 
@@ -159,6 +166,9 @@ class CollectorServer:
         self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,
                                      capacity=settings.scoring_queue).start()  # fmt: skip
         self._committer = GroupCommitter(self.store)
+        self._switch_interval = (sys.getswitchinterval(), settings.gil_switch_interval_s)
+        if settings.gil_switch_interval_s is not None:
+            sys.setswitchinterval(settings.gil_switch_interval_s)
         self._thread = threading.Thread(target=self._run, name="edge-collector-ingest", daemon=True)
         if self.scoring.error is not None:
             self.close()
@@ -181,10 +191,16 @@ class CollectorServer:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         poller.register(self._committer.fileno(), zmq.POLLIN)
+        held = zmq.Poller()  # while scoring is far behind: wait for commits only, leave new messages queued
+        held.register(self._committer.fileno(), zmq.POLLIN)
+        high_water = max(1, self.settings.scoring_queue // 2)
         batch = _Batch()
         while not self._stop.is_set():
             try:
-                ready = dict(poller.poll(self.settings.poll_ms))
+                if self.scoring.queued < high_water:
+                    ready = dict(poller.poll(self.settings.poll_ms))
+                else:  # backpressure: the devices wait for acks (their in-flight limit) until scoring catches up
+                    ready = dict(held.poll(1))
                 if self._sock in ready:
                     self._receive(batch)
                 if self._committer.done:
@@ -313,6 +329,9 @@ class CollectorServer:
                 raise RuntimeError(f"collector ingest thread did not stop within {timeout_s} s")
         self._committer.close(timeout_s)
         self.scoring.close(timeout_s)  # scores what is queued first
+        before, ours = self._switch_interval
+        if ours is not None and sys.getswitchinterval() == ours:
+            sys.setswitchinterval(before)
         if self.http is not None:
             self.http.close(timeout_s)
         for sink in self._sinks:

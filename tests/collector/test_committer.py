@@ -116,3 +116,31 @@ def test_committer_reports_the_outcome_through_its_pipe(tmp_path: Path) -> None:
         assert tag == "closed" and isinstance(outcome, sqlite3.ProgrammingError)
     finally:
         committer.close()
+
+
+def test_ingest_holds_new_messages_while_scoring_is_far_behind(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Backpressure: with half the scoring queue waiting, new messages stay in the socket (the device waits for its
+    acks) instead of windows going unscored; once scoring catches up they are taken and acked."""
+    server = CollectorServer(CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "b.db", http=None,
+                                               scoring_queue=8))  # fmt: skip
+    ctx = zmq.Context()
+    try:
+        dev = Device(ctx, server.endpoint, "dev-b")
+        with server.scoring.lock:  # the scoring thread takes what is queued, then waits here
+            dev.send_records(dev.record("window", streams.window_body(rng)))
+            assert dev.reply() is not None
+            wait_for(lambda: server.scoring.queued == 0, what="the scoring thread to take the first window")
+            for _ in range(4):  # high water: 8 // 2 windows waiting
+                dev.send_records(dev.record("window", streams.window_body(rng)))
+                assert dev.reply() is not None
+            assert server.scoring.queued == 4
+            dev.send_records(dev.record("window", streams.window_body(rng)))
+            assert dev.reply(timeout_ms=300) is None and server.counters["messages"] == 5
+        reply = dev.reply()
+        assert reply is not None and [(a.first, a.last) for a in reply.acks] == [(6, 6)]
+        assert server.drain(20) and server.counters["windows_unscored"] == 0
+        assert server.counters["records"] == 6
+        dev.close()
+    finally:
+        ctx.destroy(linger=0)
+        server.close()

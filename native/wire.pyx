@@ -17,7 +17,7 @@ other than str/bin, the length limits, truncation and trailing bytes.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 from libc.stdint cimport uint32_t
@@ -554,22 +554,44 @@ cdef int _pack_counts(Cursor* c, double* row, Py_ssize_t n, Py_ssize_t width) no
 cdef object _features(Cursor* c, dict index, tuple lengths, Py_ssize_t width, double[:, ::1] out,
                       object moments_of):
     """Pack the counts of the features in ``index`` into ``out``; ``{moments_of: {"m": [...]}}`` (or {}).
-    None when a reference feature is missing, repeated or has another number of counts."""
+    None when a reference feature is missing, repeated or has another number of counts, or when ``index`` and
+    ``lengths`` do not describe ``out`` (rows 0..F-1 once each, 1..``width`` counts)."""
     cdef Head h, k, v
     cdef uint64_t i, n, e, m, j
-    cdef Py_ssize_t row, filled = 0
+    cdef Py_ssize_t row, r, size, filled = 0, count = len(index), moments_row = -1
     cdef bint counted
+    cdef const char* names[MAX_FEATURES]  # UTF-8 of the reference names by row (the str objects own them)
+    cdef Py_ssize_t name_len[MAX_FEATURES]
+    cdef Py_ssize_t counts_len[MAX_FEATURES]
+    cdef unsigned char seen[MAX_FEATURES]
+    if count > MAX_FEATURES or len(lengths) != count or out.shape[0] != count:
+        return None
+    memset(seen, 0, sizeof(seen))
+    for name, at in index.items():
+        r = at
+        if not 0 <= r < count or seen[r] or type(name) is not str:
+            return None
+        seen[r] = 1
+        names[r] = PyUnicode_AsUTF8AndSize(name, &size)
+        name_len[r] = size
+        counts_len[r] = lengths[r]
+        if not 1 <= counts_len[r] <= width:
+            return None
+    if moments_of is not None:
+        moments_row = index.get(moments_of, -1)
+    memset(seen, 0, sizeof(seen))
     feats = {}
     if _head(c, &h) < 0 or h.kind != K_MAP:
         return None
     n = h.u
-    seen = bytearray(len(index))
     for i in range(n):
         if _key(c, &k) < 0 or k.kind != K_STR:
             return None
-        name = _text(&k)
-        at = index.get(name)
-        row = -1 if at is None else <Py_ssize_t>at
+        if <Py_ssize_t>i < count and <Py_ssize_t>k.u == name_len[i] and memcmp(k.data, names[i], k.u) == 0:
+            row = i  # the wire lists the features in the reference's order: no str made, no lookup
+        else:
+            at = index.get(_text(&k))
+            row = -1 if at is None else <Py_ssize_t>at
         if row >= 0:
             if seen[row]:
                 return None
@@ -583,10 +605,10 @@ cdef object _features(Cursor* c, dict index, tuple lengths, Py_ssize_t width, do
             if _key(c, &k) < 0:
                 return None
             if row >= 0 and _is(&k, "c", 1):
-                if counted or _pack_counts(c, &out[row, 0], lengths[row], width) < 0:
+                if counted or _pack_counts(c, &out[row, 0], counts_len[row], width) < 0:
                     return None
                 counted = True
-            elif moments_of is not None and _is(&k, "m", 1) and name == moments_of:
+            elif row >= 0 and row == moments_row and _is(&k, "m", 1):
                 if _head(c, &v) < 0 or v.kind != K_ARRAY:
                     return None
                 mom = [None] * v.u
@@ -594,12 +616,12 @@ cdef object _features(Cursor* c, dict index, tuple lengths, Py_ssize_t width, do
                     if _head(c, &v) < 0:
                         return None
                     mom[m] = _number(&v)
-                feats[name] = {"m": mom}
+                feats[moments_of] = {"m": mom}
             elif _skip(c, 1) < 0:
                 return None
         if row >= 0 and not counted:
             return None
-    return feats if filled == len(index) else None
+    return feats if filled == count else None
 
 
 cdef object _latency(Cursor* c):

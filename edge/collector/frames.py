@@ -70,8 +70,13 @@ def window_digest_twin(
     ``c[:-1]`` of ``lengths[r]`` counts, then zeros, the NaN count ``c[-1]`` in the last column), and a body with
     ``model``, ``counters``, ``latency`` (``{stage: {"c": counts}}``), ``predictions`` and ``features``
     (``{moments_of: {"m": moments}}``, or {}). None when the frame is not a window of ``model`` with every feature of
-    ``index`` at its length (the caller then decodes it whole and lets the engine say what is wrong)."""
+    ``index`` at its length, or when ``index``/``lengths`` do not describe ``out`` (the caller then decodes it whole
+    and lets the engine say what is wrong)."""
     if type(frame) is not bytes or out.shape != (len(index), width) or width < 2:
+        return None
+    if sorted(index.values()) != list(range(len(index))) or len(lengths) != len(index):
+        return None  # rows 0..F-1, once each
+    if not all(1 <= n <= width for n in lengths):
         return None
     out[...] = 0.0
     try:
@@ -91,7 +96,7 @@ def window_digest_twin(
         out[row, : len(counts) - 1] = counts[:-1]
         out[row, width - 1] = counts[-1]
     moments = {}
-    if moments_of is not None and "m" in feats.get(moments_of, {}):
+    if moments_of in index and "m" in feats.get(moments_of, {}):
         moments[moments_of] = {"m": feats[moments_of]["m"]}
     latency = {stage: ({"c": s["c"]} if "c" in s else {}) for stage, s in body["latency"].items()}
     return {"model": model, "features": moments, "latency": latency, "predictions": body["predictions"],

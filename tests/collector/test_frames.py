@@ -324,7 +324,15 @@ def test_digest_declines_what_the_engine_would_refuse(backend: str, rng: np.rand
         assert digest(frame, model, index, lengths, width, out) is None
     frame = pack(Record("window", "d", "b", 1, 5, 0, body).to_map())
     assert digest(frame, streams.MODEL, index, lengths, width + 1, out) is None  # out of another shape
+    bad_rows = {name: row + 1 for name, row in index.items()}  # a row beyond out
+    assert digest(frame, streams.MODEL, bad_rows, lengths, width, out) is None
+    assert digest(frame, streams.MODEL, index, (width + 1, *lengths[1:]), width, out) is None  # longer than a row
     assert digest(frame, streams.MODEL, index, lengths, width, out) is not None
+    backwards = {**body, "features": dict(reversed(body["features"].items()))}  # not in the reference's order
+    again = np.empty_like(out)
+    back = pack(Record("window", "d", "b", 1, 5, 0, backwards).to_map())
+    assert digest(back, streams.MODEL, index, lengths, width, again) is not None
+    np.testing.assert_array_equal(again, out)
 
 
 def test_digest_twins_agree_on_many_windows(native, rng: np.random.Generator) -> None:

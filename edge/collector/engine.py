@@ -200,10 +200,26 @@ class DriftEngine:
     def devices(self, model: str) -> list[str]:
         return [d for d, m in self._tracks if m == model]
 
+    def counts_layout(self, model: str) -> tuple[tuple[str, ...], tuple[int, ...], int, str | None] | None:
+        """How ``model``'s window counts are packed for ``observe_window(live=...)``: feature names in row order,
+        counts per feature (edges + 2), row width (a row is ``c[:-1]``, zeros, the NaN count last), and the
+        confidence feature whose moments it reads (or None). None without a reference."""
+        p = self._refs.get(model)
+        if p is None:
+            return None
+        return p.names, p.lengths, p.width, None if p.confidence is None else p.names[p.confidence]
+
     # --------------------------------------------------------------------------------------------- windows
 
     def observe_window(
-        self, device: str, body: Mapping[str, Any], t_ns: int, *, score_fleet: bool = True, score: bool = True
+        self,
+        device: str,
+        body: Mapping[str, Any],
+        t_ns: int,
+        *,
+        score_fleet: bool = True,
+        score: bool = True,
+        live: np.ndarray | None = None,
     ) -> list[Evaluation]:
         """Merge one validated window body into the device's and the fleet's horizons and score them: the device's
         primary horizon always; its longer horizons and the fleet unless ``score_fleet`` is False (the server
@@ -211,14 +227,17 @@ class DriftEngine:
         the window is only merged (``[]``): the scoring thread merges a backlog of a device's windows and scores
         the last one, whose horizons then hold them all (exact: sums of counts). ``[]``
         (and ``windows_skipped`` + 1) when the window's model has no reference. :class:`ProtocolError` when
-        the window does not match the reference's features and bins."""
+        the window does not match the reference's features and bins. ``live``: the window's feature counts
+        already packed (float64 (F, B), :meth:`counts_layout`; the caller's), then ``body["features"]`` is read only
+        for the confidence feature's moments."""
         model = body["model"]
         packed = self._refs.get(model)
         if packed is None:
             self.windows_skipped += 1
             return []
         feats = body["features"]
-        live = packed.pack(model, feats)
+        if live is None:
+            live = packed.pack(model, feats)
         ops = np.zeros(len(OPS))
         counters = body.get("counters", {})
         ops[0] = counters.get("frames", 0)

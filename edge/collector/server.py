@@ -1,14 +1,20 @@
 """The collector service: a ZeroMQ ROUTER that ingests telemetry (docs/PROTOCOL.md), stores it durably, acks,
 and feeds the drift engine and alert policy; plus the HTTP side.
 
-One ingest thread owns the ROUTER. Each turn it drains up to ``batch_messages`` messages, decodes every frame with
-the shared validator (:func:`edge.telemetry.protocol.decode_frame`), buffers the spooled records (their frames as
-received) in the store, commits once (group commit: one transaction, one fsync), and only then answers each message
-with its acks (stored and duplicate keys, both durable) and its rejections. Newly stored windows then go to the
-:class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, alert policy, sinks and the alert PUB socket),
-so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. The worker gets the window's frame
-(bytes) and decodes it again: decoded bodies waiting in a queue would be thousands of live containers for the
-garbage collector to walk while the ingest thread decodes (measured: it doubled the ingest thread's decode time).
+One ingest thread owns the ROUTER; a :class:`~edge.collector.committer.GroupCommitter` thread makes batches durable.
+The ingest thread receives messages and checks every frame: a valid ``window`` record (the common one) is proven
+valid by the native fast accept (:func:`edge.collector.frames.window_envelope`, which reads the msgpack bytes in
+place), anything else goes through the shared validator (:func:`edge.telemetry.protocol.decode_frame`), which
+accepts it or rejects it and says why. Spooled records (their frames as received) are buffered for the next group
+commit. While the commit thread writes and fsyncs one batch (one transaction, one fsync; SQLite releases the GIL),
+the ingest thread goes on receiving the next; when the commit is done it answers each message of that batch with
+its acks (stored and duplicate keys, both durable) and its rejections — never before. Newly stored windows then go
+to the :class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, alert policy, sinks and the alert PUB
+socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. When more than half of the
+scoring queue waits, the ingest thread stops taking new messages until scoring catches up (backpressure: devices
+wait for their acks) rather than let windows go unscored. The worker gets the window's
+frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest`): decoded bodies
+waiting in a queue would be thousands of live containers for the garbage collector to walk.
 
 A frame that fails to decode is rejected (answered with ``code`` ``malformed``/``limit``), counted, and changes
 nothing else; a frame larger than ``ZMQ_MAXMSGSIZE`` makes libzmq drop the connection before it reaches the
@@ -21,6 +27,7 @@ the listed device keys; a plaintext client fails the handshake.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -32,12 +39,14 @@ import msgpack
 import zmq
 
 from edge.collector.alerts import DEFAULT_RULES, AlertEvent, AlertPolicy, AlertSink, Rule
+from edge.collector.committer import GroupCommitter
 from edge.collector.engine import DriftEngine, ModelReference
+from edge.collector.frames import window_envelope
 from edge.collector.http import CollectorHttp
 from edge.collector.profiles import ProfileLibrary
 from edge.collector.scoring import ScoringWorker
 from edge.collector.series import DriftSeries
-from edge.collector.store import RecordStore
+from edge.collector.store import CommitResult, RecordStore
 from edge.errors import ConfigError, EdgeError, ProtocolError
 from edge.telemetry.protocol import (
     MAX_BATCH_RECORDS,
@@ -56,6 +65,9 @@ __all__ = ["CollectorServer", "CollectorSettings", "load_server_keys"]
 
 log = logging.getLogger("edge.collector")
 
+# routing id, acked (boot, seq), rejections, the reply's need_profile ("" or a profile id)
+_Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
+
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_unscored",
             "engine_errors", "unknown_profile")  # fmt: skip
 
@@ -65,7 +77,10 @@ class CollectorSettings:
     """``bind``: ZeroMQ endpoint; ``db``: SQLite file; ``http``: ``(host, port)`` or None; ``keys``: a directory
     with ``collector.key_secret`` and the allowed devices' ``*.key`` (in ``devices/`` when that folder exists);
     ``profiles``: a directory of model packages / profile JSON files; ``horizons`` in windows (the first drives
-    alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame)."""
+    alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame). ``gil_switch_interval_s``: the
+    interpreter's switch interval while the server runs (``sys.setswitchinterval``, process-wide, restored by
+    :meth:`CollectorServer.close`; None leaves it alone): the ingest and commit threads hold the GIL only briefly
+    between I/O waits, and with the default 5 ms they may wait that long for the scoring thread at every wake-up."""
 
     bind: str = "tcp://127.0.0.1:7450"
     db: Path = Path("collector.db")
@@ -81,6 +96,7 @@ class CollectorSettings:
     batch_messages: int = 256
     poll_ms: int = 50
     scoring_queue: int = 16384
+    gil_switch_interval_s: float | None = 0.0005
     extra_sinks: list[AlertSink] = field(default_factory=list)
 
 
@@ -95,6 +111,14 @@ def load_server_keys(directory: Path) -> tuple[bytes, bytes, list[bytes]]:
     device_dir = directory / "devices" if (directory / "devices").is_dir() else directory
     allowed = [load_public_key(p) for p in sorted(device_dir.glob("*.key")) if p.name != "collector.key"]
     return public, secret, allowed
+
+
+@dataclass
+class _Batch:
+    """The messages of one group commit (replied to after it) and their spooled windows ``(key, t_ns, frame)``."""
+
+    messages: list[_Message] = field(default_factory=list)
+    windows: list[tuple[tuple[str, str, int], int, bytes]] = field(default_factory=list)
 
 
 class CollectorServer:
@@ -142,6 +166,10 @@ class CollectorServer:
         self._stop = threading.Event()
         self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,
                                      capacity=settings.scoring_queue).start()  # fmt: skip
+        self._committer = GroupCommitter(self.store)
+        self._switch_interval = (sys.getswitchinterval(), settings.gil_switch_interval_s)
+        if settings.gil_switch_interval_s is not None:
+            sys.setswitchinterval(settings.gil_switch_interval_s)
         self._thread = threading.Thread(target=self._run, name="edge-collector-ingest", daemon=True)
         if self.scoring.error is not None:
             self.close()
@@ -163,43 +191,68 @@ class CollectorServer:
     def _run(self) -> None:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._committer.fileno(), zmq.POLLIN)
+        held = zmq.Poller()  # while scoring is far behind: wait for commits only, leave new messages queued
+        held.register(self._committer.fileno(), zmq.POLLIN)
+        high_water = max(1, self.settings.scoring_queue // 2)
+        batch = _Batch()
         while not self._stop.is_set():
-            if poller.poll(self.settings.poll_ms):
-                try:
-                    self._turn()
-                except Exception:  # a bug must not stop ingest: log it; unacked records are resent
-                    log.exception("collector: ingest turn failed")
+            try:
+                if self.scoring.queued < high_water:
+                    ready = dict(poller.poll(self.settings.poll_ms))
+                else:  # backpressure: the devices wait for acks (their in-flight limit) until scoring catches up
+                    ready = dict(held.poll(1))
+                if self._sock in ready:
+                    self._receive(batch)
+                if self._committer.done:
+                    self._acknowledge(*self._committer.result())
+                if not self._committer.busy and batch.messages:
+                    self._committer.submit(self.store.take_pending(), batch)
+                    batch = _Batch()
+            except Exception:  # a bug must not stop ingest: log it; unacked records are resent
+                log.exception("collector: ingest turn failed")
+        if self._committer.wait(10.0) and self._committer.done:  # the batch in flight is durable: ack it
+            self._acknowledge(*self._committer.result())
 
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Wait until every window acknowledged so far has been scored (tests, shutdown); False on timeout."""
         return self.scoring.drain(timeout_s)
 
-    def _turn(self) -> None:
-        """Drain up to ``batch_messages`` messages, commit once, hand the new windows to the scoring thread, reply."""
-        messages: list[tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]] = []
-        windows: list[tuple[tuple[str, str, int], int, bytes]] = []
+    def _receive(self, batch: _Batch) -> None:
+        """Take up to ``batch_messages`` messages (fewer when the commit in flight finishes: its acks go first),
+        decode them and buffer their spooled records in the store for the next group commit."""
         now = time.time_ns()
         add = self.store.add_frame
+        fast = window_envelope
+        counters = self.counters
+        recv = self._sock.recv_multipart
         for _ in range(self.settings.batch_messages):
             try:
-                ident, *frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                ident, *frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            self.counters["messages"] += 1
+            counters["messages"] += 1
             keys: list[tuple[str, int]] = []
             rejected: list[RejectedRecord] = []
             need = ""  # a hello's profile id the collector asks the device to upload
             if len(frames) > MAX_BATCH_RECORDS:
-                self.counters["rejects"] += len(frames)
+                counters["rejects"] += len(frames)
                 msg = f"message: expected at most {MAX_BATCH_RECORDS} records, got {len(frames)}"
                 rejected.append(RejectedRecord("", 0, "limit", msg))
-                messages.append((ident, keys, rejected, need))
+                batch.messages.append((ident, keys, rejected, need))
                 continue
             for data in frames:
+                env = fast(data)
+                if env is not None:  # a valid window (the common record): no Python objects decoded
+                    device, boot, seq, t_ns, wall_ns = env
+                    add(device, boot, seq, "window", t_ns, wall_ns, data, now)
+                    keys.append((boot, seq))
+                    batch.windows.append(((device, boot, seq), t_ns, data))
+                    continue
                 try:
                     rec = _decode(data)
                 except ProtocolError as exc:
-                    self.counters["rejects"] += 1
+                    counters["rejects"] += 1
                     boot, seq = _best_effort_key(data)
                     code = _rejection_code(str(exc))
                     rejected.append(RejectedRecord(boot, seq, code, _fit(str(exc))))
@@ -208,36 +261,41 @@ class CollectorServer:
                     add(rec.device, rec.boot, rec.seq, rec.kind, rec.t_ns, rec.wall_ns, data, now)
                     keys.append((rec.boot, rec.seq))
                     if rec.kind == "window":
-                        windows.append((rec.key, rec.t_ns, data))
+                        batch.windows.append((rec.key, rec.t_ns, data))
                 elif rec.kind == "hello":
                     need = self._hello(rec.device, rec.boot, rec.body, now, rejected)
                 else:
                     self.store.seen(rec.device, rec.boot, now)
-            messages.append((ident, keys, rejected, need))
-        try:
-            result = self.store.commit()
-        except Exception:
-            log.exception("collector: commit failed; nothing of this batch is acknowledged")
+            batch.messages.append((ident, keys, rejected, need))
+            if self._committer.done:
+                break
+
+    def _acknowledge(self, batch: _Batch, outcome: CommitResult | Exception) -> None:
+        """After ``batch``'s group commit: count, hand its new windows to the scoring thread, reply to each message."""
+        if isinstance(outcome, Exception):
+            log.error("collector: commit failed; nothing of this batch is acknowledged (%s)", outcome)
             return
+        result = outcome
         self.counters["records"] += len(result.stored)
         self.counters["duplicates"] += len(result.duplicates)
         self.counters["rejects"] += len(result.failed)
         stored = set(result.stored)  # a resent window is acked again but scored once
         fresh = []
-        for key, t_ns, frame in windows:
+        for key, t_ns, frame in batch.windows:
             if key in stored:
                 stored.discard(key)
                 fresh.append((key[0], t_ns, frame))
         self.scoring.submit(fresh)  # before the acks: a drain() after an ack covers its windows (never blocks)
         failed = {(b, s) for _, b, s in result.failed}
-        for ident, keys, rejected, need in messages:
+        send = self._sock.send_multipart
+        for ident, keys, rejected, need in batch.messages:
             if failed and any(k in failed for k in keys):
                 rejected = rejected + [RejectedRecord(b, s, "malformed", "record: the store could not take it")
                                        for b, s in keys if (b, s) in failed]  # fmt: skip
                 keys = [k for k in keys if k not in failed]
             reply = encode_reply(Reply(tuple(ack_ranges(keys)), tuple(rejected), need))
             try:
-                self._sock.send_multipart([ident, reply], zmq.NOBLOCK)
+                send([ident, reply], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # the peer is gone; it resends and gets the acks of the duplicates
 
@@ -284,7 +342,11 @@ class CollectorServer:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 raise RuntimeError(f"collector ingest thread did not stop within {timeout_s} s")
+        self._committer.close(timeout_s)
         self.scoring.close(timeout_s)  # scores what is queued first
+        before, ours = self._switch_interval
+        if ours is not None and sys.getswitchinterval() == ours:
+            sys.setswitchinterval(before)
         if self.http is not None:
             self.http.close(timeout_s)
         for sink in self._sinks:

@@ -16,6 +16,7 @@ guarded by a lock: the ingest thread writes, the HTTP threads read.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -31,6 +32,10 @@ from edge.errors import ConfigError
 __all__ = ["AlertRow", "CommitResult", "RecordStore"]
 
 FRAME_FORMAT = 1  # PRAGMA user_version: records.body holds the whole record frame
+# Page size of a new file, bytes. A window frame (~2.6 KiB with 32 features) takes a 4 KiB page to itself; 16 KiB
+# pages hold five or six, so a commit writes (and fsyncs) about a third less WAL and SQLite does less per record
+# (measured: 50 → 28 µs per record for 256-record commits, synchronous=FULL). Existing files keep theirs.
+PAGE_BYTES = 16384
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -55,6 +60,18 @@ _INSERT = (
     "INSERT OR IGNORE INTO records (device, boot, seq, kind, t_ns, wall_ns, received_ns, body) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+# Rows per INSERT statement. Python's sqlite3 releases and retakes the GIL around every statement step, and with the
+# scoring thread busy each retake can wait; one step per 64 records instead of one per record (64 × 8 parameters,
+# well under SQLite's 32766).
+ROWS_PER_INSERT = 64
+
+
+@functools.lru_cache(maxsize=ROWS_PER_INSERT)
+def _insert_rows(n: int) -> str:
+    """``INSERT OR IGNORE`` of ``n`` records in one statement."""
+    return _INSERT.replace("(?, ?, ?, ?, ?, ?, ?, ?)", ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * n))
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,7 @@ class RecordStore:
         self.path = Path(path)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute(f"PRAGMA page_size={PAGE_BYTES}")  # takes effect on a new file only
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             fresh = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'records'").fetchone() is None
@@ -135,9 +153,19 @@ class RecordStore:
     def pending(self) -> int:
         return len(self._pending)
 
+    def take_pending(self) -> list[tuple[Any, ...]]:
+        """The buffered records (the caller's now), for :meth:`write` on another thread; the buffer starts empty."""
+        batch, self._pending = self._pending, []
+        return batch
+
     def commit(self) -> CommitResult:
         """Write every buffered record in one transaction; returns after the commit is durable."""
-        batch, self._pending = self._pending, []
+        return self.write(self.take_pending())
+
+    def write(self, batch: list[tuple[Any, ...]]) -> CommitResult:
+        """Write ``batch`` (from :meth:`take_pending`) in one transaction; returns after the commit is durable. Any
+        thread may call it (the store's lock serializes it with the readers); SQLite releases the GIL while it
+        writes and fsyncs."""
         stored, dups, failed = [], [], []
         if not batch:
             return CommitResult((), ())
@@ -163,19 +191,24 @@ class RecordStore:
         return CommitResult(tuple(stored), tuple(dups), tuple(failed))
 
     def _insert_all(self, cur: sqlite3.Cursor, batch: list[tuple[Any, ...]]) -> CommitResult | None:
-        """One ``executemany`` for the whole batch; None (with nothing inserted) when a row cannot be bound, so
-        :meth:`commit` goes row by row. Duplicates are told apart by the ids the new rows got."""
+        """The whole batch in multi-row INSERTs of up to :data:`ROWS_PER_INSERT` rows; None (with nothing inserted)
+        when a row cannot be bound, so :meth:`commit` goes row by row. Duplicates are told apart by the ids the new
+        rows got."""
         before = cur.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0]
         cur.execute("SAVEPOINT bulk")
+        inserted = 0
         try:
-            cur.executemany(_INSERT, batch)
+            for i in range(0, len(batch), ROWS_PER_INSERT):
+                rows = batch[i : i + ROWS_PER_INSERT]
+                cur.execute(_insert_rows(len(rows)), [x for row in rows for x in row])
+                inserted += cur.rowcount
         except (OverflowError, ValueError, sqlite3.InterfaceError):
             cur.execute("ROLLBACK TO bulk")
             cur.execute("RELEASE bulk")
             return None
         cur.execute("RELEASE bulk")
         keys = [(r[0], r[1], r[2]) for r in batch]
-        if cur.rowcount == len(batch):
+        if inserted == len(batch):
             return CommitResult(tuple(keys), ())
         new = set(cur.execute("SELECT device, boot, seq FROM records WHERE id > ?", (before,)).fetchall())
         stored, dups = [], []

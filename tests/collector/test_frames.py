@@ -1,0 +1,371 @@
+"""The collector's frame readers against their twins: the native fast accept of window frames must accept exactly
+what the shared validator accepts (valid windows of every shape, seeded hostile frames, one mutation per rule of
+PROTOCOL.md), and the native scoring digest must give the engine what the msgpack twin gives it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import collector_streams as streams
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_fuzz import corpus
+
+from edge.collector import frames
+from edge.collector.engine import DriftEngine
+from edge.telemetry.protocol import Record, decode_frame, encode_record
+
+
+def _native_or_skip() -> tuple[Any, Any]:
+    try:
+        return frames.implementation("native")
+    except ImportError as exc:
+        if os.environ.get("EDGE_REQUIRE_NATIVE") == "1":
+            raise
+        pytest.skip(f"native frame readers not built: {exc}")
+
+
+@pytest.fixture(scope="module")
+def native() -> tuple[Any, Any]:
+    return _native_or_skip()
+
+
+def validator(frame: bytes) -> tuple[str, str, int, int, int] | None:
+    """The oracle, independent of the twin's code: decode_frame's verdict, the envelope of a valid window."""
+    try:
+        rec = decode_frame(frame)
+    except Exception:  # the validator's own failures (e.g. RecursionError) count as refusals
+        return None
+    return (rec.device, rec.boot, rec.seq, rec.t_ns, rec.wall_ns) if rec.kind == "window" else None
+
+
+def has_repeated_keys(frame: bytes) -> bool:
+    """A map with the same key twice (a dict keeps the last; the native reader leaves those to the validator)."""
+    seen = []
+
+    def pairs(items: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        keys = [k for k, _ in items]
+        seen.append(len(set(keys)) != len(keys))
+        return dict(items)
+
+    try:
+        msgpack.unpackb(frame, raw=False, object_pairs_hook=pairs, strict_map_key=False)
+    except Exception:  # undecodable: no keys to compare
+        return False
+    return any(seen)
+
+
+def window_map(rng: np.random.Generator, **body: Any) -> dict[str, Any]:
+    b = {**streams.window_body(rng), **body}
+    return Record("window", "dev-1", "boot-1", 7, -5, 1_763_700_000_000_000_000, b).to_map()
+
+
+def pack(m: dict[str, Any]) -> bytes:
+    return msgpack.packb(m, use_bin_type=True)
+
+
+# ------------------------------------------------------------------------------------------- fast accept
+
+
+def test_valid_windows_are_accepted_with_the_validators_envelope(native, rng: np.random.Generator) -> None:
+    envelope, _ = native
+    for n in (1, 4, 32, 256):
+        body = streams.window_body(rng, n_features=n)
+        frame = encode_record(Record("window", "dév-✓", "b", 2**63 - 1, -(2**63), 2**63 - 1, body))
+        assert envelope(frame) == frames.window_envelope_twin(frame) == validator(frame)
+        assert envelope(frame) == ("dév-✓", "b", 2**63 - 1, -(2**63), 2**63 - 1)
+
+
+def test_other_kinds_and_non_bytes_are_left_to_the_validator(native, rng: np.random.Generator) -> None:
+    envelope, _ = native
+    event = encode_record(Record("event", "d", "b", 1, 0, 0, {"name": "swap", "fields": {}}))
+    for frame in (event, bytearray(pack(window_map(rng))), memoryview(pack(window_map(rng)))):
+        assert envelope(frame) is None and frames.window_envelope_twin(frame) is None  # type: ignore[arg-type]
+
+
+def _mutations(rng: np.random.Generator) -> list[tuple[str, bytes]]:
+    """One frame per rule of PROTOCOL.md §3/§4.2/§6 that a window can break, plus msgpack-level refusals."""
+    base = window_map(rng)
+    b = base["body"]
+    f0 = next(iter(b["features"]))
+    sk = b["features"][f0]
+    out: list[tuple[str, dict[str, Any] | bytes]] = [
+        ("v=2", {**base, "v": 2}),
+        ("v=1.0", {**base, "v": 1.0}),  # a float equal to 1: the validator accepts it, the native reader defers
+        ("v=True", {**base, "v": True}),
+        ("kind", {**base, "kind": "heartbeat"}),
+        ("empty device", {**base, "device": ""}),
+        ("long device", {**base, "device": "x" * 257}),
+        ("device 256 bytes", {**base, "device": "é" * 128}),
+        ("device 257 bytes", {**base, "device": "é" * 128 + "x"}),
+        ("bin device", {**base, "device": b"dev"}),
+        ("seq 0", {**base, "seq": 0}),
+        ("seq 2**63", {**base, "seq": 2**63}),
+        ("seq bool", {**base, "seq": True}),
+        ("t_ns 2**63", {**base, "t_ns": 2**63}),
+        ("wall_ns -1", {**base, "wall_ns": -1}),
+        ("no body", {k: v for k, v in base.items() if k != "body"}),
+        ("body list", {**base, "body": [1]}),
+        ("end = start", {**base, "body": {**b, "end_ns": b["start_ns"]}}),
+        ("start float", {**base, "body": {**b, "start_ns": 1.0}}),
+        ("model int", {**base, "body": {**b, "model": 3}}),
+        ("empty model", {**base, "body": {**b, "model": ""}}),
+        ("long profile", {**base, "body": {**b, "profile": "p" * 257}}),
+        ("no counters", {**base, "body": {k: v for k, v in b.items() if k != "counters"}}),
+        ("no frames", {**base, "body": {**b, "counters": {"fallbacks": 1}}}),
+        ("65 counters", {**base, "body": {**b, "counters": {"frames": 1, **{f"c{i}": 0 for i in range(64)}}}}),
+        ("64 counters", {**base, "body": {**b, "counters": {"frames": 1, **{f"c{i}": 0 for i in range(63)}}}}),
+        ("counter -1", {**base, "body": {**b, "counters": {"frames": -1}}}),
+        ("counter float", {**base, "body": {**b, "counters": {"frames": 1.0}}}),
+        ("empty counter name", {**base, "body": {**b, "counters": {"frames": 1, "": 0}}}),
+        ("predictions 4096", {**base, "body": {**b, "predictions": [1] * 4096}}),
+        ("prediction -1", {**base, "body": {**b, "predictions": [1, -1]}}),
+        ("prediction 2**64-1", {**base, "body": {**b, "predictions": [2**64 - 1]}}),
+        ("no features", {**base, "body": {**b, "features": {}}}),
+        ("257 features", {**base, "body": {**b, "features": {f"f{i}": sk for i in range(257)}}}),
+        ("256 features", {**base, "body": {**b, "features": {f"f{i}": sk for i in range(256)}}}),
+        ("33 stages", {**base, "body": {**b, "latency": {f"s{i}": sk for i in range(33)}}}),
+        ("empty name", {**base, "body": {**b, "features": {"": sk}}}),
+        ("2 counts", {**base, "body": {**b, "features": {f0: {**sk, "c": [1, 2]}}}}),
+        ("259 counts", {**base, "body": {**b, "features": {f0: {**sk, "c": [1] * 259}}}}),
+        ("258 counts", {**base, "body": {**b, "features": {f0: {**sk, "c": [1] * 258}}}}),
+        ("count -1", {**base, "body": {**b, "features": {f0: {**sk, "c": [1, -1, 2]}}}}),
+        ("count 2**64-1", {**base, "body": {**b, "features": {f0: {**sk, "c": [1, 2**64 - 1, 2]}}}}),
+        ("count float", {**base, "body": {**b, "features": {f0: {**sk, "c": [1, 2.0, 2]}}}}),
+        ("4 moments", {**base, "body": {**b, "features": {f0: {**sk, "m": [0, 0, 0, 0]}}}}),
+        ("bool moment", {**base, "body": {**b, "features": {f0: {**sk, "m": [0, 0, 0, 0, True]}}}}),
+        ("int moments", {**base, "body": {**b, "features": {f0: {**sk, "m": [0, -3, 0, 2**64 - 1, 1]}}}}),
+        ("inf moments", {**base, "body": {**b, "features": {f0: {**sk, "m": [0, 0.0, 0, np.inf, -np.inf]}}}}),
+        ("no m", {**base, "body": {**b, "features": {f0: {"c": sk["c"]}}}}),
+        ("sketch list", {**base, "body": {**b, "features": {f0: [1]}}}),
+        (
+            "extra keys",
+            {**base, "x": [None, {"a": b"\x00"}], "body": {**b, "y": 1.5, "features": {f0: {**sk, "z": 1}}}},
+        ),
+        ("long unknown string", {**base, "x": "y" * 1025}),
+        ("unknown string 1024", {**base, "x": "y" * 1024}),
+        ("long unknown array", {**base, "x": [0] * 4097}),
+        ("big unknown map", {**base, "x": {str(i): 0 for i in range(513)}}),
+        ("int map key", msgpack.packb({**base, 1: 2}, use_bin_type=True, strict_types=False)),
+        ("bin map key", {**base, b"v": 3}),
+        ("ext", {**base, "x": msgpack.ExtType(5, b"ab")}),
+        ("trailing", pack(base) + b"\x00"),
+        ("truncated", pack(base)[:-1]),
+        ("reserved byte", pack({**base, "x": 1})[:-1] + b"\xc1"),
+        ("float32 numbers", msgpack.packb(base, use_bin_type=True, use_single_float=True)),
+    ]
+    raw_name = pack({**base, "body": {**b, "features": {"ZZ": sk}}})
+    out += [
+        ("invalid utf-8", raw_name.replace(b"\xa2ZZ", b"\xa2\xc3\x28")),
+        ("surrogate", raw_name.replace(b"\xa2ZZ", b"\xa3\xed\xa0\x80")),
+        ("overlong", raw_name.replace(b"\xa2ZZ", b"\xa2\xc0\xaf")),
+        ("beyond U+10FFFF", raw_name.replace(b"\xa2ZZ", b"\xa4\xf4\x90\x80\x80")),
+        ("4-byte utf-8", raw_name.replace(b"\xa2ZZ", b"\xa4\xf0\x9f\x98\x80")),
+        ("renamed model key", raw_name.replace(b"\xa5model", b"\xa5xodel")),
+    ]
+    return [(name, m if isinstance(m, bytes) else pack(m)) for name, m in out]
+
+
+DEFERRED = {"v=1.0", "v=True"}  # equal to 1 in Python, so the validator takes them; the native reader defers
+
+
+def test_each_rule_gets_the_validators_verdict(native, rng: np.random.Generator) -> None:
+    envelope, _ = native
+    verdicts = {}
+    for name, frame in _mutations(rng):
+        expected = validator(frame)
+        assert frames.window_envelope_twin(frame) == expected, name
+        got = envelope(frame)
+        if got is not None or not (has_repeated_keys(frame) or name in DEFERRED):
+            assert got == expected, name
+        verdicts[name] = expected is not None
+    # the oracle itself: a sample of the rules, so a validator that accepts everything cannot pass
+    assert not any(verdicts[k] for k in ("v=2", "seq 0", "259 counts", "65 counters", "invalid utf-8", "ext"))
+    assert all(verdicts[k] for k in ("258 counts", "64 counters", "int moments", "inf moments", "extra keys"))
+    assert all(verdicts[k] for k in ("device 256 bytes", "4-byte utf-8", "unknown string 1024", "256 features"))
+    assert all(verdicts[k] for k in ("float32 numbers", *DEFERRED))
+
+
+def test_a_repeated_key_is_left_to_the_validator(native, rng: np.random.Generator) -> None:
+    envelope, _ = native
+    frame = pack(window_map(rng))
+    twice = frame.replace(b"\xa4boot\xa6boot-1", b"\xa4boot\xa6boot-9", 1)
+    twice = b"\x89" + twice[1:] + b"\xa4boot\xa6boot-1"  # the map gets a 9th entry: "boot" again, last wins
+    assert has_repeated_keys(twice) and validator(twice) == validator(frame)
+    assert envelope(twice) is None and envelope(frame) == validator(frame)
+
+
+def test_seeded_hostile_corpus_same_verdicts(native, rng: np.random.Generator) -> None:
+    envelope, _ = native
+    valid = pack(window_map(rng))
+    accepted = 0
+    for frame in corpus(rng, valid, 6000):
+        expected = validator(frame)
+        got = envelope(frame)
+        if got is not None or not has_repeated_keys(frame):
+            assert got == expected, frame[:80]
+        accepted += expected is not None
+    assert 0 < accepted < 1000  # byte flips leave some frames valid; most are refused
+
+
+def _records(valid: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """Window records within every rule (``valid``), or loosely typed ones that break some."""
+    i64 = st.integers(-(2**63), 2**63 - 1)
+    u64 = st.integers(0, 2**64 - 1)
+    ints = st.integers(-(2**63), 2**64 - 1)
+    if valid:
+        name, text, count, uint = st.text(min_size=1, max_size=60), st.text(max_size=60), u64, u64
+        number = u64 | i64 | st.floats()
+        moments, counts = st.lists(number, min_size=5, max_size=5), st.lists(count, min_size=3, max_size=12)
+    else:
+        name, text, count, uint = st.text(max_size=70), st.text(max_size=70), st.integers(-1, 2**64 - 1), ints
+        number = ints | st.floats() | st.booleans() | st.none()
+        moments, counts = st.lists(number, min_size=4, max_size=6), st.lists(count, min_size=2, max_size=12)
+    sketch = st.fixed_dictionaries({"c": counts, "m": moments})
+    window = st.tuples(st.integers(-(2**62), 2**62), st.integers(1 if valid else -2, 2**62)).map(
+        lambda t: {"start_ns": t[0], "end_ns": t[0] + t[1]}
+    )
+    body = st.tuples(
+        window,
+        st.fixed_dictionaries(
+            {
+                "model": text,
+                "profile": text,
+                "features": st.dictionaries(name, sketch, max_size=5),
+                "latency": st.dictionaries(name, sketch, max_size=3),
+                "predictions": st.lists(count, max_size=5),
+                "counters": st.dictionaries(name, uint, max_size=3).map(lambda c: {"frames": 1, **c}),
+            },
+            optional={"extra": st.none() | st.binary(max_size=4) | st.lists(ints, max_size=3)},
+        ),
+    ).map(lambda t: {**t[0], **t[1]})
+    return st.fixed_dictionaries(
+        {
+            "v": st.just(1) if valid else st.sampled_from([1, 2]),
+            "kind": st.just("window") if valid else st.sampled_from(["window", "event"]),
+            "device": name,
+            "boot": name,
+            "seq": st.integers(1, 2**63 - 1) if valid else st.integers(-1, 2**64 - 1),
+            "t_ns": i64 if valid else ints,
+            "wall_ns": st.integers(0, 2**63 - 1) if valid else ints,
+            "body": body,
+        }
+    )
+
+
+def test_hypothesis_windows_same_verdicts(native) -> None:
+    envelope, _ = native
+    seen = {True: 0, False: 0}
+
+    @settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(_records(valid=True) | _records(valid=False), st.data())
+    def one(m: dict[str, Any], data: st.DataObject) -> None:
+        frame = pack(m)
+        if data.draw(st.integers(0, 3)) == 0:  # a byte flip
+            i = data.draw(st.integers(0, len(frame) - 1))
+            frame = frame[:i] + bytes([frame[i] ^ data.draw(st.integers(1, 255))]) + frame[i + 1 :]
+        expected = validator(frame)
+        got = envelope(frame)
+        if got is not None or not has_repeated_keys(frame):
+            assert got == expected
+        seen[expected is not None] += 1
+
+    one()
+    assert seen[True] > 100 and seen[False] > 100
+
+
+# ------------------------------------------------------------------------------------------------ digest
+
+
+def _layout(rng: np.random.Generator, n_features: int) -> tuple[DriftEngine, tuple[Any, ...], dict[str, int]]:
+    engine = DriftEngine(horizons=(3,))
+    engine.set_reference(streams.reference(rng, n_features=n_features))
+    layout = engine.counts_layout(streams.MODEL)
+    assert layout is not None
+    return engine, layout, {name: row for row, name in enumerate(layout[0])}
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_digest_packs_counts_like_the_engine(backend: str, rng: np.random.Generator) -> None:
+    _, digest = _native_or_skip() if backend == "native" else frames.implementation("python")
+    engine, (names, lengths, width, confidence), index = _layout(rng, 6)
+    for shift in (0.0, 2.5):
+        body = {**streams.window_body(rng, n_features=6, shift=shift), "predictions": [3, 2**40, 0]}
+        body["features"]["unknown"] = {"c": [1, 2, 3], "m": [0, 0, 0, 0, 0]}
+        frame = pack(Record("window", "d", "b", 1, 5, 0, body).to_map())
+        live = np.full((len(names), width), np.nan)
+        got = digest(frame, streams.MODEL, index, lengths, width, live, names[2])
+        expected = engine._refs[streams.MODEL].pack(streams.MODEL, body["features"])  # the engine's own packing
+        np.testing.assert_array_equal(live, expected)
+        assert got == {
+            "model": streams.MODEL,
+            "features": {names[2]: {"m": body["features"][names[2]]["m"]}},
+            "latency": {k: {"c": v["c"]} for k, v in body["latency"].items()},
+            "predictions": [3, 2**40, 0],
+            "counters": body["counters"],
+        }
+        assert confidence is None
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_digest_declines_what_the_engine_would_refuse(backend: str, rng: np.random.Generator) -> None:
+    _, digest = _native_or_skip() if backend == "native" else frames.implementation("python")
+    _, (names, lengths, width, _), index = _layout(rng, 3)
+    body = streams.window_body(rng, n_features=3)
+    out = np.empty((len(names), width))
+    short = {**body, "features": {k: v for k, v in body["features"].items() if k != names[1]}}
+    wrong = {**body, "features": {**body["features"], names[0]: {"c": [1, 2, 3], "m": [0, 0, 0, 0, 0]}}}
+    for b, model in ((body, "other@1"), (short, streams.MODEL), (wrong, streams.MODEL)):
+        frame = pack(Record("window", "d", "b", 1, 5, 0, b).to_map())
+        assert digest(frame, model, index, lengths, width, out) is None
+    frame = pack(Record("window", "d", "b", 1, 5, 0, body).to_map())
+    assert digest(frame, streams.MODEL, index, lengths, width + 1, out) is None  # out of another shape
+    bad_rows = {name: row + 1 for name, row in index.items()}  # a row beyond out
+    assert digest(frame, streams.MODEL, bad_rows, lengths, width, out) is None
+    assert digest(frame, streams.MODEL, index, (width + 1, *lengths[1:]), width, out) is None  # longer than a row
+    assert digest(frame, streams.MODEL, index, lengths, width, out) is not None
+    backwards = {**body, "features": dict(reversed(body["features"].items()))}  # not in the reference's order
+    again = np.empty_like(out)
+    back = pack(Record("window", "d", "b", 1, 5, 0, backwards).to_map())
+    assert digest(back, streams.MODEL, index, lengths, width, again) is not None
+    np.testing.assert_array_equal(again, out)
+
+
+def test_digest_twins_agree_on_many_windows(native, rng: np.random.Generator) -> None:
+    _, digest = native
+    _, (names, lengths, width, _), index = _layout(rng, 8)
+    a, b = np.empty((len(names), width)), np.empty((len(names), width))
+    for i in range(200):
+        body = streams.window_body(rng, n_features=8, frames=int(rng.integers(1, 5000)), shift=float(rng.normal()))
+        frame = pack(Record("window", "d", "b", i + 1, i, 0, body).to_map())
+        got = digest(frame, streams.MODEL, index, lengths, width, a, names[i % 8])
+        assert got == frames.window_digest_twin(frame, streams.MODEL, index, lengths, width, b, names[i % 8])
+        np.testing.assert_array_equal(a, b)
+
+
+def test_engine_scores_a_digest_exactly_like_a_decoded_body(native, rng: np.random.Generator) -> None:
+    """The scoring thread's path (digest, ``observe_window(live=...)``) against the engine's own (decoded body)."""
+    _, digest = native
+    fast, (names, lengths, width, confidence), index = _layout(rng, 5)
+    slow, _, _ = _layout(np.random.default_rng(20261121), 5)
+    for engine in (fast, slow):
+        engine.observe_hello("d", {"latency_edges_us": streams.LAT_EDGES.tolist()})
+    for seq in range(1, 40):
+        body = streams.window_body(rng, n_features=5, shift=0.1 * seq, misses=seq % 3, latency_us=900.0 * seq)
+        frame = pack(Record("window", "d", "b", seq, seq, 0, body).to_map())
+        live = np.empty((len(names), width))
+        small = digest(frame, streams.MODEL, index, lengths, width, live, confidence)
+        a = fast.observe_window("d", small, seq, live=live)
+        b = slow.observe_window("d", msgpack.unpackb(frame)["body"], seq)
+        assert len(a) == len(b) == 2
+        for x, y in zip(a, b, strict=True):
+            assert (x.scope, x.horizon, x.windows, x.features) == (y.scope, y.horizon, y.windows, y.features)
+            np.testing.assert_array_equal(x.samples, y.samples)
+            assert x.scores.keys() == y.scores.keys() and x.ops.keys() == y.ops.keys() and x.ops
+            for k in x.scores:
+                np.testing.assert_array_equal(x.scores[k], y.scores[k])
+            np.testing.assert_array_equal(list(x.ops.values()), list(y.ops.values()))

@@ -14,8 +14,9 @@ Ops: ``Conv`` (2-D, group 1, any kernel/stride/dilation; VALID, SAME or explicit
 TF's SAME become a ``PAD`` before a VALID conv) with an optional following ``Relu`` fused, ``Flatten``/``Reshape``
 of a [1,C,H,W] feature map to [1,C·H·W] (TFLite flattens NHWC, so the next ``FULLY_CONNECTED``'s weight columns
 are permuted to ONNX's C,H,W order and the result equals ONNX's), ``Gemm`` and ``MatMul`` + ``Add`` (+ ``Relu``)
-as ``FULLY_CONNECTED``, ``Relu`` on its own, ``Identity``. Anything else is refused with a :class:`ModelError`
-naming the node and the op; so is a QDQ graph whose scales cannot be expressed in TFLite's int8 scheme.
+as ``FULLY_CONNECTED`` (a QDQ graph requantizes the MatMul's output before the ``Add``: then an int8 ``ADD`` of
+the quantized bias, as ONNX computes it), ``Relu`` on its own, ``Identity``. Anything else is refused with a
+:class:`ModelError` naming the node and the op; so is a QDQ graph whose scales TFLite's int8 scheme cannot express.
 
 **How to package the result** (``edge model pack`` / :func:`edge.models.manage.pack_model`): the ``.tflite`` takes
 the same ``[preprocess]`` ``mean``/``std``/``channel_order`` as the ONNX model but ``layout = "NHWC"``; its input
@@ -208,6 +209,10 @@ class _Converter:
             opt = s.FullyConnectedOptionsT()
             opt.fusedActivationFunction = act
             self.fb.op("FULLY_CONNECTED", 4 if q else 1, p.inputs, [index], opt)
+        elif p.code == "ADD":
+            opt = s.AddOptionsT()
+            opt.fusedActivationFunction = act
+            self.fb.op("ADD", 2 if q else 1, p.inputs, [index], opt)
         else:
             self.fb.op("RELU", 2 if q else 1, p.inputs, [index])
         v = Value(index, p.shape, scale, zp, p.chw)
@@ -385,14 +390,33 @@ class _Converter:
         self._fc(node, x, w.T, w_scale, None)
 
     def _op_Add(self, node: Any) -> None:
-        """Only the bias of a MatMul: ``Add(MatMul(x, W), b)``."""
+        """A bias: folded into a MatMul's FULLY_CONNECTED when it follows it directly (a float graph), else (a QDQ
+        graph requantizes the MatMul's output first) an ADD of a constant vector to a [1,N] activation."""
         i = next((i for i, n in enumerate(node.input) if n in self.pending), None)
         p = None if i is None else self.pending[node.input[i]]
-        if p is None or p.code != "FULLY_CONNECTED" or p.inputs[2] != -1 or p.relu:
-            raise self._error(node, "expected Add only as the bias of a MatMul (MatMul → Add), got another Add")
-        bias = node.input[1 - i]
-        p.inputs[2] = self._bias(bias, node, p.shape[1], p.in_scale, p.w_scale)
-        self.pending[node.output[0]] = self.pending.pop(node.input[i])
+        if p is not None and p.code == "FULLY_CONNECTED" and p.inputs[2] == -1 and not p.relu:
+            p.inputs[2] = self._bias(node.input[1 - i], node, p.shape[1], p.in_scale, p.w_scale)
+            self.pending[node.output[0]] = self.pending.pop(node.input[i])
+            return
+        j = next((j for j, n in enumerate(node.input) if n in self.consts or n in self.inits), None)
+        if j is None:
+            raise self._error(node, "expected Add of a constant (a bias), got an Add of two activations")
+        x, c = self._value(node.input[1 - j], node), self._const(node.input[j], node)
+        n = x.shape[-1]
+        if len(x.shape) != 2 or c.q.size != n:
+            raise self._error(node, f"expected a {n}-vector added to a [1,{n}] activation, got {list(c.q.shape)}")
+        if not self.quantized:
+            ci = self.fb.tensor(node.input[j], [n], np.float32, data=c.real().reshape(-1))
+        elif c.scale is None or c.scale.size != 1 or c.q.dtype not in (np.uint8, np.int8):
+            raise self._error(node, f"constant {node.input[j]!r}: expected a per-tensor uint8/int8 QDQ constant")
+        else:
+            off = 128 if c.q.dtype == np.uint8 else 0
+            data = (c.q.reshape(-1).astype(np.int16) - off).astype(np.int8)
+            zp = int(c.zero_point.reshape(-1)[0]) - off
+            ci = self.fb.tensor(node.input[j], [n], np.int8, c.scale.astype(np.float32), np.array([zp]), data=data)
+        self.pending[node.output[0]] = Pending(
+            "ADD", [x.index, ci], x.shape, tfl_shape(x.shape), node.name or node.output[0], chw=x.chw
+        )
 
 
 def _convert(src: str | Path, dst: str | Path, quantized: bool) -> Path:

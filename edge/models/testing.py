@@ -190,12 +190,14 @@ def pilotnet_onnx(
     dense: tuple[int, ...] = PILOTNET_DENSE,
     pads: tuple[tuple[int, int, int, int] | None, ...] = (),
     matmul: bool = False,
+    trans_b: bool = True,
     seed: int = 0,
 ) -> Path:
     """Write a float PilotNet-shaped CNN: ``images`` float32 [1,3,H,W] → per ``convs`` entry (out channels, kernel,
-    stride) Conv + Relu → Flatten → per ``dense`` width Gemm + Relu → Gemm → ``steering`` [1,1]. He-scaled weights
-    and small biases from ``seed``. ``pads[i]`` (top, left, bottom, right) gives conv ``i`` explicit padding (default
-    none: VALID, as PilotNet); ``matmul``: the dense layers as MatMul + Add instead of Gemm."""
+        stride) Conv + Relu → Flatten → per ``dense`` width Gemm + Relu → Gemm → ``steering`` [1,1]. He-scaled weights
+        and small biases from ``seed``. ``pads[i]`` (top, left, bottom, right) gives conv ``i`` explicit padding (default
+        none: VALID, as PilotNet); ``matmul``: the dense layers as MatMul + Add instead of Gemm; ``trans_b``: Gemm weights
+    [out, in] with ``transB=1`` (as torch exports ``nn.Linear``), else [in, out]."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -230,9 +232,10 @@ def pilotnet_onnx(
             inits += [numpy_helper.from_array(wd, f"fc{i}_w"), numpy_helper.from_array(bd, f"fc{i}_b")]
             nodes.append(helper.make_node("MatMul", [x, f"fc{i}_w"], [f"fc{i}_mm"]))
             nodes.append(helper.make_node("Add", [f"fc{i}_mm", f"fc{i}_b"], [out]))
-        else:  # Gemm with transB=1, as torch exports nn.Linear
-            inits += [numpy_helper.from_array(wd.T.copy(), f"fc{i}_w"), numpy_helper.from_array(bd, f"fc{i}_b")]
-            nodes.append(helper.make_node("Gemm", [x, f"fc{i}_w", f"fc{i}_b"], [out], transB=1))
+        else:
+            wg = wd.T.copy() if trans_b else wd
+            inits += [numpy_helper.from_array(wg, f"fc{i}_w"), numpy_helper.from_array(bd, f"fc{i}_b")]
+            nodes.append(helper.make_node("Gemm", [x, f"fc{i}_w", f"fc{i}_b"], [out], transB=int(trans_b)))
         if out != "steering":
             nodes.append(helper.make_node("Relu", [out], [f"fc{i}_relu"]))
             out = f"fc{i}_relu"

@@ -156,15 +156,16 @@ def tflite_tensor(path: Path, name: str) -> np.ndarray:
 
 def test_flatten_order_is_undone_in_the_dense_weights(tmp_path: Path) -> None:
     """Conv → [1,6,5,7] feature map → Flatten → Gemm: TFLite flattens (h, w, c), ONNX (c, h, w). The first dense
-    layer's weight columns must come out permuted, and only then do both runtimes agree."""
-    paths = build(tmp_path, "flat", (12, 16), convs=((6, 3, 2),), dense=(5,))
+    layer's weight columns must come out permuted, and only then do both runtimes agree. (Gemm weights [in, out]
+    with transB=0 here: per-channel scales along axis 1.)"""
+    paths = build(tmp_path, "flat", (12, 16), convs=((6, 3, 2),), dense=(5,), trans_b=False)
     c, h, w = 6, 5, 7
     perm = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
     import onnx
     from onnx import numpy_helper
 
     m = onnx.load_model(str(paths["float"]))
-    onnx_w = next(numpy_helper.to_array(i) for i in m.graph.initializer if i.name == "fc0_w")  # [out, in]: transB
+    onnx_w = next(numpy_helper.to_array(i) for i in m.graph.initializer if i.name == "fc0_w").T  # [out, in]
     assert onnx_w.shape == (5, c * h * w)
     np.testing.assert_array_equal(tflite_tensor(paths["float_tflite"], "fc0_weights"), onnx_w[:, perm])
     assert not np.array_equal(onnx_w[:, perm], onnx_w)

@@ -176,7 +176,7 @@ class ClosedLoop:
         package = opts.package or self.models / BACKENDS[opts.backend]
         if not Path(package).exists():
             why = (
-                "the TFLite variant of the lane model: toolchains/lane/build.py writes it with "
+                "the TFLite variant of the lane model is not shipped yet: toolchains/lane/build.py writes it with "
                 "edge.models.tflite_export; or pass --package with a .tflite package"
                 if opts.backend == "tflite" and opts.package is None
                 else "built by toolchains/lane/build.py"

@@ -193,11 +193,11 @@ def pilotnet_onnx(
     trans_b: bool = True,
     seed: int = 0,
 ) -> Path:
-    """Write a float PilotNet-shaped CNN: ``images`` float32 [1,3,H,W] → per ``convs`` entry (out channels, kernel,
-        stride) Conv + Relu → Flatten → per ``dense`` width Gemm + Relu → Gemm → ``steering`` [1,1]. He-scaled weights
-        and small biases from ``seed``. ``pads[i]`` (top, left, bottom, right) gives conv ``i`` explicit padding (default
-        none: VALID, as PilotNet); ``matmul``: the dense layers as MatMul + Add instead of Gemm; ``trans_b``: Gemm weights
-    [out, in] with ``transB=1`` (as torch exports ``nn.Linear``), else [in, out]."""
+    """Write a float PilotNet-shaped CNN: ``images`` float32 [1,3,H,W] → per ``convs`` entry (out channels,
+    kernel, stride) Conv + Relu → Flatten → per ``dense`` width Gemm + Relu → Gemm → ``steering`` [1,1]. He-scaled
+    weights and small biases from ``seed``. ``pads[i]`` (top, left, bottom, right) gives conv ``i`` explicit padding
+    (default none: VALID, as PilotNet); ``matmul``: the dense layers as MatMul + Add instead of Gemm; ``trans_b``:
+    Gemm weights [out, in] with ``transB=1`` (as torch exports ``nn.Linear``), else [in, out]."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

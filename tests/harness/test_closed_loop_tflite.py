@@ -132,7 +132,8 @@ def test_a_bad_swap_from_the_tflite_model_is_rolled_back(tflite_models: Path, tm
 
 
 def test_backend_tflite_without_the_package_says_what_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"lane-keeper-tflite\.tgz to exist.*TFLite variant.*--package"):
+    want = r"lane-keeper-tflite\.tgz to exist.*TFLite variant.*not shipped yet.*tflite_export.*--package"
+    with pytest.raises(ConfigError, match=want):
         run_scenario(_scenario(1.0), HarnessOptions(workdir=tmp_path, backend="tflite", models=tmp_path))
 
 

@@ -283,3 +283,57 @@ def test_a_tflite_package_runs_through_the_loop_preprocessing(pilotnet: dict[str
     diff = np.abs(steering["tflite"] - steering["onnx"]) / step
     assert diff.max() <= MAX_STEPS + 0.01 and diff.mean() <= MEAN_STEPS, (diff.max(), diff.mean())
     assert np.ptp(steering["tflite"]) > 10 * step  # the frames move the output: the comparison means something
+
+
+def _variant(path: Path, variant: str) -> Path:
+    """A small PilotNet-shaped float model rewritten to exercise one more way of writing the same ops."""
+    import onnx
+    from onnx import helper, numpy_helper, shape_inference
+
+    fp = pilotnet_onnx(path, hw=(15, 22), convs=((5, 3, 2), (6, 3, 1)), dense=(4,), seed=SEED)
+    m = onnx.load_model(str(fp))
+    g = m.graph
+    conv0, conv1 = (n for n in g.node if n.op_type == "Conv")
+    if variant in ("SAME_UPPER", "SAME_LOWER", "VALID"):
+        for conv in (conv0, conv1):
+            del conv.attribute[:]
+            conv.attribute.extend(
+                [
+                    helper.make_attribute("strides", [2, 2] if conv is conv0 else [1, 1]),
+                    helper.make_attribute("auto_pad", variant),
+                ]
+            )
+    elif variant == "dilation":
+        conv1.attribute.append(helper.make_attribute("dilations", [2, 2]))
+    elif variant == "reshape":
+        flat = next(n for n in g.node if n.op_type == "Flatten")
+        g.initializer.append(numpy_helper.from_array(np.array([1, -1], np.int64), "flat_shape"))
+        flat.CopyFrom(helper.make_node("Reshape", [flat.input[0], "flat_shape"], list(flat.output), name="reshape"))
+    # the first dense layer's input width follows the feature map's new size
+    g.ClearField("value_info")
+    gemm = next(n for n in g.node if n.op_type == "Gemm")
+    inferred = shape_inference.infer_shapes(m)
+    relu1 = next(n for n in g.node if n.op_type == "Relu" and n.input[0] == conv1.output[0])
+    dims = next(v for v in inferred.graph.value_info if v.name == relu1.output[0]).type.tensor_type.shape.dim
+    width = int(np.prod([d.dim_value for d in dims]))
+    w = next(i for i in g.initializer if i.name == gemm.input[1])
+    new_w = (np.random.default_rng(SEED).standard_normal((4, width)) * 0.1).astype(np.float32)
+    w.CopyFrom(numpy_helper.from_array(new_w, w.name))
+    onnx.checker.check_model(m)
+    onnx.save_model(m, fp)
+    return fp
+
+
+@pytest.mark.parametrize("variant", ["SAME_UPPER", "SAME_LOWER", "VALID", "dilation", "reshape"])
+def test_graph_variants_convert_exactly(tmp_path: Path, variant: str) -> None:
+    """auto_pad (SAME_LOWER pads the extra row before: not TF's SAME, so a PAD), dilations, Reshape to [1,-1]:
+    the float export equals onnxruntime."""
+    fp = _variant(tmp_path / f"{variant}.onnx", variant)
+    tfl = float_onnx_to_tflite(fp, tmp_path / f"{variant}.tflite")
+    assert ("PAD" in tflite_ops(tfl)) == (variant == "SAME_LOWER")
+    model = load_model(tfl, warmup=0)
+    ref = ort.InferenceSession(str(fp), providers=["CPUExecutionProvider"])
+    for xi in normalize_frames(camera_frames(np.random.default_rng(SEED + 8), 4, (15, 22)), MEAN, STD):
+        model.input_buffers[0][...] = xi.transpose(1, 2, 0)[None]
+        model.run()
+        np.testing.assert_allclose(model.output_buffers[0], ref.run(None, {"images": xi[None]})[0], atol=1e-4)

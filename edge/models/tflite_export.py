@@ -220,7 +220,7 @@ class _Converter:
         return v
 
     # -- node handlers ------------------------------------------------------------------------------------------
-    def _opConstant(self, node: Any) -> None:
+    def _op_Constant(self, node: Any) -> None:
         from onnx import numpy_helper
 
         value = self.attrs(node).get("value")

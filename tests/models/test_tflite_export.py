@@ -305,10 +305,15 @@ def _variant(path: Path, variant: str) -> Path:
             )
     elif variant == "dilation":
         conv1.attribute.append(helper.make_attribute("dilations", [2, 2]))
-    elif variant == "reshape":
-        flat = next(n for n in g.node if n.op_type == "Flatten")
-        g.initializer.append(numpy_helper.from_array(np.array([1, -1], np.int64), "flat_shape"))
-        flat.CopyFrom(helper.make_node("Reshape", [flat.input[0], "flat_shape"], list(flat.output), name="reshape"))
+    elif variant == "reshape":  # Reshape [1,-1] with the shape from a Constant node, then an Identity
+        i = next(i for i, n in enumerate(g.node) if n.op_type == "Flatten")
+        flat = g.node[i]
+        shape = helper.make_node("Constant", [], ["flat_shape"], value=numpy_helper.from_array(np.array([1, -1])))
+        reshape = helper.make_node("Reshape", [flat.input[0], "flat_shape"], ["reshaped"], name="reshape")
+        identity = helper.make_node("Identity", ["reshaped"], list(flat.output))
+        g.node.remove(flat)
+        for j, n in enumerate((shape, reshape, identity)):
+            g.node.insert(i + j, n)
     # the first dense layer's input width follows the feature map's new size
     g.ClearField("value_info")
     gemm = next(n for n in g.node if n.op_type == "Gemm")
@@ -326,8 +331,8 @@ def _variant(path: Path, variant: str) -> Path:
 
 @pytest.mark.parametrize("variant", ["SAME_UPPER", "SAME_LOWER", "VALID", "dilation", "reshape"])
 def test_graph_variants_convert_exactly(tmp_path: Path, variant: str) -> None:
-    """auto_pad (SAME_LOWER pads the extra row before: not TF's SAME, so a PAD), dilations, Reshape to [1,-1]:
-    the float export equals onnxruntime."""
+    """auto_pad (SAME_LOWER pads the extra row before: not TF's SAME, so a PAD), dilations, Reshape to [1,-1] (a
+    Constant shape) + Identity: the float export equals onnxruntime."""
     fp = _variant(tmp_path / f"{variant}.onnx", variant)
     tfl = float_onnx_to_tflite(fp, tmp_path / f"{variant}.tflite")
     assert ("PAD" in tflite_ops(tfl)) == (variant == "SAME_LOWER")

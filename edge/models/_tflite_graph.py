@@ -46,8 +46,8 @@ class Const:
 
 @dataclass
 class Pending:
-    """A CONV_2D / FULLY_CONNECTED / RELU whose output tensor is made once its quantization is known (the next
-    ``QuantizeLinear``; in a float model, its first consumer)."""
+    """A CONV_2D / FULLY_CONNECTED / ADD / RELU whose output tensor is made once its quantization is known (the
+    next ``QuantizeLinear``; in a float model, its first consumer); a following ``Relu`` sets ``relu`` (fused)."""
 
     code: str
     inputs: list[int]

@@ -342,3 +342,52 @@ def test_graph_variants_convert_exactly(tmp_path: Path, variant: str) -> None:
         model.input_buffers[0][...] = xi.transpose(1, 2, 0)[None]
         model.run()
         np.testing.assert_allclose(model.output_buffers[0], ref.run(None, {"images": xi[None]})[0], atol=1e-4)
+
+
+@pytest.mark.skipif(
+    __import__("edge.kernels", fromlist=["BACKEND"]).BACKEND != "native",
+    reason="the NumPy twins (EDGE_PUREPYTHON=1) allocate temporaries by nature; the claim is for the native kernels",
+)
+def test_loop_frames_on_the_int8_tflite_model_allocate_nothing(tmp_path: Path) -> None:
+    """The loop (preprocess into the int8 NHWC buffer, LiteRT invoke, dequantize, policy) over 4000 frames after a
+    warm-up: no net growth and a bounded transient peak, as tests/loop/test_allocation.py asks of the ONNX path."""
+    import gc
+    import tracemalloc
+
+    from edge.loop.clock import LockstepClock
+    from edge.loop.policy import RegressionPolicy
+    from edge.loop.runner import Loop
+    from edge.loop.sensors import SensorSlot
+    from edge.models.manage import pack_model
+
+    paths = build(tmp_path, "alloc", (12, 16), convs=((4, 3, 2),), dense=(4,))
+    pkg = pack_model(paths["int8_tflite"], tmp_path / "alloc.tgz", name="alloc", version="1",
+                     preprocess={"mean": list(MEAN), "std": list(STD), "layout": "NHWC"})  # fmt: skip
+    camera = SensorSlot("camera", (24, 32, 3), stale_ns=25_000_000)
+    loop = Loop(load_model(pkg, threads=1), RegressionPolicy(1), [camera], clock=LockstepClock(), rate_hz=100)
+    frames = camera_frames(np.random.default_rng(SEED + 9), 16, (24, 32))
+    i = [0]
+
+    def step() -> None:
+        k = i[0] = (i[0] + 1) % len(frames)
+        camera.push(frames[k], loop.schedule.next_ns)
+        loop.step()
+
+    with loop:
+        gc.collect()
+        gc.disable()
+        tracemalloc.start()
+        try:
+            for _ in range(500):
+                step()
+            c0 = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            for _ in range(4000):
+                step()
+            c1, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+        assert loop.ctx.fallbacks == 0 and loop.model_errors == 0
+    assert c1 - c0 <= 256, f"kept {c1 - c0} B over 4000 frames"  # CPython free-list jitter, not a per-frame leak
+    assert peak - c0 <= 8192, f"transient peak {peak - c0} B within a frame"  # the kernels' argument-check views

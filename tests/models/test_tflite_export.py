@@ -71,10 +71,11 @@ def onnx_qparams(path: Path, name: str) -> tuple[float, int]:
     return float(inits[node.input[1]]), int(inits[node.input[2]])
 
 
-def build(tmp: Path, stem: str, hw: tuple[int, int], **kw) -> dict[str, Path]:
+def build(tmp: Path, stem: str, hw: tuple[int, int], per_channel: bool = True, **kw) -> dict[str, Path]:
     rng = np.random.default_rng(SEED)
     fp = pilotnet_onnx(tmp / f"{stem}.float.onnx", hw=hw, seed=SEED, **kw)
-    qdq = quantize_u8s8(fp, tmp / f"{stem}.qdq.onnx", camera_frames(rng, 24, hw), mean=MEAN, std=STD)
+    frames = camera_frames(rng, 24, hw)
+    qdq = quantize_u8s8(fp, tmp / f"{stem}.qdq.onnx", frames, mean=MEAN, std=STD, per_channel=per_channel)
     return {
         "float": fp,
         "qdq": qdq,
@@ -145,6 +146,17 @@ def tflite_ops(path: Path) -> list[str]:
     return [names[model.operatorCodes[op.opcodeIndex].builtinCode] for op in model.subgraphs[0].operators]
 
 
+def weight_scale_counts(path: Path) -> list[int]:
+    """How many scales each CONV_2D / FULLY_CONNECTED weight tensor carries, in op order."""
+    from ai_edge_litert import schema_py_generated as s
+
+    model = s.ModelT.InitFromObj(s.Model.GetRootAs(path.read_bytes(), 0))
+    sg, codes = model.subgraphs[0], model.operatorCodes
+    wanted = (s.BuiltinOperator.CONV_2D, s.BuiltinOperator.FULLY_CONNECTED)
+    ops = [op for op in sg.operators if codes[op.opcodeIndex].builtinCode in wanted]
+    return [len(sg.tensors[op.inputs[1]].quantization.scale) for op in ops]
+
+
 def tflite_tensor(path: Path, name: str) -> np.ndarray:
     from edge.models.litert_backend import interpreter_class
 
@@ -159,6 +171,7 @@ def test_flatten_order_is_undone_in_the_dense_weights(tmp_path: Path) -> None:
     layer's weight columns must come out permuted, and only then do both runtimes agree. (Gemm weights [in, out]
     with transB=0 here: per-channel scales along axis 1.)"""
     paths = build(tmp_path, "flat", (12, 16), convs=((6, 3, 2),), dense=(5,), trans_b=False)
+    assert weight_scale_counts(paths["int8_tflite"]) == [6, 5, 1]  # per output channel
     c, h, w = 6, 5, 7
     perm = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
     import onnx
@@ -183,11 +196,13 @@ def test_flatten_order_is_undone_in_the_dense_weights(tmp_path: Path) -> None:
 @pytest.mark.parametrize("provider", ["xnnpack", "cpu"])
 def test_explicit_pads_same_pads_and_matmul_add(tmp_path: Path, provider: str) -> None:
     """Pads (1,1,1,1) on a stride-2 3×3 conv are not TF's SAME (which pads 0 before, 1 after on even sizes): a PAD
-    op; pads (1,1,1,1) on a stride-1 3×3 conv are SAME; dense layers written as MatMul + Add."""
+    op; pads (1,1,1,1) on a stride-1 3×3 conv are SAME; dense layers written as MatMul + Add; one weight scale per
+    tensor (quantize_u8s8 per_channel=False)."""
     paths = build(
         tmp_path, "pads", (16, 20), convs=((5, 3, 2), (7, 3, 1)), dense=(6,),
-        pads=((1, 1, 1, 1), (1, 1, 1, 1)), matmul=True,
+        pads=((1, 1, 1, 1), (1, 1, 1, 1)), matmul=True, per_channel=False,
     )  # fmt: skip
+    assert weight_scale_counts(paths["int8_tflite"]) == [1, 1, 1, 1]
     trunk = ["PAD", "CONV_2D", "CONV_2D", "RESHAPE"]
     # the QDQ graph requantizes each MatMul's output before its Add: an int8 ADD; in float the bias is folded
     assert tflite_ops(paths["int8_tflite"]) == [*trunk, "FULLY_CONNECTED", "ADD", "FULLY_CONNECTED", "ADD"]

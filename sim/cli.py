@@ -96,7 +96,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
     p = sub.add_parser("run", help="run a scenario closed-loop; exit 1 when one of its assertions fails")
     p.add_argument("scenario", help="a scenario .toml file or a built-in name (nominal, fog, ...)")
-    p.add_argument("--backend", choices=("onnx", "tflite"), default="onnx", help="the int8 model's runtime")
+    p.add_argument(
+        "--backend", choices=("onnx", "tflite"), default="onnx",
+        help="the int8 model's runtime: lane-keeper.tgz on onnxruntime, lane-keeper-tflite.tgz on LiteRT",
+    )  # fmt: skip
     p.add_argument("--package", help="drive with this model package instead of the shipped one")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--report", metavar="DIR", help="write summary.json and PNG plots into DIR")

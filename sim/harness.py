@@ -8,12 +8,13 @@ frame captured then lands in the loop's camera slot, cropped below the horizon a
 seed gives the same trajectory); ``realtime=True`` uses the monotonic clock, so the simulation waits for wall time.
 
 Timeline events: ``collector_outage`` stops the in-process collector and starts it again at the end (the device
-spools and resends); ``model_swap`` hot-swaps to ``<models>/<model>.tgz``; ``bad_swap`` swaps to a package whose
-model outputs NaN (written into the run's folder), which the loop adopts and then rolls back. The loop's safe stop
-(health ``SAFE_STOP``: a stale, frozen or faulty camera for longer than the fallback holds) is the vehicle's
-minimum-risk manoeuvre: it brakes and holds the steering wheel where it was until the loop recovers; the camera
-counts as frozen after 5 identical captures. Frame dropout, frozen frames, NaN IMU, CPU contention and the image
-effects come from the simulation itself.
+spools and resends); ``model_swap`` hot-swaps to ``<models>/<model>.tgz`` (with ``backend="tflite"``:
+``<model>-tflite.tgz`` when it exists); ``bad_swap`` swaps to a package whose model outputs NaN (written into the
+run's folder), which the loop adopts and then rolls back. The loop's safe stop (health ``SAFE_STOP``: a stale,
+frozen or faulty camera for longer than the fallback holds) is the vehicle's minimum-risk manoeuvre: it brakes and
+holds the steering wheel where it was until the loop recovers; the camera counts as frozen after 5 identical
+captures. Frame dropout, frozen frames, NaN IMU, CPU contention and the image effects come from the simulation
+itself.
 """
 
 from __future__ import annotations
@@ -146,6 +147,9 @@ class _Events:
         elif entry.kind in ("model_swap", "bad_swap") and what == "start":
             if entry.kind == "model_swap":
                 package = run.models / f"{entry.params['model']}.tgz"
+                tflite = run.models / f"{entry.params['model']}-tflite.tgz"
+                if run.opts.backend == "tflite" and tflite.exists():  # the new version's TFLite variant
+                    package = tflite
             else:
                 package = broken_package(run.opts.workdir, run.loop.model)
             ticket = run.loop.swap(package)
@@ -172,8 +176,8 @@ class ClosedLoop:
         package = opts.package or self.models / BACKENDS[opts.backend]
         if not Path(package).exists():
             why = (
-                "the TFLite variant of the lane model is not shipped yet (toolchains/lane/build.py writes the ONNX "
-                "packages); pass --package with a .tflite package"
+                "the TFLite variant of the lane model is not shipped yet: toolchains/lane/build.py writes it with "
+                "edge.models.tflite_export; or pass --package with a .tflite package"
                 if opts.backend == "tflite" and opts.package is None
                 else "built by toolchains/lane/build.py"
             )
@@ -195,6 +199,8 @@ class ClosedLoop:
             windows = int(spec.duration_s / opts.window_s) + 2
             self.tap = _telemetry_tap(opts, self.collector.endpoint, self.device, windows)
             model = load_model(package)
+            if opts.backend == "tflite" and model.backend != "litert":
+                raise ConfigError(f"{package}: expected a TFLite model for --backend tflite, got an onnx model")
             self.sim = Simulation(scenario, self.clock, event_sink=_Events(self))
             self.collector.recorder.start_ns = self.sim.start_ns
             self.top = self.sim.world.geometry.ground_row

@@ -6,6 +6,8 @@
   removed), so the preprocessing kernel can quantize straight into it.
 * :func:`int8_tflite` — a full-int8 TFLite model (CONV_2D + FULLY_CONNECTED) written with the flatbuffer schema
   that ships inside ``ai-edge-litert``.
+* :func:`pilotnet_onnx` — a float32 PilotNet-shaped steering CNN (strided 5×5 convs + ReLU, 3×3 convs, Flatten,
+  Gemm layers to one output), the shape of the lane-keeping model, for the ONNX → TFLite converter.
 
 All weights come from ``numpy.random.default_rng(seed)``: the same seed gives byte-identical files.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["float_cnn_onnx", "int8_tflite", "u8s8_cnn_onnx"]
+__all__ = ["float_cnn_onnx", "int8_tflite", "pilotnet_onnx", "u8s8_cnn_onnx"]
 
 IR_VERSION = 10  # onnx 1.23 writes IR 14 by default, which onnxruntime 1.31 rejects
 OPSET = 17
@@ -172,4 +174,86 @@ def int8_tflite(path: str | Path, *, hw: int = 8, channels: int = 4, classes: in
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path = Path(path)
     path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+# PilotNet (NVIDIA's end-to-end steering CNN): (out channels, kernel, stride) of its convolutions, then its dense widths
+PILOTNET_CONVS = ((24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (64, 3, 1))
+PILOTNET_DENSE = (100, 50, 10)
+
+
+def pilotnet_onnx(
+    path: str | Path,
+    *,
+    hw: tuple[int, int] = (66, 200),
+    convs: tuple[tuple[int, int, int], ...] = PILOTNET_CONVS,
+    dense: tuple[int, ...] = PILOTNET_DENSE,
+    pads: tuple[tuple[int, int, int, int] | None, ...] = (),
+    matmul: bool = False,
+    trans_b: bool = True,
+    seed: int = 0,
+) -> Path:
+    """Write a float PilotNet-shaped CNN: ``images`` float32 [1,3,H,W] → per ``convs`` entry (out channels,
+    kernel, stride) Conv + Relu → Flatten → per ``dense`` width Gemm + Relu → Gemm → ``steering`` [1,1]. He-scaled
+    weights and small biases from ``seed``. ``pads[i]`` (top, left, bottom, right) gives conv ``i`` explicit padding
+    (default none: VALID, as PilotNet); ``matmul``: the dense layers as MatMul + Add instead of Gemm; ``trans_b``:
+    Gemm weights [out, in] with ``transB=1`` (as torch exports ``nn.Linear``), else [in, out]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits, nodes, x, cin = [], [], "images", 3
+    for i, (cout, k, stride) in enumerate(convs):
+        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))).astype(np.float32)
+        b = (rng.standard_normal(cout) * 0.05).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"conv{i}_w"), numpy_helper.from_array(b, f"conv{i}_b")]
+        pad = pads[i] if i < len(pads) and pads[i] is not None else (0, 0, 0, 0)
+        t, left, bottom, right = pad
+        nodes.append(
+            helper.make_node(
+                "Conv", [x, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"], strides=[stride, stride],
+                kernel_shape=[k, k], pads=[t, left, bottom, right],
+            )
+        )  # fmt: skip
+        nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"conv{i}_relu"]))
+        x, cin = f"conv{i}_relu", cout
+    nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
+    h, w_ = hw
+    for i, (_, k, stride) in enumerate(convs):
+        t, left, bottom, right = pads[i] if i < len(pads) and pads[i] is not None else (0, 0, 0, 0)
+        h, w_ = (h + t + bottom - k) // stride + 1, (w_ + left + right - k) // stride + 1
+    x, fin = "flat", cin * h * w_
+    widths = (*dense, 1)
+    for i, fout in enumerate(widths):
+        wd = (rng.standard_normal((fin, fout)) * np.sqrt(2.0 / fin)).astype(np.float32)
+        bd = (rng.standard_normal(fout) * 0.05).astype(np.float32)
+        out = "steering" if i == len(widths) - 1 else f"fc{i}"
+        if matmul:
+            inits += [numpy_helper.from_array(wd, f"fc{i}_w"), numpy_helper.from_array(bd, f"fc{i}_b")]
+            nodes.append(helper.make_node("MatMul", [x, f"fc{i}_w"], [f"fc{i}_mm"]))
+            nodes.append(helper.make_node("Add", [f"fc{i}_mm", f"fc{i}_b"], [out]))
+        else:
+            wg = wd.T.copy() if trans_b else wd
+            inits += [numpy_helper.from_array(wg, f"fc{i}_w"), numpy_helper.from_array(bd, f"fc{i}_b")]
+            nodes.append(helper.make_node("Gemm", [x, f"fc{i}_w", f"fc{i}_b"], [out], transB=int(trans_b)))
+        if out != "steering":
+            nodes.append(helper.make_node("Relu", [out], [f"fc{i}_relu"]))
+            out = f"fc{i}_relu"
+        x, fin = out, fout
+    graph = helper.make_graph(
+        nodes,
+        "pilotnet",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *hw])],
+        [helper.make_tensor_value_info("steering", TensorProto.FLOAT, [1, 1])],
+        inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="edge.models.testing",
+    )
+    onnx.checker.check_model(model)
+    path = Path(path)
+    onnx.save_model(model, path)
     return path

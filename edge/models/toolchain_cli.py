@@ -104,3 +104,23 @@ def register_model_actions(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=False,
                    help="also profile the model's output values (quantile bins)")  # fmt: skip
     p.set_defaults(handler=_guard(_profile))
+    register_tflite_action(sub)
+
+
+def _tflite(args: argparse.Namespace) -> int:
+    from edge.models.tflite_export import float_onnx_to_tflite, qdq_onnx_to_tflite
+
+    convert = float_onnx_to_tflite if args.float else qdq_onnx_to_tflite
+    out = convert(args.model, args.out)
+    kind = "float32, float32 NHWC input" if args.float else "full int8, int8 NHWC input"
+    print(f"converted {args.model} -> {out} ({kind}; package it with --layout NHWC)")
+    return 0
+
+
+def register_tflite_action(sub: argparse._SubParsersAction) -> None:
+    """Add ``tflite`` (ONNX → TFLite, :mod:`edge.models.tflite_export`) to ``edge model``'s actions."""
+    p = sub.add_parser("tflite", help="convert a U8S8 QDQ ONNX model (edge model quantize) to a full-int8 TFLite model")
+    p.add_argument("model", type=Path, help="U8S8 QDQ .onnx with a uint8 input (or a float .onnx with --float)")
+    p.add_argument("out", type=Path, help="the .tflite to write")
+    p.add_argument("--float", action="store_true", help="convert a float ONNX model to a float32 TFLite model")
+    p.set_defaults(handler=_guard(_tflite))

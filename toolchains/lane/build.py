@@ -111,6 +111,41 @@ def _calibration(val: dict[str, np.ndarray], seed: int) -> np.ndarray:
     return np.concatenate([frames, aug.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()])
 
 
+# (package, version, model): "int8" U8S8 QDQ ONNX with uint8 NCHW input, "float" float32 ONNX, "tflite" full-int8
+# TFLite with int8 NHWC input (edge.models.tflite_export, from the int8 ONNX model)
+PACKAGES = (
+    ("lane-keeper", "1.0.0", "int8"),
+    ("lane-keeper-float", "1.0.0", "float"),
+    ("lane-keeper-next", "1.1.0", "int8"),
+    ("lane-keeper-tflite", "1.0.0", "tflite"),
+    ("lane-keeper-next-tflite", "1.1.0", "tflite"),  # what a hot-swap under --backend tflite takes
+)
+
+
+def _pack(
+    model_file: Path, out: Path, version: str, held_out: dict[str, np.ndarray], signing_key: object, tmp: Path
+) -> str:
+    """Compute the reference profile of ``model_file`` on the held-out frames, pack and sign; returns its id."""
+    layout = "NHWC" if model_file.suffix == ".tflite" else "NCHW"
+    pre = {"mean": list(lanenet.MEAN), "std": list(lanenet.STD), "channel_order": "RGB", "layout": layout,
+           "crop": "below_horizon"}  # fmt: skip
+    model = load_model(model_file, warmup=0)
+    profile = reference_profile(
+        model,
+        held_out["frames"],
+        held_out["pixel_stats"],
+        mean=lanenet.MEAN,
+        std=lanenet.STD,
+        # steering follows the track (straights, corners): over a 10-s horizon it is not stationary, so it is not a
+        # drift feature here (the pixel statistics are)
+        outputs=False,
+    )
+    prof = save_profile(profile, tmp / "profile.json")
+    pack_model(model_file, out, name="lane-keeper", version=version, preprocess=pre, reference_profile=prof,
+               signing_key=signing_key)  # fmt: skip
+    return profile.profile_id
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("sim/models"))
@@ -141,38 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     (args.out / "trust.pem").write_bytes(public)
-    pre = {"mean": list(lanenet.MEAN), "std": list(lanenet.STD), "channel_order": "RGB", "layout": "NCHW",
-           "crop": "below_horizon"}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        for name, version, quantized in (
-            ("lane-keeper", "1.0.0", True),
-            ("lane-keeper-float", "1.0.0", False),
-            ("lane-keeper-next", "1.1.0", True),
-        ):
+        for name, version, fmt in PACKAGES:
             fp = lanenet.build_graph(tmp / "lane_keeper.float.onnx", lanenet.LANENET, weights[version])
             model_file = fp
-            if quantized:
+            if fmt != "float":
                 model_file = quantize_u8s8(fp, tmp / "lane_keeper.onnx", calib, mean=lanenet.MEAN, std=lanenet.STD)
-            model = load_model(model_file, warmup=0)
-            profile = reference_profile(
-                model,
-                held_out["frames"],
-                held_out["pixel_stats"],
-                mean=lanenet.MEAN,
-                std=lanenet.STD,
-                # steering follows the track (straights, corners): over a 10-s horizon it is not stationary, so it
-                # is not a drift feature here (the pixel statistics are)
-                outputs=False,
-            )
-            prof = save_profile(profile, tmp / "profile.json")
+            if fmt == "tflite":
+                from edge.models.tflite_export import qdq_onnx_to_tflite
+
+                model_file = qdq_onnx_to_tflite(model_file, tmp / "lane_keeper.tflite")
             out = args.out / f"{name}.tgz"
-            pack_model(model_file, out, name="lane-keeper", version=version, preprocess=pre,
-                       reference_profile=prof, signing_key=signing_key)  # fmt: skip
-            print(f"{out}: {out.stat().st_size / 1024:.0f} KiB, profile {profile.profile_id}")
-            if model_file != fp:
-                model_file.unlink()
-            fp.unlink()
+            profile_id = _pack(model_file, out, version, held_out, signing_key, tmp)
+            print(f"{out}: {out.stat().st_size / 1024:.0f} KiB, profile {profile_id}")
+            for f in tmp.glob("lane_keeper.*"):
+                f.unlink()
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"done in {time.monotonic() - t0:.0f} s")
     return 0

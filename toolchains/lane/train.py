@@ -104,7 +104,9 @@ def crop_distance_m() -> np.ndarray:
     return full[np.ix_(rows, cols)].astype(np.float32)
 
 
-def network(arch: lanenet.Architecture) -> nn.Sequential:
+def network(arch: lanenet.Architecture, seed: int) -> nn.Sequential:
+    """The torch network of ``arch``, its initial weights drawn from ``seed`` (PyTorch's default init)."""
+    torch.manual_seed(seed)
     layers: list[nn.Module] = []
     cin = 3
     for cout, k, s in arch.convs:

@@ -99,13 +99,23 @@ def test_shipped_lane_packages_are_signed_small_and_int8() -> None:
 
     folder = MODELS
     trust = load_public_key((folder / "trust.pem").read_bytes())
-    for name in ("lane-keeper", "lane-keeper-float", "lane-keeper-next"):
+    # (package, layout, size limit in bytes): the trained PilotNet-style network has about 470 k weights
+    for name, layout, limit in (
+        ("lane-keeper", "NCHW", 600_000),
+        ("lane-keeper-float", "NCHW", 2_000_000),
+        ("lane-keeper-next", "NCHW", 600_000),
+        ("lane-keeper-tflite", "NHWC", 600_000),
+        ("lane-keeper-next-tflite", "NHWC", 600_000),
+    ):
         path = folder / f"{name}.tgz"
-        assert path.stat().st_size < 200_000
+        assert path.stat().st_size < limit
         pkg = verify_package(path, trust)
-        assert pkg.signed_by and pkg.manifest["preprocess"]["layout"] == "NCHW"
+        assert pkg.signed_by and pkg.manifest["preprocess"]["layout"] == layout
         profile = load_profile(pkg.files[pkg.manifest["reference_profile"]["file"]])
         assert profile.names == tuple(f"pixel_{s}_c{c}" for s in ("mean", "std") for c in range(3))
     int8 = load_model(folder / "lane-keeper.tgz", warmup=0)
     assert int8.inputs[0].dtype == np.uint8 and int8.inputs[0].shape == (1, 3, 66, 200)
     assert load_model(folder / "lane-keeper-float.tgz", warmup=0).inputs[0].dtype == np.float32
+    tflite = load_model(folder / "lane-keeper-tflite.tgz", warmup=0)
+    assert tflite.backend == "litert" and tflite.inputs[0].dtype == np.int8
+    assert tflite.inputs[0].shape == (1, 66, 200, 3)

@@ -1,16 +1,20 @@
-"""The lane-keeping network: a PilotNet-shaped CNN (strided 5×5 and 3×3 convolutions + ReLU, features divided by
-their mean level, then a dense steering head) mapping a 66×200 RGB crop of the road below the horizon to a steering
-angle (rad, left > 0).
+"""The lane-keeping network: a PilotNet-style CNN mapping a 66×200 RGB crop of the road below the horizon to a
+steering angle (rad, left > 0).
 
-Training without PyTorch: the convolutional trunk is fixed (seeded zero-mean He-scaled filters; random features
-keep where in the image a lane line is, which is what steering depends on) and the dense head is fitted in closed
-form by ridge regression on the trunk's features of expert-driven frames, with the ridge strength picked on a
-held-out split. The graph is written with ``onnx.helper``; batch size is symbolic for feature extraction and 1 in
-the deployed model.
+Architecture (NVIDIA's PilotNet, Bojarski et al. 2016): three strided 5×5 convolutions and two 3×3 convolutions,
+each followed by ReLU (VALID padding), flatten, then dense layers with ReLU down to one output. The exported ONNX
+graph uses only Conv, Relu, Flatten and Gemm, so it quantizes cleanly to U8S8 QDQ (every tensor on the int8 chain)
+and maps to a full-int8 TFLite model.
+
+Weights are a list of ``(w, b)`` float32 pairs in ONNX layouts: conv ``w`` (out, in, k, k), dense ``w`` (in, out)
+(Gemm ``A @ B + C``), ``b`` (out,). :mod:`train` fits them with PyTorch; :func:`random_weights` gives He-scaled
+random ones (the architecture's latency does not depend on the values). The graph is written with ``onnx.helper``;
+the batch size is symbolic (``"N"``) or fixed (1 in the deployed model).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,67 +24,100 @@ OPSET = 17
 INPUT_HW = (66, 200)
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
-# (out channels, kernel, stride): PilotNet's first three layers, narrower
-TRUNK = ((12, 5, 2), (16, 5, 2), (24, 3, 2))
 
 
-def trunk_weights(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+@dataclass(frozen=True)
+class Architecture:
+    """``convs``: (out channels, kernel, stride) per conv layer; ``dense``: the hidden dense widths (a final
+    1-wide output layer follows, without ReLU)."""
+
+    convs: tuple[tuple[int, int, int], ...]
+    dense: tuple[int, ...]
+
+    def conv_output_hw(self) -> tuple[int, int]:
+        h, w = INPUT_HW
+        for _, k, s in self.convs:
+            h, w = (h - k) // s + 1, (w - k) // s + 1
+        return h, w
+
+    def flat_features(self) -> int:
+        h, w = self.conv_output_hw()
+        return h * w * self.convs[-1][0]
+
+    def shapes(self) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """(weight shape, bias shape) per layer, in ONNX layouts."""
+        out, cin = [], 3
+        for cout, k, _ in self.convs:
+            out.append(((cout, cin, k, k), (cout,)))
+            cin = cout
+        fin = self.flat_features()
+        for width in (*self.dense, 1):
+            out.append(((fin, width), (width,)))
+            fin = width
+        return out
+
+
+# NVIDIA's PilotNet: 24/36/48 5×5 stride 2, 64/64 3×3, FC 100/50/10/1
+PILOTNET = Architecture(convs=((24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (64, 3, 1)), dense=(100, 50, 10))
+# the shipped network: PilotNet with 1.5× the channels. On a 2-core AVX2 (no VNNI) CPU, onnxruntime 1 thread, U8S8
+# QDQ vs float p50 (probe_arch.py): PilotNet 533 vs 751 µs (1.41×), ×1.25 672 vs 1055 µs (1.57×), ×1.5 912 vs
+# 1497 µs (1.64×), ×2 1284 vs 2301 µs (1.79×): int8 pays off once the convolutions are wide enough; ×1.5 is the
+# smallest with margin over the 1.5× target
+LANENET = Architecture(convs=((36, 5, 2), (54, 5, 2), (72, 5, 2), (96, 3, 1), (96, 3, 1)), dense=(100, 50, 10))
+
+
+def random_weights(arch: Architecture, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """He-scaled random weights, zero biases."""
     rng = np.random.default_rng(seed)
-    layers, cin = [], 3
-    for cout, k, _ in TRUNK:
-        w = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
-        w -= w.mean(axis=(1, 2, 3), keepdims=True)  # zero-mean filters: respond to edges and lines, not to light level
-        w *= np.float32(np.sqrt(2.0 / (cin * k * k)))
-        b = np.zeros(cout, np.float32)
-        layers.append((w, b))
-        cin = cout
+    layers = []
+    for wshape, bshape in arch.shapes():
+        fan_in = int(np.prod(wshape[1:])) if len(wshape) == 4 else wshape[0]
+        w = (rng.standard_normal(wshape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        layers.append((w, np.zeros(bshape, np.float32)))
     return layers
 
 
-def feature_count() -> int:
-    h, w = INPUT_HW
-    for _, k, s in TRUNK:
-        h, w = (h - k) // s + 1, (w - k) // s + 1
-    return h * w * TRUNK[-1][0]
-
-
 def build_graph(
-    path: str | Path, trunk: list[tuple[np.ndarray, np.ndarray]], head: tuple[np.ndarray, float] | None
+    path: str | Path, arch: Architecture, weights: list[tuple[np.ndarray, np.ndarray]], batch: int | str = 1
 ) -> Path:
-    """Write the ONNX graph: ``images`` float32 [N,3,66,200] → trunk → ``features`` [N,F] (``head`` None, N
-    symbolic) or → Gemm → ``steering_rad`` [1,1] (with ``head`` = (weights (F,), bias))."""
+    """Write the float ONNX graph: ``images`` float32 [batch, 3, 66, 200] (normalized with MEAN/STD) →
+    ``steering_rad`` float32 [batch, 1]."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    batch: int | str = 1 if head is not None else "N"
+    shapes = arch.shapes()
+    if len(weights) != len(shapes):
+        raise ValueError(f"weights: expected {len(shapes)} layers for {arch}, got {len(weights)}")
     inits, nodes, x = [], [], "images"
-    for i, ((w, b), (_, _, s)) in enumerate(zip(trunk, TRUNK, strict=True)):
-        inits += [numpy_helper.from_array(w, f"conv{i}_w"), numpy_helper.from_array(b, f"conv{i}_b")]
-        nodes.append(helper.make_node("Conv", [x, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"], strides=[s, s]))
-        nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
-        x = f"relu{i}"
-    nodes.append(helper.make_node("Flatten", [x], ["raw"], axis=1))
-    # divide by the mean activation: with zero-mean filters and no bias the trunk is linear in the light level, so
-    # this makes the features (and the steering) independent of brightness and contrast gain (dusk, glare, fog)
-    inits.append(numpy_helper.from_array(np.array([1e-3], np.float32), "eps"))
-    nodes.append(helper.make_node("ReduceMean", ["raw"], ["level"], axes=[1], keepdims=1))
-    nodes.append(helper.make_node("Add", ["level", "eps"], ["level_eps"]))
-    nodes.append(helper.make_node("Div", ["raw", "level_eps"], ["features"]))
-    if head is None:
-        out = helper.make_tensor_value_info("features", TensorProto.FLOAT, [batch, feature_count()])
-    else:
-        wh, bh = head
+    n_conv = len(arch.convs)
+    for i, ((w, b), (wshape, bshape)) in enumerate(zip(weights, shapes, strict=True)):
+        if w.shape != wshape or b.shape != bshape:
+            raise ValueError(f"layer {i}: expected weights {wshape} and bias {bshape}, got {w.shape} and {b.shape}")
+        last = i == len(shapes) - 1
         inits += [
-            numpy_helper.from_array(wh.reshape(-1, 1).astype(np.float32), "head_w"),
-            numpy_helper.from_array(np.array([bh], np.float32), "head_b"),
+            numpy_helper.from_array(np.ascontiguousarray(w, np.float32), f"l{i}_w"),
+            numpy_helper.from_array(np.ascontiguousarray(b, np.float32), f"l{i}_b"),
         ]
-        nodes.append(helper.make_node("Gemm", ["features", "head_w", "head_b"], ["steering_rad"]))
-        out = helper.make_tensor_value_info("steering_rad", TensorProto.FLOAT, [1, 1])
+        if i < n_conv:
+            _, k, s = arch.convs[i]
+            nodes.append(helper.make_node("Conv", [x, f"l{i}_w", f"l{i}_b"], [f"conv{i}"], kernel_shape=[k, k],
+                                          strides=[s, s]))  # fmt: skip
+            x = f"conv{i}"
+        else:
+            if i == n_conv:
+                nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
+                x = "flat"
+            y = "steering_rad" if last else f"fc{i}"
+            nodes.append(helper.make_node("Gemm", [x, f"l{i}_w", f"l{i}_b"], [y]))
+            x = y
+        if not last:
+            nodes.append(helper.make_node("Relu", [x], [f"relu{i}"]))
+            x = f"relu{i}"
     graph = helper.make_graph(
         nodes,
         "lane_keeper",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, *INPUT_HW])],
-        [out],
+        [helper.make_tensor_value_info("steering_rad", TensorProto.FLOAT, [batch, 1])],
         inits,
     )
     model = helper.make_model(
@@ -90,35 +127,3 @@ def build_graph(
     path = Path(path)
     onnx.save_model(model, path)
     return path
-
-
-def trunk_features(features_onnx: Path, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Features float64 (N, F) of normalized frames ``x`` float32 (N, 3, 66, 200)."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(features_onnx), providers=["CPUExecutionProvider"])
-    return np.concatenate([sess.run(None, {"images": x[i : i + batch]})[0] for i in range(0, len(x), batch)]).astype(
-        np.float64
-    )
-
-
-def fit_ridge(
-    f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray, lambdas: tuple[float, ...]
-) -> tuple[np.ndarray, float, float, float]:
-    """Ridge head on standardized features, the strength chosen on the validation split; returns (weights in raw
-    feature units, bias, lambda, validation RMSE in rad)."""
-    mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
-    z = (f_train - mu) / sd
-    zv = (f_val - mu) / sd
-    ym = float(y_train.mean())
-    gram = z.T @ z
-    rhs = z.T @ (y_train - ym)
-    best = None
-    for lam in lambdas:
-        beta = np.linalg.solve(gram + lam * len(z) * np.eye(len(gram)), rhs)
-        rmse = float(np.sqrt(np.mean((zv @ beta + ym - y_val) ** 2)))
-        if best is None or rmse < best[3]:
-            best = (beta, ym, lam, rmse)
-    beta, ym, lam, rmse = best
-    w = beta / sd
-    return w, ym - float(w @ mu), lam, rmse

@@ -248,6 +248,7 @@ class ClosedLoop:
             next_ns = loop.schedule.next_ns
             if self.opts.progress is not None and world.t_s - last_progress >= 1.0:
                 last_progress = world.t_s
+                res.alerts = [a for a in self.collector.alerts if a.scope == self.device]  # so far (scoring is async)
                 self.opts.progress(world.t_s, spec.duration_s, res)
         res.wall_s = time.perf_counter() - wall0
         self._finish()

@@ -5,6 +5,7 @@ frames each) so the suite stays fast."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import threading
 
@@ -55,11 +56,20 @@ def test_nominal_keeps_the_lane_without_alerts(tmp_path, no_leaks) -> None:
 def test_fog_raises_the_drift_alert_after_onset(tmp_path, no_leaks) -> None:
     fog = [{"kind": "fog", "start_s": 12.0, "ramp_s": 4.0, "visibility_m": 40.0, "colour": [200, 204, 208]}]
     expect = {"max_lateral_error_m": 0.8, "expect_alert": [{"kind": "drift", "after_s": 12.0, "by_s": 18.0}]}
-    res = run_scenario(_scenario(20.0, fog, expect, seed=3), HarnessOptions(workdir=tmp_path))
+    seen: list[float | None] = []  # the alarm the progress line shows each second (the collector scores async)
+
+    def progress(t_s: float, duration_s: float, run) -> None:
+        alarm = run.first_alert("drift")
+        seen.append(None if alarm is None else alarm.t_s)
+
+    res = run_scenario(_scenario(20.0, fog, expect, seed=3), HarnessOptions(workdir=tmp_path, progress=progress))
     assert res.passed, res.failures
     first = res.first_alert("drift")
     assert first is not None and 12.0 < first.t_s <= 15.0  # within 3 one-second windows of the onset
     assert first.feature.startswith("pixel_") and first.metric == "psi"
+    # the live line never shows an alarm the run does not end with, and once shown it stays
+    assert len(seen) >= 19 and {t for t in seen if t is not None} <= {first.t_s}
+    assert all(a is None or b is not None for a, b in itertools.pairwise(seen))
 
 
 def test_missing_alert_and_lateral_limit_fail_the_run(tmp_path, no_leaks) -> None:

@@ -152,17 +152,35 @@ class _Rolling:
         self.n = 0
 
     def push(self, x: np.ndarray) -> dict[int, np.ndarray]:
-        """Add ``x``; returns each horizon's delta (what its sum changed by), for the fleet's sums."""
+        """Add one window ``x``; returns each horizon's delta (what its sum changed by), for the fleet's sums."""
+        return self.push_block(x[None])
+
+    def push_block(self, block: np.ndarray) -> dict[int, np.ndarray]:
+        """Add ``k`` windows at once (``block`` (k, *shape), oldest first): each horizon's sum gains the block's
+        windows that stay inside it and loses the ring's windows that fall out, as ``k`` pushes one by one would
+        (a constant number of NumPy calls per horizon, whatever ``k``). Returns each horizon's delta."""
+        k = block.shape[0]
         size = self.ring.shape[0]
-        slot = self.n % size
+        n = self.n
         deltas = {}
         for h in self.horizons:
-            out = self.ring[(self.n - h) % size] if self.n >= h else 0.0
-            delta = x - out
+            delta = block[max(0, k - h) :].sum(axis=0)
+            lo, hi = max(0, n - h), min(n, n + k - h)  # the ring's windows (global indices) leaving horizon h
+            if hi - lo == 1:
+                delta -= self.ring[lo % size]
+            elif hi > lo:
+                delta -= self.ring.take(np.arange(lo, hi), axis=0, mode="wrap").sum(axis=0)
             self.sums[h] += delta
             deltas[h] = delta
-        self.ring[slot] = x
-        self.n += 1
+        keep = min(k, size)  # the ring keeps the last ``size`` windows
+        start = (n + k - keep) % size
+        if start + keep <= size:
+            self.ring[start : start + keep] = block[k - keep :]
+        else:
+            split = size - start
+            self.ring[start:] = block[k - keep : k - keep + split]
+            self.ring[: keep - split] = block[k - keep + split :]
+        self.n = n + k
         return deltas
 
 
@@ -224,60 +242,88 @@ class DriftEngine:
         """Merge one validated window body into the device's and the fleet's horizons and score them: the device's
         primary horizon always; its longer horizons and the fleet unless ``score_fleet`` is False (the server
         scores those once per model and ingested batch, the alerts use the primary horizon). With ``score`` False
-        the window is only merged (``[]``): the scoring thread merges a backlog of a device's windows and scores
-        the last one, whose horizons then hold them all (exact: sums of counts). ``[]``
-        (and ``windows_skipped`` + 1) when the window's model has no reference. :class:`ProtocolError` when
-        the window does not match the reference's features and bins. ``live``: the window's feature counts
-        already packed (float64 (F, B), :meth:`counts_layout`; the caller's), then ``body["features"]`` is read only
-        for the confidence feature's moments."""
-        model = body["model"]
-        packed = self._refs.get(model)
+        the window is only merged (``[]``). ``[]`` (and ``windows_skipped`` + 1) when the window's model has no
+        reference. :class:`ProtocolError` when the window does not match the reference's features and bins.
+        ``live``: the window's feature counts already packed (float64 (F, B), :meth:`counts_layout`; the
+        caller's), then ``body["features"]`` is read only for the confidence feature's moments."""
+        packed = self._refs.get(body["model"])
         if packed is None:
             self.windows_skipped += 1
             return []
-        feats = body["features"]
         if live is None:
-            live = packed.pack(model, feats)
-        ops = np.zeros(len(OPS))
-        counters = body.get("counters", {})
-        ops[0] = counters.get("frames", 0)
-        ops[1] = counters.get("deadline_misses", 0)
-        ops[2] = counters.get("fallbacks", 0)
-        if packed.confidence is not None:
-            m = feats[packed.names[packed.confidence]]["m"]
-            if m[0] > 0:
-                ops[3], ops[4] = m[0], m[0] * m[1]
-        lat = None
+            live = packed.pack(body["model"], body["features"])
+        return self.observe_windows(device, [body], t_ns, live[None], score_fleet=score_fleet, score=score)
+
+    def observe_windows(
+        self,
+        device: str,
+        bodies: Sequence[Mapping[str, Any]],
+        t_ns: int,
+        live: np.ndarray,
+        *,
+        score_fleet: bool = True,
+        score: bool = True,
+    ) -> list[Evaluation]:
+        """Merge ``k`` validated windows of one device and one model at once (oldest first; ``bodies`` as
+        :meth:`observe_window` reads them, their feature counts packed in ``live`` float64 (k, F, B), the
+        caller's) and score the horizons once, at ``t_ns`` (the last window's end): exactly what ``k`` calls of
+        :meth:`observe_window` with ``score`` True only for the last would leave (counts are integers, their sums
+        exact; the confidence sums agree to rounding), in a constant number of NumPy calls per block. The scoring
+        thread merges a backlog of a device's windows this way. ``[]`` (and ``windows_skipped`` + k) without a
+        reference; :class:`ProtocolError` when ``live`` is not in the reference's layout."""
+        count = len(bodies)
+        model = bodies[0]["model"] if count else None
+        packed = self._refs.get(model) if count else None
+        if packed is None:
+            self.windows_skipped += count
+            return []
+        if live.shape != (count, *packed.counts.shape):
+            raise ProtocolError(f"{model!r} window counts: expected ({count}, {packed.counts.shape}), got {live.shape}")
+        conf = None if packed.confidence is None else packed.names[packed.confidence]
+        rows = []
+        for body in bodies:  # the operational counters: a few values per window
+            counters = body.get("counters", {})
+            row = [counters.get("frames", 0), counters.get("deadline_misses", 0), counters.get("fallbacks", 0), 0, 0]
+            if conf is not None:
+                m = body["features"][conf]["m"]
+                if m[0] > 0:
+                    row[3], row[4] = m[0], m[0] * m[1]
+            rows.append(row)
+        ops = np.array(rows, dtype=np.float64)
+        lat = preds = None
         lat_edges = self._lat_edges.get(device)
-        stage = body.get("latency", {}).get(self.latency_stage)
-        if lat_edges is not None and stage is not None and len(stage["c"]) == lat_edges.size + 2:
-            lat = np.asarray(stage["c"], dtype=np.float64)
-        preds = None
-        if packed.ref.predictions is not None and len(body.get("predictions", ())) == packed.ref.predictions.size:
-            preds = np.asarray(body["predictions"], dtype=np.float64)
+        if lat_edges is not None:  # windows whose latency sketch fits the hello's edges (the others skip it)
+            n_lat = lat_edges.size + 2
+            stages = [body.get("latency", {}).get(self.latency_stage) for body in bodies]
+            lat_rows = [st["c"] for st in stages if st is not None and len(st["c"]) == n_lat]
+            lat = np.array(lat_rows, dtype=np.float64).reshape(len(lat_rows), n_lat) if lat_rows else None
+        if packed.ref.predictions is not None:
+            n_pred = packed.ref.predictions.size
+            pred_rows = [body["predictions"] for body in bodies if len(body.get("predictions", ())) == n_pred]
+            preds = np.array(pred_rows, dtype=np.float64).reshape(len(pred_rows), n_pred) if pred_rows else None
 
         track = self._tracks.get((device, model))
         if track is None:
             track = self._tracks[(device, model)] = {
-                "counts": _Rolling(self.horizons, live.shape),
-                "ops": _Rolling(self.horizons, ops.shape),
-                "lat": None if lat is None else _Rolling(self.horizons, lat.shape),
-                "preds": None if preds is None else _Rolling(self.horizons, preds.shape),
+                "counts": _Rolling(self.horizons, live.shape[1:]),
+                "ops": _Rolling(self.horizons, ops.shape[1:]),
+                "lat": None if lat is None else _Rolling(self.horizons, lat.shape[1:]),
+                "preds": None if preds is None else _Rolling(self.horizons, preds.shape[1:]),
             }
         fleet = self._fleet.setdefault(model, {})
         parts = {"counts": live, "ops": ops, "lat": lat, "preds": preds}
         for key, x in parts.items():
             roll = track[key]
-            if roll is None or x is None or roll.ring.shape[1:] != x.shape:
+            if roll is None or x is None or roll.ring.shape[1:] != x.shape[1:]:
                 continue
             sums = fleet.setdefault(key, {})
-            for h, delta in roll.push(x).items():
+            for h, delta in roll.push_block(x).items():
                 total = sums.get(h)
                 if total is None:
                     total = sums[h] = np.zeros_like(delta)
                 if total.shape == delta.shape:
                     total += delta
-        self.windows_scored += 1
+        self.windows_scored += count
         out: list[Evaluation] = []
         if not score:
             return out

@@ -45,6 +45,9 @@ log = logging.getLogger("edge.collector")
 
 _STOP = object()
 
+# a window for the engine: t_ns, what it reads of the body, the block holding its packed counts (or None), its row
+_Entry = tuple[int, dict[str, Any], "np.ndarray | None", int]
+
 
 class ScoringWorker:
     """A thread that scores committed windows; ``counters`` (shared with the server) gets ``windows_scored``,
@@ -155,51 +158,77 @@ class ScoringWorker:
             if isinstance(item, AlertEvent):
                 self.counters["alerts"] += 1
                 self.policy.publish(item)
+        by_device: dict[str, list[tuple[int, bytes]]] = {}
+        for device, t_ns, frame in windows:
+            by_device.setdefault(device, []).append((t_ns, frame))
         with self.lock:
-            groups: dict[tuple[str, Any], list[tuple[int, dict[str, Any], np.ndarray | None]]] = {}
-            for device, t_ns, frame in windows:
-                body, live = self._digest(device, frame)
-                groups.setdefault((device, body.get("model")), []).append((t_ns, body, live))
+            groups: dict[tuple[str, Any], list[_Entry]] = {}
+            for device, items in by_device.items():
+                self._digest(device, items, groups)
             last_of_model = {model: i for i, (_, model) in enumerate(groups)}
             for i, ((device, model), group) in enumerate(groups.items()):  # the fleet: once per model and batch
                 self._score(device, group, score_fleet=last_of_model[model] == i)
 
-    def _digest(self, device: str, frame: bytes) -> tuple[dict[str, Any], np.ndarray | None]:
-        """What the engine reads of a window: with the device's model known and referenced, its counts packed by
-        :func:`~edge.collector.frames.window_digest` (no decoded body); else (first window, another model, or
-        one the engine will refuse) the body decoded whole."""
-        model = self._models.get(device)
-        layout = None if model is None else self.engine.counts_layout(model)
-        if layout is not None:
-            names, lengths, width, confidence = layout
-            index = self._index.get(names)
-            if index is None:
-                index = self._index[names] = {name: row for row, name in enumerate(names)}
-            live = np.empty((len(names), width))
-            body = window_digest(frame, model, index, lengths, width, live, confidence)
-            if body is not None:
-                return body, live
-        body = msgpack.unpackb(frame, raw=False)["body"]  # validated before it was stored
-        self._models[device] = body.get("model")
-        return body, None
+    def _digest(self, device: str, items: list[tuple[int, bytes]], groups: dict[tuple[str, Any], list[_Entry]]) -> None:
+        """What the engine reads of a device's queued windows, appended to ``groups[(device, model)]`` in order:
+        with the device's model known and referenced, each window's counts packed by
+        :func:`~edge.collector.frames.window_digest` into the next row of one block (float64 (k, F, B), no decoded
+        body); else (first window, another model, or one the engine will refuse) the body decoded whole."""
+        block: np.ndarray | None = None
+        layout_of: str | None = None
+        row = 0
+        for t_ns, frame in items:
+            model = self._models.get(device)
+            if model != layout_of or block is None:  # a block in this model's layout for the windows left
+                layout = None if model is None else self.engine.counts_layout(model)
+                block, layout_of, row = None, model, 0
+                if layout is not None:
+                    names, lengths, width, confidence = layout
+                    index = self._index.get(names)
+                    if index is None:
+                        index = self._index[names] = {name: r for r, name in enumerate(names)}
+                    block = np.empty((len(items), len(names), width))
+            if block is not None:
+                body = window_digest(frame, model, index, lengths, width, block[row], confidence)
+                if body is not None:
+                    groups.setdefault((device, model), []).append((t_ns, body, block, row))
+                    row += 1
+                    continue
+            body = msgpack.unpackb(frame, raw=False)["body"]  # validated before it was stored
+            self._models[device] = body.get("model")
+            groups.setdefault((device, body.get("model")), []).append((t_ns, body, None, 0))
 
-    def _score(
-        self, device: str, group: list[tuple[int, dict[str, Any], np.ndarray | None]], score_fleet: bool
-    ) -> None:
-        """Merge a device's queued windows of one model, score once after the last one."""
+    def _score(self, device: str, group: list[_Entry], score_fleet: bool) -> None:
+        """Merge a device's queued windows of one model, score once after the last one: each run of digested
+        windows (consecutive rows of one block) in one :meth:`~edge.collector.engine.DriftEngine.observe_windows`,
+        a window decoded whole on its own."""
         merged = 0
-        for k, (t_ns, body, live) in enumerate(group):
-            last = k == len(group) - 1
+        evaluations: list[Any] = []
+        start = 0
+        while start < len(group):
+            t_ns, body, block, row = group[start]
+            stop = start + 1
+            if block is not None:  # the run of rows that follow in the same block
+                while stop < len(group) and group[stop][2] is block and group[stop][3] == row + stop - start:
+                    stop += 1
+            last = stop == len(group)
+            bodies = [entry[1] for entry in group[start:stop]]
+            t_ns = group[stop - 1][0]
             try:
-                evaluations = self.engine.observe_window(
-                    device, body, t_ns, score_fleet=score_fleet, score=last, live=live
-                )
+                if block is None:
+                    evaluations = self.engine.observe_window(device, body, t_ns, score_fleet=score_fleet, score=last)
+                else:
+                    live = block[row : row + stop - start]
+                    evaluations = self.engine.observe_windows(
+                        device, bodies, t_ns, live, score_fleet=score_fleet, score=last
+                    )
             except EdgeError as exc:
-                self.counters["engine_errors"] += 1
-                log.warning("collector: window of %s not scored (%s)", device, exc)
+                self.counters["engine_errors"] += stop - start
+                log.warning("collector: %d window(s) of %s not scored (%s)", stop - start, device, exc)
                 evaluations = []
             else:
-                merged += self.engine.has_reference(body.get("model"))
+                merged += (stop - start) * self.engine.has_reference(body.get("model"))
+            start = stop
         self.counters["windows_scored"] += merged
         for ev in evaluations:  # those of the last window (none when it failed: the merged ones wait for the next)
             self.series.append(ev)

@@ -114,6 +114,15 @@ class _Packed:
         self.scatter = np.array(dst, dtype=np.intp)
         self.length_list = list(self.lengths)
         self.total = sum(self.lengths)
+        self._tiles: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def tiled(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The reference counts, bin positions and std repeated ``m`` times along the feature axis (cached)."""
+        tiles = self._tiles.get(m)
+        if tiles is None:
+            tiles = (np.tile(self.counts, (m, 1)), np.tile(self.positions, (m, 1)), np.tile(self.std, m))
+            self._tiles[m] = tiles
+        return tiles
 
     def pack(self, model: str, feats: Mapping[str, Any]) -> np.ndarray:
         """A window's feature counts (``{name: {"c": [...]}}``) as float64 (F, B) (a new array, the caller's)."""
@@ -328,15 +337,28 @@ class DriftEngine:
         if not score:
             return out
         n = track["counts"].n
+        scopes = []
         for h in self.horizons:
             if not score_fleet and h != self.horizons[0]:
                 continue  # the primary horizon is scored every window; the longer ones with the fleet
-            out.append(self._score(device, packed, t_ns, h, min(n, h), {k: r.sums[h] for k, r in _live(track)}))
-            if not score_fleet:
-                continue
-            fleet_sums = {k: v[h] for k, v in fleet.items() if h in v}
-            out.append(self._score(FLEET, packed, t_ns, h, min(n, h), fleet_sums, lat_device=device))
-        return out
+            scopes.append((device, h, {key: r.sums[h] for key, r in _live(track)}))
+            if score_fleet:
+                scopes.append((FLEET, h, {key: v[h] for key, v in fleet.items() if h in v}))
+        scores = self._drift(packed, [sums["counts"] for _, _, sums in scopes])
+        return [
+            self._score(scope, packed, t_ns, h, min(n, h), sums, rows, lat_device=device)
+            for (scope, h, sums), rows in zip(scopes, scores, strict=True)
+        ]
+
+    @staticmethod
+    def _drift(packed: _Packed, counts: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """:func:`~edge.drift.metrics.drift_rows` of several scopes' counts (each float64 (F, B)) in one call on
+        their stack (the metrics are row-wise: the same values as one call each); each scope's rows are views."""
+        m = len(counts)
+        reference, positions, std = packed.tiled(m)
+        rows = metrics.drift_rows(np.concatenate(counts), reference, positions, std)
+        f = packed.counts.shape[0]
+        return [{name: v[i * f : (i + 1) * f] for name, v in rows.items()} for i in range(m)]
 
     def _score(
         self,
@@ -346,10 +368,10 @@ class DriftEngine:
         h: int,
         windows: int,
         sums: dict[str, np.ndarray],
+        scores: dict[str, np.ndarray],
         lat_device: str | None = None,
     ) -> Evaluation:
         counts = sums["counts"]
-        scores = metrics.drift_rows(counts, packed.counts, packed.positions, packed.std)
         ops_sum = sums.get("ops")
         ops: dict[str, float] = {}
         if ops_sum is not None:

@@ -175,10 +175,16 @@ class _Rolling:
         for h in self.horizons:
             delta = block[max(0, k - h) :].sum(axis=0)
             lo, hi = max(0, n - h), min(n, n + k - h)  # the ring's windows (global indices) leaving horizon h
-            if hi - lo == 1:
+            if hi - lo == min(n, h):
+                delta -= self.sums[h]  # all of them: the sum is theirs
+            elif hi - lo == 1:
                 delta -= self.ring[lo % size]
-            elif hi > lo:
-                delta -= self.ring.take(np.arange(lo, hi), axis=0, mode="wrap").sum(axis=0)
+            elif hi > lo:  # one or two slices of the ring
+                first = lo % size
+                last = min(size, first + hi - lo)
+                delta -= self.ring[first:last].sum(axis=0)
+                if last - first < hi - lo:
+                    delta -= self.ring[: hi - lo - (last - first)].sum(axis=0)
             self.sums[h] += delta
             deltas[h] = delta
         keep = min(k, size)  # the ring keeps the last ``size`` windows
@@ -310,7 +316,77 @@ class DriftEngine:
             n_pred = packed.ref.predictions.size
             pred_rows = [body["predictions"] for body in bodies if len(body.get("predictions", ())) == n_pred]
             preds = np.array(pred_rows, dtype=np.float64).reshape(len(pred_rows), n_pred) if pred_rows else None
+        return self._merge(device, packed, t_ns, live, ops, lat, preds, score_fleet, score)
 
+    def digest_layout(self, device: str, model: str) -> tuple[Any, ...] | None:
+        """What :func:`~edge.collector.frames.window_digest_block` needs to digest ``device``'s windows of
+        ``model`` for :meth:`observe_digests`: ``(names, lengths, width, moments_row, stage, n_lat, n_pred)`` (the
+        counts layout of :meth:`counts_layout`, the confidence feature's row or -1, the latency stage and its
+        count (edges + 2 of the device's hello, -1 without one), the reference's class count (-1 without));
+        None without a reference. Valid until the next hello of the device or reference of the model."""
+        p = self._refs.get(model)
+        if p is None:
+            return None
+        lat_edges = self._lat_edges.get(device)
+        n_lat = -1 if lat_edges is None else lat_edges.size + 2
+        n_pred = -1 if p.ref.predictions is None else p.ref.predictions.size
+        moments_row = -1 if p.confidence is None else p.confidence
+        return p.names, p.lengths, p.width, moments_row, self.latency_stage, n_lat, n_pred
+
+    def observe_digests(
+        self,
+        device: str,
+        model: str,
+        t_ns: int,
+        live: np.ndarray,
+        extra: np.ndarray,
+        *,
+        score_fleet: bool = True,
+        score: bool = True,
+    ) -> list[Evaluation]:
+        """:meth:`observe_windows` for ``k`` windows digested by
+        :func:`~edge.collector.frames.window_digest_block` with :meth:`digest_layout` (``live`` float64
+        (k, F, B), ``extra`` float64 (k, X); the caller's): the same merge and scores, no body read."""
+        packed = self._refs.get(model)
+        count = live.shape[0]
+        if packed is None:
+            self.windows_skipped += count
+            return []
+        layout = self.digest_layout(device, model)
+        assert layout is not None
+        n_lat, n_pred = layout[5], layout[6]
+        lat_at, pred_at = 5, 6 + max(n_lat, 0)
+        if live.shape[1:] != packed.counts.shape or extra.shape != (count, pred_at + 1 + max(n_pred, 0)):
+            raise ProtocolError(
+                f"{model!r} digests: expected counts ({count}, {packed.counts.shape}) and extra ({count}, "
+                f"{pred_at + 1 + max(n_pred, 0)}), got {live.shape} and {extra.shape}"
+            )
+        lat = preds = None
+        if n_lat >= 0:
+            rows = extra[:, lat_at] == 1.0
+            if rows.any():
+                lat = extra[rows, lat_at + 1 : lat_at + 1 + n_lat]
+        if n_pred >= 0:
+            rows = extra[:, pred_at] == 1.0
+            if rows.any():
+                preds = extra[rows, pred_at + 1 : pred_at + 1 + n_pred]
+        return self._merge(device, packed, t_ns, live, extra[:, :5], lat, preds, score_fleet, score)
+
+    def _merge(
+        self,
+        device: str,
+        packed: _Packed,
+        t_ns: int,
+        live: np.ndarray,
+        ops: np.ndarray,
+        lat: np.ndarray | None,
+        preds: np.ndarray | None,
+        score_fleet: bool,
+        score: bool,
+    ) -> list[Evaluation]:
+        """Push a block of windows' parts (each (k, ...), or (m, ...) for the windows that have it, or None)."""
+        model = packed.ref.model
+        count = live.shape[0]
         track = self._tracks.get((device, model))
         if track is None:
             track = self._tracks[(device, model)] = {

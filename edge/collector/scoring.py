@@ -35,7 +35,7 @@ import numpy as np
 
 from edge.collector.alerts import AlertEvent, AlertPolicy, AlertSink
 from edge.collector.engine import DriftEngine
-from edge.collector.frames import window_digest
+from edge.collector.frames import window_digest_block
 from edge.collector.series import DriftSeries
 from edge.errors import EdgeError
 
@@ -45,8 +45,9 @@ log = logging.getLogger("edge.collector")
 
 _STOP = object()
 
-# a window for the engine: t_ns, what it reads of the body, the block holding its packed counts (or None), its row
-_Entry = tuple[int, dict[str, Any], "np.ndarray | None", int]
+# a window for the engine: t_ns, its body decoded whole (or None), the (counts, extra) block holding its digest
+# (or None), its row there
+_Entry = tuple[int, "dict[str, Any] | None", "tuple[np.ndarray, np.ndarray] | None", int]
 
 
 class ScoringWorker:
@@ -167,44 +168,42 @@ class ScoringWorker:
                 self._digest(device, items, groups)
             last_of_model = {model: i for i, (_, model) in enumerate(groups)}
             for i, ((device, model), group) in enumerate(groups.items()):  # the fleet: once per model and batch
-                self._score(device, group, score_fleet=last_of_model[model] == i)
+                self._score(device, model, group, score_fleet=last_of_model[model] == i)
 
     def _digest(self, device: str, items: list[tuple[int, bytes]], groups: dict[tuple[str, Any], list[_Entry]]) -> None:
         """What the engine reads of a device's queued windows, appended to ``groups[(device, model)]`` in order:
-        with the device's model known and referenced, each window's counts packed by
-        :func:`~edge.collector.frames.window_digest` into the next row of one block (float64 (k, F, B), no decoded
-        body); else (first window, another model, or one the engine will refuse) the body decoded whole."""
-        block: np.ndarray | None = None
-        layout_of: str | None = None
-        row = 0
-        for t_ns, frame in items:
-            model = self._models.get(device)
-            if model != layout_of or block is None:  # a block in this model's layout for the windows left
-                layout = None if model is None else self.engine.counts_layout(model)
-                block, layout_of, row = None, model, 0
-                if layout is not None:
-                    names, lengths, width, confidence = layout
-                    index = self._index.get(names)
-                    if index is None:
-                        index = self._index[names] = {name: r for r, name in enumerate(names)}
-                    block = np.empty((len(items), len(names), width))
-            if block is not None:
-                body = window_digest(frame, model, index, lengths, width, block[row], confidence)
-                if body is not None:
-                    groups.setdefault((device, model), []).append((t_ns, body, block, row))
-                    row += 1
-                    continue
+        with the device's model known and referenced, all of them digested at once, without the GIL, by
+        :func:`~edge.collector.frames.window_digest_block` (their counts into one block (k, F, B), the counters,
+        latency and prediction counts into another; no Python objects per window); a window it declines (the
+        device's first, another model, or one the engine will refuse) is decoded whole."""
+        model = self._models.get(device)
+        layout = None if model is None else self.engine.digest_layout(device, model)
+        ok = None
+        if layout is not None:
+            names, _, width, _, _, n_lat, n_pred = layout
+            k = len(items)
+            live = np.empty((k, len(names), width))
+            extra = np.empty((k, 7 + max(n_lat, 0) + max(n_pred, 0)))
+            ok = np.empty(k, np.uint8)
+            frames = [frame for _, frame in items]
+            window_digest_block(frames, model, *layout, live, extra, ok)
+            block = (live, extra)
+        for i, (t_ns, frame) in enumerate(items):
+            if ok is not None and ok[i]:
+                groups.setdefault((device, model), []).append((t_ns, None, block, i))
+                continue
             body = msgpack.unpackb(frame, raw=False)["body"]  # validated before it was stored
             self._models[device] = body.get("model")
             groups.setdefault((device, body.get("model")), []).append((t_ns, body, None, 0))
 
-    def _score(self, device: str, group: list[_Entry], score_fleet: bool) -> None:
+    def _score(self, device: str, model: Any, group: list[_Entry], score_fleet: bool) -> None:
         """Merge a device's queued windows of one model, score once after the last one: each run of digested
-        windows (consecutive rows of one block) in one :meth:`~edge.collector.engine.DriftEngine.observe_windows`,
+        windows (consecutive rows of one block) in one :meth:`~edge.collector.engine.DriftEngine.observe_digests`,
         a window decoded whole on its own."""
         merged = 0
         evaluations: list[Any] = []
         start = 0
+        referenced = self.engine.has_reference(model)
         while start < len(group):
             t_ns, body, block, row = group[start]
             stop = start + 1
@@ -212,22 +211,21 @@ class ScoringWorker:
                 while stop < len(group) and group[stop][2] is block and group[stop][3] == row + stop - start:
                     stop += 1
             last = stop == len(group)
-            bodies = [entry[1] for entry in group[start:stop]]
             t_ns = group[stop - 1][0]
             try:
                 if block is None:
                     evaluations = self.engine.observe_window(device, body, t_ns, score_fleet=score_fleet, score=last)
                 else:
-                    live = block[row : row + stop - start]
-                    evaluations = self.engine.observe_windows(
-                        device, bodies, t_ns, live, score_fleet=score_fleet, score=last
+                    live, extra = block[0][row : row + stop - start], block[1][row : row + stop - start]
+                    evaluations = self.engine.observe_digests(
+                        device, model, t_ns, live, extra, score_fleet=score_fleet, score=last
                     )
             except EdgeError as exc:
                 self.counters["engine_errors"] += stop - start
                 log.warning("collector: %d window(s) of %s not scored (%s)", stop - start, device, exc)
                 evaluations = []
             else:
-                merged += (stop - start) * self.engine.has_reference(body.get("model"))
+                merged += (stop - start) * referenced
             start = stop
         self.counters["windows_scored"] += merged
         for ev in evaluations:  # those of the last window (none when it failed: the merged ones wait for the next)

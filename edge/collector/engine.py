@@ -306,17 +306,21 @@ class DriftEngine:
             rows.append(row)
         ops = np.array(rows, dtype=np.float64)
         lat = preds = None
+        first = [False, False]  # the first window has latency / prediction counts
         lat_edges = self._lat_edges.get(device)
         if lat_edges is not None:  # windows whose latency sketch fits the hello's edges (the others skip it)
             n_lat = lat_edges.size + 2
-            stages = [body.get("latency", {}).get(self.latency_stage) for body in bodies]
-            lat_rows = [st["c"] for st in stages if st is not None and len(st["c"]) == n_lat]
+            fits = [st is not None and len(st["c"]) == n_lat for st in
+                    (body.get("latency", {}).get(self.latency_stage) for body in bodies)]  # fmt: skip
+            lat_rows = [body["latency"][self.latency_stage]["c"] for body, f in zip(bodies, fits, strict=True) if f]
             lat = np.array(lat_rows, dtype=np.float64).reshape(len(lat_rows), n_lat) if lat_rows else None
+            first[0] = fits[0]
         if packed.ref.predictions is not None:
             n_pred = packed.ref.predictions.size
             pred_rows = [body["predictions"] for body in bodies if len(body.get("predictions", ())) == n_pred]
             preds = np.array(pred_rows, dtype=np.float64).reshape(len(pred_rows), n_pred) if pred_rows else None
-        return self._merge(device, packed, t_ns, live, ops, lat, preds, score_fleet, score)
+            first[1] = len(bodies[0].get("predictions", ())) == n_pred
+        return self._merge(device, packed, t_ns, live, ops, lat, preds, first, score_fleet, score)
 
     def digest_layout(self, device: str, model: str) -> tuple[Any, ...] | None:
         """What :func:`~edge.collector.frames.window_digest_block` needs to digest ``device``'s windows of
@@ -370,7 +374,8 @@ class DriftEngine:
             rows = extra[:, pred_at] == 1.0
             if rows.any():
                 preds = extra[rows, pred_at + 1 : pred_at + 1 + n_pred]
-        return self._merge(device, packed, t_ns, live, extra[:, :5], lat, preds, score_fleet, score)
+        first = [n_lat >= 0 and extra[0, lat_at] == 1.0, n_pred >= 0 and extra[0, pred_at] == 1.0]
+        return self._merge(device, packed, t_ns, live, extra[:, :5], lat, preds, first, score_fleet, score)
 
     def _merge(
         self,
@@ -381,10 +386,13 @@ class DriftEngine:
         ops: np.ndarray,
         lat: np.ndarray | None,
         preds: np.ndarray | None,
+        first: list[bool],
         score_fleet: bool,
         score: bool,
     ) -> list[Evaluation]:
-        """Push a block of windows' parts (each (k, ...), or (m, ...) for the windows that have it, or None)."""
+        """Push a block of windows' parts (each (k, ...), or (m, ...) for the windows that have it, or None).
+        ``first``: whether the block's first window has latency / prediction counts: a device's track sums them
+        only when its first window has them (as window by window)."""
         model = packed.ref.model
         count = live.shape[0]
         track = self._tracks.get((device, model))
@@ -392,8 +400,8 @@ class DriftEngine:
             track = self._tracks[(device, model)] = {
                 "counts": _Rolling(self.horizons, live.shape[1:]),
                 "ops": _Rolling(self.horizons, ops.shape[1:]),
-                "lat": None if lat is None else _Rolling(self.horizons, lat.shape[1:]),
-                "preds": None if preds is None else _Rolling(self.horizons, preds.shape[1:]),
+                "lat": None if lat is None or not first[0] else _Rolling(self.horizons, lat.shape[1:]),
+                "preds": None if preds is None or not first[1] else _Rolling(self.horizons, preds.shape[1:]),
             }
         fleet = self._fleet.setdefault(model, {})
         parts = {"counts": live, "ops": ops, "lat": lat, "preds": preds}

@@ -105,3 +105,22 @@ def test_observe_windows_without_a_reference_is_skipped(rng: np.random.Generator
     bodies = [streams.window_body(rng) for _ in range(4)]
     assert engine.observe_windows("d", bodies, 4, np.zeros((4, 4, 19))) == []
     assert engine.windows_skipped == 4 and engine.windows_scored == 0
+
+
+def test_a_device_whose_first_window_lacks_latency_and_predictions_never_sums_them(rng: np.random.Generator) -> None:
+    """Window by window, a device's track sums latency / prediction counts only when its first window has them;
+    a block that starts with such a window keeps that (the later windows of the block have them)."""
+    ref = _reference(rng)
+    one, block = DriftEngine(horizons=(3,)), DriftEngine(horizons=(3,))
+    for engine in (one, block):
+        engine.set_reference(ref)
+        engine.observe_hello("c", streams.HELLO)
+    bodies = [_body(rng, k, 0.0) for k in (0, 3, 4, 6)]
+    bodies[0] = {**bodies[0], "latency": {}, "predictions": [1, 2]}
+    for i, body in enumerate(bodies):
+        expected = one.observe_window("c", body, i, score_fleet=False, score=i == 3)
+    live = np.stack([one._refs[ref.model].pack(ref.model, b["features"]) for b in bodies])
+    (got,) = block.observe_windows("c", bodies, 3, live, score_fleet=False)
+    assert "chi2_p" not in got.ops and "p99_latency_us" not in got.ops
+    assert got.ops == pytest.approx(expected[0].ops, rel=1e-12)
+    np.testing.assert_array_equal(got.scores["psi"], expected[0].scores["psi"])

@@ -1,13 +1,17 @@
 """The drift engine: live windows merged per (model, device / fleet, feature) over rolling horizons, scored
 against the model's reference bins.
 
-Sketches are monoids, so a horizon of ``H`` windows is a running sum: each new window is added and the window that
-falls out of the horizon subtracted (integer counts, exact). The fleet cohort of a model is the sum of its devices'
-horizons, kept the same way. Each window a device sends yields one :class:`Evaluation` for the device and one for
-the fleet, per horizon: PSI, JS, KS and normalized Wasserstein per feature (:func:`edge.drift.metrics.drift_rows`),
-the chi-square p-value ``chi2_p`` of the top-1 class counts against the reference profile's (a test of homogeneity,
-:func:`_chi2_p`) when the profile has them, and the operational
-signals: mean confidence, p99 latency (µs) and its ratio to the latency budget, deadline-miss and fallback rates.
+Sketches are monoids, so a horizon of ``H`` windows is a running sum (:class:`~edge.collector.rolling.RollingSums`):
+each new window is added and the window that falls out of the horizon subtracted (integer counts, exact). The fleet
+cohort of a model is the sum of its devices' horizons, kept the same way. A device's queued windows can be merged
+as one block (:meth:`DriftEngine.observe_windows`, or :meth:`DriftEngine.observe_digests` for windows digested by
+:func:`~edge.collector.frames.window_digest_block`): the sums are those that merging them one by one leaves, in a
+constant number of NumPy calls per block, and the horizons are scored once, after the block's last window. A scoring
+yields one :class:`Evaluation` for the device and one for the fleet, per horizon (all of them scored in one
+:func:`~edge.drift.metrics.drift_rows` call on their stacked counts): PSI, JS, KS and normalized Wasserstein per
+feature, the chi-square p-value ``chi2_p`` of the top-1 class counts against the reference profile's (a test of
+homogeneity, :func:`_chi2_p`) when the profile has them, and the operational signals: mean confidence, p99 latency
+(µs) and its ratio to the latency budget, deadline-miss and fallback rates.
 
 Not thread-safe: one thread (the collector's scoring thread) feeds the engine; others take its lock.
 """
@@ -16,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from edge.collector.reference import FeatureReference, ModelReference, PackedReference
+from edge.collector.rolling import RollingSums
 from edge.drift import metrics
 from edge.errors import ConfigError, ProtocolError
 
@@ -28,45 +33,6 @@ __all__ = ["DriftEngine", "Evaluation", "FeatureReference", "ModelReference"]
 
 FLEET = "fleet"
 OPS = ("frames", "deadline_misses", "fallbacks", "confidence_n", "confidence_sum")
-
-
-@dataclass(frozen=True)
-class FeatureReference:
-    """One feature's reference: ``edges`` float64 (E,), ``counts`` (E + 2,) in the sketch layout, ``std`` the
-    reference standard deviation (feature units), ``kind`` the profile source kind (``confidence``, ``pca_error``,
-    ``stats``, ...)."""
-
-    name: str
-    edges: np.ndarray
-    counts: np.ndarray
-    std: float
-    kind: str = "stats"
-
-
-@dataclass(frozen=True)
-class ModelReference:
-    """What a model's live windows are compared with. ``model``: the ``name@version`` string windows carry;
-    ``predictions``: reference top-1 class counts (K,) or None; ``latency_budget_us``: the per-frame budget."""
-
-    model: str
-    features: tuple[FeatureReference, ...]
-    predictions: np.ndarray | None = None
-    latency_budget_us: float | None = None
-
-    @classmethod
-    def from_profile(cls, model: str, profile: Any, latency_budget_us: float | None = None) -> ModelReference:
-        """From a :class:`edge.drift.profile.ReferenceProfile` (its features' edges, counts and moments, and its
-        reference top-1 class counts ``prediction_counts``, which turn on the chi-square). The std comes from the
-        moments when they hold two or more samples, else from the binned reference."""
-        feats = []
-        for f in profile.features:
-            n, m2 = float(f.moments[0]), float(f.moments[2])
-            std = float(np.sqrt(m2 / n)) if n > 1 and np.isfinite(m2) else metrics.histogram_std(f.counts, f.edges)
-            feats.append(FeatureReference(f.name, f.edges, f.counts, std, str(f.source.get("kind", "stats"))))
-        preds = getattr(profile, "prediction_counts", None)
-        if preds is None:
-            preds = (getattr(profile, "extra", {}) or {}).get("predictions")
-        return cls(model, tuple(feats), None if preds is None else np.asarray(preds, np.int64), latency_budget_us)
 
 
 @dataclass
@@ -86,119 +52,6 @@ class Evaluation:
     ops: dict[str, float] = field(default_factory=dict)
 
 
-class _Packed:
-    """A reference packed for row-wise scoring: counts (F, B) float64 with the NaN column last."""
-
-    def __init__(self, ref: ModelReference) -> None:
-        if not ref.features:
-            raise ConfigError(f"reference of {ref.model!r}: expected at least one feature, got none")
-        self.ref = ref
-        self.names = tuple(f.name for f in ref.features)
-        self.width = max(f.edges.size for f in ref.features) + 2
-        f_count = len(ref.features)
-        self.counts = np.zeros((f_count, self.width))
-        self.positions = np.zeros((f_count, self.width - 1))
-        self.std = np.array([f.std for f in ref.features], dtype=np.float64)
-        for i, f in enumerate(ref.features):
-            self.counts[i] = self.pack_one(i, f.counts)
-            x = metrics.bin_positions(f.edges)
-            self.positions[i, : x.size] = x
-            self.positions[i, x.size :] = x[-1] + np.arange(1, self.width - x.size)
-        conf = [i for i, f in enumerate(ref.features) if f.kind == "confidence"]
-        self.confidence = conf[0] if conf else None
-        # where each wire count lands in the flattened (F, B) array: one scatter per window instead of F copies
-        self.lengths = tuple(f.edges.size + 2 for f in ref.features)
-        dst = []
-        for i, n in enumerate(self.lengths):
-            dst += [i * self.width + j for j in range(n - 1)] + [i * self.width + self.width - 1]
-        self.scatter = np.array(dst, dtype=np.intp)
-        self.length_list = list(self.lengths)
-        self.total = sum(self.lengths)
-        self._tiles: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def tiled(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The reference counts, bin positions and std repeated ``m`` times along the feature axis (cached)."""
-        tiles = self._tiles.get(m)
-        if tiles is None:
-            tiles = (np.tile(self.counts, (m, 1)), np.tile(self.positions, (m, 1)), np.tile(self.std, m))
-            self._tiles[m] = tiles
-        return tiles
-
-    def pack(self, model: str, feats: Mapping[str, Any]) -> np.ndarray:
-        """A window's feature counts (``{name: {"c": [...]}}``) as float64 (F, B) (a new array, the caller's)."""
-        try:
-            counts = [feats[name]["c"] for name in self.names]
-        except KeyError:
-            counts = []
-        if list(map(len, counts)) != self.length_list:
-            for name, n in zip(self.names, self.lengths, strict=True):  # say which feature is wrong
-                sk = feats.get(name)
-                if sk is None:
-                    raise ProtocolError(f"window.features: expected feature {name!r} of {model!r}, missing")
-                if len(sk["c"]) != n:
-                    raise ProtocolError(f"window.features.{name}.c: expected {n} counts, got {len(sk['c'])}")
-        live = np.zeros(self.counts.size)
-        live[self.scatter] = np.fromiter(chain.from_iterable(counts), np.float64, self.total)
-        return live.reshape(self.counts.shape)
-
-    def pack_one(self, i: int, c: Sequence[int] | np.ndarray) -> np.ndarray:
-        e = self.ref.features[i].edges.size
-        if len(c) != e + 2:
-            raise ProtocolError(f"window.features.{self.names[i]}.c: expected {e + 2} counts, got {len(c)}")
-        row = np.zeros(self.width)
-        row[: e + 1] = c[: e + 1]
-        row[-1] = c[e + 1]
-        return row
-
-
-class _Rolling:
-    """Running sums of the last ``h`` windows for each horizon ``h``, over one ring of the longest horizon."""
-
-    def __init__(self, horizons: tuple[int, ...], shape: tuple[int, ...]) -> None:
-        self.horizons = horizons
-        self.ring = np.zeros((max(horizons), *shape))
-        self.sums = {h: np.zeros(shape) for h in horizons}
-        self.n = 0
-
-    def push(self, x: np.ndarray) -> dict[int, np.ndarray]:
-        """Add one window ``x``; returns each horizon's delta (what its sum changed by), for the fleet's sums."""
-        return self.push_block(x[None])
-
-    def push_block(self, block: np.ndarray) -> dict[int, np.ndarray]:
-        """Add ``k`` windows at once (``block`` (k, *shape), oldest first): each horizon's sum gains the block's
-        windows that stay inside it and loses the ring's windows that fall out, as ``k`` pushes one by one would
-        (a constant number of NumPy calls per horizon, whatever ``k``). Returns each horizon's delta."""
-        k = block.shape[0]
-        size = self.ring.shape[0]
-        n = self.n
-        deltas = {}
-        for h in self.horizons:
-            delta = block[max(0, k - h) :].sum(axis=0)
-            lo, hi = max(0, n - h), min(n, n + k - h)  # the ring's windows (global indices) leaving horizon h
-            if hi - lo == min(n, h):
-                delta -= self.sums[h]  # all of them: the sum is theirs
-            elif hi - lo == 1:
-                delta -= self.ring[lo % size]
-            elif hi > lo:  # one or two slices of the ring
-                first = lo % size
-                last = min(size, first + hi - lo)
-                delta -= self.ring[first:last].sum(axis=0)
-                if last - first < hi - lo:
-                    delta -= self.ring[: hi - lo - (last - first)].sum(axis=0)
-            self.sums[h] += delta
-            deltas[h] = delta
-        keep = min(k, size)  # the ring keeps the last ``size`` windows
-        start = (n + k - keep) % size
-        if start + keep <= size:
-            self.ring[start : start + keep] = block[k - keep :]
-        else:
-            split = size - start
-            self.ring[start:] = block[k - keep : k - keep + split]
-            self.ring[: keep - split] = block[k - keep + split :]
-        self.n = n + k
-        return deltas
-
-
 class DriftEngine:
     """Scores live windows against :class:`ModelReference` objects (one per model string).
 
@@ -211,9 +64,9 @@ class DriftEngine:
             raise ConfigError(f"DriftEngine horizons: expected window counts >= 1, got {list(horizons)}")
         self.horizons = tuple(horizons)
         self.latency_stage = latency_stage
-        self._refs: dict[str, _Packed] = {}
+        self._refs: dict[str, PackedReference] = {}
         self._lat_edges: dict[str, np.ndarray] = {}
-        self._tracks: dict[tuple[str, str], dict[str, _Rolling | None]] = {}
+        self._tracks: dict[tuple[str, str], dict[str, RollingSums | None]] = {}
         self._fleet: dict[str, dict[str, dict[int, np.ndarray]]] = {}
         self.windows_scored = 0
         self.windows_skipped = 0
@@ -221,7 +74,7 @@ class DriftEngine:
     # ------------------------------------------------------------------------------------------- set-up
 
     def set_reference(self, reference: ModelReference) -> None:
-        self._refs[reference.model] = _Packed(reference)
+        self._refs[reference.model] = PackedReference(reference)
 
     def has_reference(self, model: str) -> bool:
         return model in self._refs
@@ -380,7 +233,7 @@ class DriftEngine:
     def _merge(
         self,
         device: str,
-        packed: _Packed,
+        packed: PackedReference,
         t_ns: int,
         live: np.ndarray,
         ops: np.ndarray,
@@ -398,10 +251,10 @@ class DriftEngine:
         track = self._tracks.get((device, model))
         if track is None:
             track = self._tracks[(device, model)] = {
-                "counts": _Rolling(self.horizons, live.shape[1:]),
-                "ops": _Rolling(self.horizons, ops.shape[1:]),
-                "lat": None if lat is None or not first[0] else _Rolling(self.horizons, lat.shape[1:]),
-                "preds": None if preds is None or not first[1] else _Rolling(self.horizons, preds.shape[1:]),
+                "counts": RollingSums(self.horizons, live.shape[1:]),
+                "ops": RollingSums(self.horizons, ops.shape[1:]),
+                "lat": None if lat is None or not first[0] else RollingSums(self.horizons, lat.shape[1:]),
+                "preds": None if preds is None or not first[1] else RollingSums(self.horizons, preds.shape[1:]),
             }
         fleet = self._fleet.setdefault(model, {})
         parts = {"counts": live, "ops": ops, "lat": lat, "preds": preds}
@@ -435,7 +288,7 @@ class DriftEngine:
         ]
 
     @staticmethod
-    def _drift(packed: _Packed, counts: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    def _drift(packed: PackedReference, counts: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """:func:`~edge.drift.metrics.drift_rows` of several scopes' counts (each float64 (F, B)) in one call on
         their stack (the metrics are row-wise: the same values as one call each); each scope's rows are views."""
         m = len(counts)
@@ -447,7 +300,7 @@ class DriftEngine:
     def _score(
         self,
         scope: str,
-        packed: _Packed,
+        packed: PackedReference,
         t_ns: int,
         h: int,
         windows: int,
@@ -500,5 +353,5 @@ def _chi2_p(live: np.ndarray, reference: np.ndarray) -> float:
     return float(chdtrc(k - 1, stat))
 
 
-def _live(track: dict[str, _Rolling | None]) -> list[tuple[str, _Rolling]]:
+def _live(track: dict[str, RollingSums | None]) -> list[tuple[str, RollingSums]]:
     return [(k, r) for k, r in track.items() if r is not None]

@@ -10,7 +10,8 @@ import collector_streams as streams
 import numpy as np
 import pytest
 
-from edge.collector.engine import FLEET, DriftEngine, ModelReference, _Rolling
+from edge.collector.engine import FLEET, DriftEngine, ModelReference
+from edge.collector.rolling import RollingSums
 from edge.drift import metrics
 
 N_CLASSES = 5
@@ -18,7 +19,7 @@ N_CLASSES = 5
 
 def test_push_block_leaves_the_sums_of_the_last_windows(rng: np.random.Generator) -> None:
     horizons = (3, 7)
-    roll = _Rolling(horizons, (2, 4))
+    roll = RollingSums(horizons, (2, 4))
     history: list[np.ndarray] = []
     fleet = {h: np.zeros((2, 4)) for h in horizons}
     for k in [1, 2, 5, 7, 1, 9, 20, 3, 6, 1, 1, 8]:  # blocks shorter and longer than the ring (7), wrapping it

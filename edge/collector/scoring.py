@@ -24,9 +24,9 @@ they get it back within half a millisecond of asking rather than five.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -66,11 +66,14 @@ class ScoringWorker:
     ) -> None:
         self.engine, self.policy, self.series, self.counters = engine, policy, series, counters
         self.lock = threading.Lock()
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self.capacity = capacity
+        self._cond = threading.Condition()
+        self._items: deque[Any] = deque()  # lists of windows, alert events, _STOP; in submission order
+        self._waiting = 0  # windows and events queued, not yet taken by the worker
+        self._unfinished = 0  # windows and events submitted, not yet scored / published
         self._make_sinks = make_sinks
-        self.batch_windows = 256  # taken at once: bounds the decoded bodies alive (the garbage collector walks them)
+        self.batch_windows = 1024  # taken at once at most: bounds the block arrays (about 5 MB at 32 features)
         self._models: dict[str, Any] = {}  # device → the model of its last window decoded whole
-        self._index: dict[tuple[str, ...], dict[str, int]] = {}  # feature names → their rows
         self._ready = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="edge-collector-scoring", daemon=True)
@@ -83,44 +86,79 @@ class ScoringWorker:
     # --------------------------------------------------------------------------------------------- producer
 
     def submit(self, windows: list[tuple[str, int, bytes]]) -> None:
-        """Queue ``(device, t_ns, frame)`` windows (committed; ``frame``: the validated record frame, whose body is
-        decoded again here); never blocks the ingest thread."""
-        for w in windows:
-            try:
-                self._queue.put_nowait(w)
-            except queue.Full:
-                self.counters["windows_unscored"] += 1
-                log.warning("collector: scoring queue full; a window of %s is stored but not scored", w[0])
+        """Queue ``(device, t_ns, frame)`` windows (committed; ``frame``: the validated record frame, read again
+        here) as one item; never blocks the ingest thread. Those beyond ``capacity`` waiting windows are not
+        scored: counted in ``windows_unscored`` and logged."""
+        if not windows:
+            return
+        with self._cond:
+            room = max(0, self.capacity - self._waiting)
+            taken = windows if len(windows) <= room else windows[:room]
+            if taken:
+                self._items.append(taken)
+                self._waiting += len(taken)
+                self._unfinished += len(taken)
+                self._cond.notify()
+        for w in windows[len(taken) :]:
+            self.counters["windows_unscored"] += 1
+            log.warning("collector: scoring queue full; a window of %s is stored but not scored", w[0])
 
     def publish(self, event: AlertEvent) -> None:
         """Send an alert transition made elsewhere (an operator's acknowledgement) to the sinks, on this thread."""
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            log.warning("collector: scoring queue full; alert event %s not published", event.alert_id)
+        with self._cond:
+            if self._waiting >= self.capacity:
+                log.warning("collector: scoring queue full; alert event %s not published", event.alert_id)
+                return
+            self._items.append([event])
+            self._waiting += 1
+            self._unfinished += 1
+            self._cond.notify()
 
     @property
     def queued(self) -> int:
         """Windows (and alert events) waiting for the scoring thread."""
-        return self._queue.qsize()
+        return self._waiting
 
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything submitted so far is scored; False on timeout."""
         deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                return False
-            time.sleep(0.001)
+        with self._cond:
+            while self._unfinished:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(min(left, 0.05))
         return True
 
     def close(self, timeout_s: float = 10.0) -> None:
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            with self._cond:
+                self._items.append(_STOP)
+                self._cond.notify()
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 raise RuntimeError(f"collector scoring thread did not stop within {timeout_s} s")
 
     # --------------------------------------------------------------------------------------------- worker
+
+    def _take(self) -> tuple[list[Any], bool]:
+        """Wait for work; take up to ``batch_windows`` items in order (a long list is split). ``(items, stop)``."""
+        batch: list[Any] = []
+        with self._cond:
+            self._cond.wait_for(lambda: self._items)
+            while self._items and len(batch) < self.batch_windows:
+                head = self._items[0]
+                if head is _STOP:
+                    self._items.popleft()
+                    return batch, True
+                room = self.batch_windows - len(batch)
+                if len(head) <= room:
+                    batch += self._items.popleft()
+                else:
+                    batch += head[:room]
+                    self._items[0] = head[room:]
+            self._waiting -= len(batch)
+        return batch, False
 
     def _run(self) -> None:
         try:
@@ -133,20 +171,16 @@ class ScoringWorker:
         self._ready.set()
         try:
             while True:
-                batch = [self._queue.get()]
-                while len(batch) < self.batch_windows:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                stop = any(item is _STOP for item in batch)
+                batch, stop = self._take()
                 try:
-                    self._score_batch([item for item in batch if item is not _STOP])
+                    if batch:
+                        self._score_batch(batch)
                 except Exception:  # a bug must not stop scoring
                     log.exception("collector: scoring batch failed")
                 finally:
-                    for _ in batch:
-                        self._queue.task_done()
+                    with self._cond:
+                        self._unfinished -= len(batch)
+                        self._cond.notify_all()
                 if stop:
                     return
         finally:

@@ -10,6 +10,10 @@ where exact agreement would cost complexity it is stricter and answers None: a k
 map larger than its limit before de-duplication, nesting deeper than 32 levels inside unknown keys. The frame is
 read in one pass.
 
+The scoring digests read stored (validated) window frames for the drift engine: ``window_digest`` one frame, into an
+array and a small body; ``window_digest_block`` a list of frames, into two float64 blocks and without the GIL (it
+declines a repeated key, where its twin would see the last). Twins: :mod:`edge.collector.frames`.
+
 What msgpack (``unpackb(raw=False, strict_map_key=True, max_str_len=1024, max_bin_len=786432,
 max_array_len=4096, max_map_len=512, no ext types)``) would refuse is refused here too: the reserved byte 0xc1,
 ext types, strings that are not strict UTF-8 (no surrogates, no overlong forms, nothing beyond U+10FFFF), map keys

@@ -10,10 +10,14 @@ envelope, and only ever accepts what the validator accepts (it answers None wher
 :mod:`edge.kernels`: ``EDGE_PUREPYTHON=1`` forces the twin; a missing build warns
 (:class:`~edge.kernels.NativeKernelsMissing`) and uses the twin. :data:`BACKEND` names the active one.
 
-:func:`window_digest` gives the scoring thread what :meth:`~edge.collector.engine.DriftEngine.observe_window` reads
-of a window, with the feature counts packed straight into a float64 array in the engine's layout
+:func:`window_digest` reads what :meth:`~edge.collector.engine.DriftEngine.observe_window` reads of one window, with
+the feature counts packed straight into a float64 array in the engine's layout
 (:meth:`~edge.collector.engine.DriftEngine.counts_layout`) instead of a decoded body of ~400 Python objects; its
 twin, :func:`window_digest_twin`, decodes the frame with msgpack and packs the counts with NumPy.
+:func:`window_digest_block` is what the scoring thread uses: a device's queued windows at once
+(:meth:`~edge.collector.engine.DriftEngine.digest_layout`, :meth:`~edge.collector.engine.DriftEngine.observe_digests`),
+every value the engine reads written into two float64 blocks, no Python object per window; the native one reads
+the frames without holding the GIL. Its twin is :func:`window_digest_block_twin`.
 """
 
 from __future__ import annotations

@@ -1,20 +1,24 @@
 """The scoring worker: drift scoring and alerting off the ingest (ack) path.
 
-The ingest thread commits and acks, then hands each newly stored window to :class:`ScoringWorker` through a bounded
-queue (``capacity`` windows). The worker owns the :class:`~edge.collector.engine.DriftEngine` (under ``lock``, which
-the ingest thread also takes for a hello), the :class:`~edge.collector.alerts.AlertPolicy` and its sinks (the PUB
-sink's socket is made and used on this thread only). It takes everything queued at once and scores it in arrival
-order. When it keeps up, a batch holds one window per device and each window is scored on its device's primary
-horizon; when windows of one device queue up, they are all merged into its horizons (exact: counts add) and scored
-once, and that evaluation counts as that many windows for alert persistence (``AlertPolicy.evaluate(windows=k)``).
-The longer horizons and the fleet are scored once per model per batch. A window that finds the queue full is not
-scored; it is counted (``windows_unscored``) and logged, never dropped silently. :meth:`drain` waits until
-everything queued is scored.
+The ingest thread commits and acks, then hands each commit's newly stored windows to :class:`ScoringWorker` as one
+item of a bounded queue (``capacity`` windows waiting). The worker owns the
+:class:`~edge.collector.engine.DriftEngine` (under ``lock``, which the ingest thread also takes for a hello), the
+:class:`~edge.collector.alerts.AlertPolicy` and its sinks (the PUB sink's socket is made and used on this thread
+only). It takes everything queued (up to ``batch_windows`` windows) at once and scores it in arrival order: the
+windows of each device (and model) are merged into its horizons as one block (exact: counts add) and scored once,
+after the last one, and that evaluation counts as that many windows for alert persistence
+(``AlertPolicy.evaluate(windows=k)``); the longer horizons and the fleet are scored once per model per batch. When
+the worker keeps up, a batch holds one commit's windows. A window that finds the queue full is not scored; it is
+counted (``windows_unscored``) and logged, never dropped silently. :meth:`drain` waits until everything queued is
+scored.
 
-A window reaches the engine as a digest: its feature counts packed by the native reader straight into the engine's
-array layout (:func:`~edge.collector.frames.window_digest`, ``observe_window(live=...)``), with only the few values
-the engine reads besides as Python objects; a device's first window (and any window the digest declines: another
-model, a feature missing or of another length) is decoded whole, and the engine says what is wrong with it.
+A window reaches the engine as a digest: a device's queued windows are read together by
+:func:`~edge.collector.frames.window_digest_block`, which packs their feature counts straight into one block in the
+engine's layout (float64 (k, F, B)) and the counters, confidence moments, latency and prediction counts into
+another, building no Python object per window and, natively, without holding the GIL (the ingest and commit
+threads run meanwhile); :meth:`~edge.collector.engine.DriftEngine.observe_digests` merges them. A device's first
+window (and any window the digest declines: another model, a feature missing or of another length, a repeated key)
+is decoded whole, and the engine says what is wrong with it.
 
 The worker shares the interpreter with the ingest and commit threads, which hold the GIL only briefly between I/O
 waits; the server shortens the interpreter's switch interval (``CollectorSettings.gil_switch_interval_s``) so that

@@ -13,8 +13,9 @@ to the :class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, aler
 socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. When more than half of the
 scoring queue waits, the ingest thread stops taking new messages until scoring catches up (backpressure: devices
 wait for their acks) rather than let windows go unscored. The worker gets the window's
-frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest`): decoded bodies
-waiting in a queue would be thousands of live containers for the garbage collector to walk.
+frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest_block`, a
+device's windows at once, without the GIL): decoded bodies waiting in a queue would be thousands of live containers
+for the garbage collector to walk.
 
 A frame that fails to decode is rejected (answered with ``code`` ``malformed``/``limit``), counted, and changes
 nothing else; a frame larger than ``ZMQ_MAXMSGSIZE`` makes libzmq drop the connection before it reaches the

@@ -134,13 +134,16 @@ class ScoredWatch:
         self.thread.start()
 
     def run(self) -> None:
-        while not self.stop.is_set():
+        while True:
             if self.counters["windows_scored"] >= self.n:
                 self.at = time.monotonic()
+                return
+            if self.stop.is_set():
                 return
             time.sleep(0.0005)
 
     def close(self) -> float:
+        self.thread.join(5)  # after a drain: the watch sees the last window scored at its next look
         self.stop.set()
         self.thread.join(10)
         if self.at is None:

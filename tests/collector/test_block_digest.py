@@ -214,3 +214,21 @@ def test_engine_scores_digests_exactly_like_decoded_bodies(rng: np.random.Genera
             assert "chi2_p" not in g.ops  # the device's first window had no predictions of the reference's length
             for key, value in e.ops.items():  # the confidence sums are floats: equal to rounding
                 assert g.ops[key] == pytest.approx(value, rel=1e-12, nan_ok=True)
+
+
+def test_hostile_frames_never_crash_the_native_reader_and_the_twin_reads_the_same(
+    rng: np.random.Generator,
+) -> None:
+    """Only stored (validated) frames reach it, but random bytes, truncations, byte flips and deep nesting must
+    not crash it; a frame it digests is one its twin digests to the same values."""
+    from test_fuzz import corpus
+
+    native, twin = _block("native"), _block("python")
+    engine = _engine(rng)
+    items = corpus(rng, _frame(_body(rng, 0)), 3000)
+    a, b = _digest(native, engine, items), _digest(twin, engine, items)
+    read = a[2] == 1
+    assert read.sum() <= b[2].sum() and (b[2][read] == 1).all()
+    np.testing.assert_array_equal(a[0][read], b[0][read])
+    np.testing.assert_array_equal(a[1][read], b[1][read])
+    assert 0 < read.sum() < len(items)  # byte flips in unread values leave some frames readable

@@ -1,13 +1,17 @@
 """The drift engine: live windows merged per (model, device / fleet, feature) over rolling horizons, scored
 against the model's reference bins.
 
-Sketches are monoids, so a horizon of ``H`` windows is a running sum: each new window is added and the window that
-falls out of the horizon subtracted (integer counts, exact). The fleet cohort of a model is the sum of its devices'
-horizons, kept the same way. Each window a device sends yields one :class:`Evaluation` for the device and one for
-the fleet, per horizon: PSI, JS, KS and normalized Wasserstein per feature (:func:`edge.drift.metrics.drift_rows`),
-the chi-square p-value ``chi2_p`` of the top-1 class counts against the reference profile's (a test of homogeneity,
-:func:`_chi2_p`) when the profile has them, and the operational
-signals: mean confidence, p99 latency (µs) and its ratio to the latency budget, deadline-miss and fallback rates.
+Sketches are monoids, so a horizon of ``H`` windows is a running sum (:class:`~edge.collector.rolling.RollingSums`):
+each new window is added and the window that falls out of the horizon subtracted (integer counts, exact). The fleet
+cohort of a model is the sum of its devices' horizons, kept the same way. A device's queued windows can be merged
+as one block (:meth:`DriftEngine.observe_windows`, or :meth:`DriftEngine.observe_digests` for windows digested by
+:func:`~edge.collector.frames.window_digest_block`): the sums are those that merging them one by one leaves, in a
+constant number of NumPy calls per block, and the horizons are scored once, after the block's last window. A scoring
+yields one :class:`Evaluation` for the device and one for the fleet, per horizon (all of them scored in one
+:func:`~edge.drift.metrics.drift_rows` call on their stacked counts): PSI, JS, KS and normalized Wasserstein per
+feature, the chi-square p-value ``chi2_p`` of the top-1 class counts against the reference profile's (a test of
+homogeneity, :func:`_chi2_p`) when the profile has them, and the operational signals: mean confidence, p99 latency
+(µs) and its ratio to the latency budget, deadline-miss and fallback rates.
 
 Not thread-safe: one thread (the collector's scoring thread) feeds the engine; others take its lock.
 """
@@ -16,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from edge.collector.reference import FeatureReference, ModelReference, PackedReference
+from edge.collector.rolling import RollingSums
 from edge.drift import metrics
 from edge.errors import ConfigError, ProtocolError
 
@@ -28,45 +33,6 @@ __all__ = ["DriftEngine", "Evaluation", "FeatureReference", "ModelReference"]
 
 FLEET = "fleet"
 OPS = ("frames", "deadline_misses", "fallbacks", "confidence_n", "confidence_sum")
-
-
-@dataclass(frozen=True)
-class FeatureReference:
-    """One feature's reference: ``edges`` float64 (E,), ``counts`` (E + 2,) in the sketch layout, ``std`` the
-    reference standard deviation (feature units), ``kind`` the profile source kind (``confidence``, ``pca_error``,
-    ``stats``, ...)."""
-
-    name: str
-    edges: np.ndarray
-    counts: np.ndarray
-    std: float
-    kind: str = "stats"
-
-
-@dataclass(frozen=True)
-class ModelReference:
-    """What a model's live windows are compared with. ``model``: the ``name@version`` string windows carry;
-    ``predictions``: reference top-1 class counts (K,) or None; ``latency_budget_us``: the per-frame budget."""
-
-    model: str
-    features: tuple[FeatureReference, ...]
-    predictions: np.ndarray | None = None
-    latency_budget_us: float | None = None
-
-    @classmethod
-    def from_profile(cls, model: str, profile: Any, latency_budget_us: float | None = None) -> ModelReference:
-        """From a :class:`edge.drift.profile.ReferenceProfile` (its features' edges, counts and moments, and its
-        reference top-1 class counts ``prediction_counts``, which turn on the chi-square). The std comes from the
-        moments when they hold two or more samples, else from the binned reference."""
-        feats = []
-        for f in profile.features:
-            n, m2 = float(f.moments[0]), float(f.moments[2])
-            std = float(np.sqrt(m2 / n)) if n > 1 and np.isfinite(m2) else metrics.histogram_std(f.counts, f.edges)
-            feats.append(FeatureReference(f.name, f.edges, f.counts, std, str(f.source.get("kind", "stats"))))
-        preds = getattr(profile, "prediction_counts", None)
-        if preds is None:
-            preds = (getattr(profile, "extra", {}) or {}).get("predictions")
-        return cls(model, tuple(feats), None if preds is None else np.asarray(preds, np.int64), latency_budget_us)
 
 
 @dataclass
@@ -86,86 +52,6 @@ class Evaluation:
     ops: dict[str, float] = field(default_factory=dict)
 
 
-class _Packed:
-    """A reference packed for row-wise scoring: counts (F, B) float64 with the NaN column last."""
-
-    def __init__(self, ref: ModelReference) -> None:
-        if not ref.features:
-            raise ConfigError(f"reference of {ref.model!r}: expected at least one feature, got none")
-        self.ref = ref
-        self.names = tuple(f.name for f in ref.features)
-        self.width = max(f.edges.size for f in ref.features) + 2
-        f_count = len(ref.features)
-        self.counts = np.zeros((f_count, self.width))
-        self.positions = np.zeros((f_count, self.width - 1))
-        self.std = np.array([f.std for f in ref.features], dtype=np.float64)
-        for i, f in enumerate(ref.features):
-            self.counts[i] = self.pack_one(i, f.counts)
-            x = metrics.bin_positions(f.edges)
-            self.positions[i, : x.size] = x
-            self.positions[i, x.size :] = x[-1] + np.arange(1, self.width - x.size)
-        conf = [i for i, f in enumerate(ref.features) if f.kind == "confidence"]
-        self.confidence = conf[0] if conf else None
-        # where each wire count lands in the flattened (F, B) array: one scatter per window instead of F copies
-        self.lengths = tuple(f.edges.size + 2 for f in ref.features)
-        dst = []
-        for i, n in enumerate(self.lengths):
-            dst += [i * self.width + j for j in range(n - 1)] + [i * self.width + self.width - 1]
-        self.scatter = np.array(dst, dtype=np.intp)
-        self.length_list = list(self.lengths)
-        self.total = sum(self.lengths)
-
-    def pack(self, model: str, feats: Mapping[str, Any]) -> np.ndarray:
-        """A window's feature counts (``{name: {"c": [...]}}``) as float64 (F, B) (a new array, the caller's)."""
-        try:
-            counts = [feats[name]["c"] for name in self.names]
-        except KeyError:
-            counts = []
-        if list(map(len, counts)) != self.length_list:
-            for name, n in zip(self.names, self.lengths, strict=True):  # say which feature is wrong
-                sk = feats.get(name)
-                if sk is None:
-                    raise ProtocolError(f"window.features: expected feature {name!r} of {model!r}, missing")
-                if len(sk["c"]) != n:
-                    raise ProtocolError(f"window.features.{name}.c: expected {n} counts, got {len(sk['c'])}")
-        live = np.zeros(self.counts.size)
-        live[self.scatter] = np.fromiter(chain.from_iterable(counts), np.float64, self.total)
-        return live.reshape(self.counts.shape)
-
-    def pack_one(self, i: int, c: Sequence[int] | np.ndarray) -> np.ndarray:
-        e = self.ref.features[i].edges.size
-        if len(c) != e + 2:
-            raise ProtocolError(f"window.features.{self.names[i]}.c: expected {e + 2} counts, got {len(c)}")
-        row = np.zeros(self.width)
-        row[: e + 1] = c[: e + 1]
-        row[-1] = c[e + 1]
-        return row
-
-
-class _Rolling:
-    """Running sums of the last ``h`` windows for each horizon ``h``, over one ring of the longest horizon."""
-
-    def __init__(self, horizons: tuple[int, ...], shape: tuple[int, ...]) -> None:
-        self.horizons = horizons
-        self.ring = np.zeros((max(horizons), *shape))
-        self.sums = {h: np.zeros(shape) for h in horizons}
-        self.n = 0
-
-    def push(self, x: np.ndarray) -> dict[int, np.ndarray]:
-        """Add ``x``; returns each horizon's delta (what its sum changed by), for the fleet's sums."""
-        size = self.ring.shape[0]
-        slot = self.n % size
-        deltas = {}
-        for h in self.horizons:
-            out = self.ring[(self.n - h) % size] if self.n >= h else 0.0
-            delta = x - out
-            self.sums[h] += delta
-            deltas[h] = delta
-        self.ring[slot] = x
-        self.n += 1
-        return deltas
-
-
 class DriftEngine:
     """Scores live windows against :class:`ModelReference` objects (one per model string).
 
@@ -178,9 +64,9 @@ class DriftEngine:
             raise ConfigError(f"DriftEngine horizons: expected window counts >= 1, got {list(horizons)}")
         self.horizons = tuple(horizons)
         self.latency_stage = latency_stage
-        self._refs: dict[str, _Packed] = {}
+        self._refs: dict[str, PackedReference] = {}
         self._lat_edges: dict[str, np.ndarray] = {}
-        self._tracks: dict[tuple[str, str], dict[str, _Rolling | None]] = {}
+        self._tracks: dict[tuple[str, str], dict[str, RollingSums | None]] = {}
         self._fleet: dict[str, dict[str, dict[int, np.ndarray]]] = {}
         self.windows_scored = 0
         self.windows_skipped = 0
@@ -188,7 +74,7 @@ class DriftEngine:
     # ------------------------------------------------------------------------------------------- set-up
 
     def set_reference(self, reference: ModelReference) -> None:
-        self._refs[reference.model] = _Packed(reference)
+        self._refs[reference.model] = PackedReference(reference)
 
     def has_reference(self, model: str) -> bool:
         return model in self._refs
@@ -224,86 +110,205 @@ class DriftEngine:
         """Merge one validated window body into the device's and the fleet's horizons and score them: the device's
         primary horizon always; its longer horizons and the fleet unless ``score_fleet`` is False (the server
         scores those once per model and ingested batch, the alerts use the primary horizon). With ``score`` False
-        the window is only merged (``[]``): the scoring thread merges a backlog of a device's windows and scores
-        the last one, whose horizons then hold them all (exact: sums of counts). ``[]``
-        (and ``windows_skipped`` + 1) when the window's model has no reference. :class:`ProtocolError` when
-        the window does not match the reference's features and bins. ``live``: the window's feature counts
-        already packed (float64 (F, B), :meth:`counts_layout`; the caller's), then ``body["features"]`` is read only
-        for the confidence feature's moments."""
-        model = body["model"]
-        packed = self._refs.get(model)
+        the window is only merged (``[]``). ``[]`` (and ``windows_skipped`` + 1) when the window's model has no
+        reference. :class:`ProtocolError` when the window does not match the reference's features and bins.
+        ``live``: the window's feature counts already packed (float64 (F, B), :meth:`counts_layout`; the
+        caller's), then ``body["features"]`` is read only for the confidence feature's moments."""
+        packed = self._refs.get(body["model"])
         if packed is None:
             self.windows_skipped += 1
             return []
-        feats = body["features"]
         if live is None:
-            live = packed.pack(model, feats)
-        ops = np.zeros(len(OPS))
-        counters = body.get("counters", {})
-        ops[0] = counters.get("frames", 0)
-        ops[1] = counters.get("deadline_misses", 0)
-        ops[2] = counters.get("fallbacks", 0)
-        if packed.confidence is not None:
-            m = feats[packed.names[packed.confidence]]["m"]
-            if m[0] > 0:
-                ops[3], ops[4] = m[0], m[0] * m[1]
-        lat = None
-        lat_edges = self._lat_edges.get(device)
-        stage = body.get("latency", {}).get(self.latency_stage)
-        if lat_edges is not None and stage is not None and len(stage["c"]) == lat_edges.size + 2:
-            lat = np.asarray(stage["c"], dtype=np.float64)
-        preds = None
-        if packed.ref.predictions is not None and len(body.get("predictions", ())) == packed.ref.predictions.size:
-            preds = np.asarray(body["predictions"], dtype=np.float64)
+            live = packed.pack(body["model"], body["features"])
+        return self.observe_windows(device, [body], t_ns, live[None], score_fleet=score_fleet, score=score)
 
+    def observe_windows(
+        self,
+        device: str,
+        bodies: Sequence[Mapping[str, Any]],
+        t_ns: int,
+        live: np.ndarray,
+        *,
+        score_fleet: bool = True,
+        score: bool = True,
+    ) -> list[Evaluation]:
+        """Merge ``k`` validated windows of one device and one model at once (oldest first; ``bodies`` as
+        :meth:`observe_window` reads them, their feature counts packed in ``live`` float64 (k, F, B), the
+        caller's) and score the horizons once, at ``t_ns`` (the last window's end): exactly what ``k`` calls of
+        :meth:`observe_window` with ``score`` True only for the last would leave (counts are integers, their sums
+        exact; the confidence sums agree to rounding), in a constant number of NumPy calls per block. The scoring
+        thread merges a backlog of a device's windows this way. ``[]`` (and ``windows_skipped`` + k) without a
+        reference; :class:`ProtocolError` when ``live`` is not in the reference's layout."""
+        count = len(bodies)
+        model = bodies[0]["model"] if count else None
+        packed = self._refs.get(model) if count else None
+        if packed is None:
+            self.windows_skipped += count
+            return []
+        if live.shape != (count, *packed.counts.shape):
+            raise ProtocolError(f"{model!r} window counts: expected ({count}, {packed.counts.shape}), got {live.shape}")
+        conf = None if packed.confidence is None else packed.names[packed.confidence]
+        rows = []
+        for body in bodies:  # the operational counters: a few values per window
+            counters = body.get("counters", {})
+            row = [counters.get("frames", 0), counters.get("deadline_misses", 0), counters.get("fallbacks", 0), 0, 0]
+            if conf is not None:
+                m = body["features"][conf]["m"]
+                if m[0] > 0:
+                    row[3], row[4] = m[0], m[0] * m[1]
+            rows.append(row)
+        ops = np.array(rows, dtype=np.float64)
+        lat = preds = None
+        first = [False, False]  # the first window has latency / prediction counts
+        lat_edges = self._lat_edges.get(device)
+        if lat_edges is not None:  # windows whose latency sketch fits the hello's edges (the others skip it)
+            n_lat = lat_edges.size + 2
+            fits = [st is not None and len(st["c"]) == n_lat for st in
+                    (body.get("latency", {}).get(self.latency_stage) for body in bodies)]  # fmt: skip
+            lat_rows = [body["latency"][self.latency_stage]["c"] for body, f in zip(bodies, fits, strict=True) if f]
+            lat = np.array(lat_rows, dtype=np.float64).reshape(len(lat_rows), n_lat) if lat_rows else None
+            first[0] = fits[0]
+        if packed.ref.predictions is not None:
+            n_pred = packed.ref.predictions.size
+            pred_rows = [body["predictions"] for body in bodies if len(body.get("predictions", ())) == n_pred]
+            preds = np.array(pred_rows, dtype=np.float64).reshape(len(pred_rows), n_pred) if pred_rows else None
+            first[1] = len(bodies[0].get("predictions", ())) == n_pred
+        return self._merge(device, packed, t_ns, live, ops, lat, preds, first, score_fleet, score)
+
+    def digest_layout(self, device: str, model: str) -> tuple[Any, ...] | None:
+        """What :func:`~edge.collector.frames.window_digest_block` needs to digest ``device``'s windows of
+        ``model`` for :meth:`observe_digests`: ``(names, lengths, width, moments_row, stage, n_lat, n_pred)`` (the
+        counts layout of :meth:`counts_layout`, the confidence feature's row or -1, the latency stage and its
+        count (edges + 2 of the device's hello, -1 without one), the reference's class count (-1 without));
+        None without a reference. Valid until the next hello of the device or reference of the model."""
+        p = self._refs.get(model)
+        if p is None:
+            return None
+        lat_edges = self._lat_edges.get(device)
+        n_lat = -1 if lat_edges is None else lat_edges.size + 2
+        n_pred = -1 if p.ref.predictions is None else p.ref.predictions.size
+        moments_row = -1 if p.confidence is None else p.confidence
+        return p.names, p.lengths, p.width, moments_row, self.latency_stage, n_lat, n_pred
+
+    def observe_digests(
+        self,
+        device: str,
+        model: str,
+        t_ns: int,
+        live: np.ndarray,
+        extra: np.ndarray,
+        *,
+        score_fleet: bool = True,
+        score: bool = True,
+    ) -> list[Evaluation]:
+        """:meth:`observe_windows` for ``k`` windows digested by
+        :func:`~edge.collector.frames.window_digest_block` with :meth:`digest_layout` (``live`` float64
+        (k, F, B), ``extra`` float64 (k, X); the caller's): the same merge and scores, no body read."""
+        packed = self._refs.get(model)
+        count = live.shape[0]
+        if packed is None:
+            self.windows_skipped += count
+            return []
+        layout = self.digest_layout(device, model)
+        assert layout is not None
+        n_lat, n_pred = layout[5], layout[6]
+        lat_at, pred_at = 5, 6 + max(n_lat, 0)
+        if live.shape[1:] != packed.counts.shape or extra.shape != (count, pred_at + 1 + max(n_pred, 0)):
+            raise ProtocolError(
+                f"{model!r} digests: expected counts ({count}, {packed.counts.shape}) and extra ({count}, "
+                f"{pred_at + 1 + max(n_pred, 0)}), got {live.shape} and {extra.shape}"
+            )
+        lat = preds = None
+        if n_lat >= 0:
+            rows = extra[:, lat_at] == 1.0
+            if rows.any():
+                lat = extra[rows, lat_at + 1 : lat_at + 1 + n_lat]
+        if n_pred >= 0:
+            rows = extra[:, pred_at] == 1.0
+            if rows.any():
+                preds = extra[rows, pred_at + 1 : pred_at + 1 + n_pred]
+        first = [n_lat >= 0 and extra[0, lat_at] == 1.0, n_pred >= 0 and extra[0, pred_at] == 1.0]
+        return self._merge(device, packed, t_ns, live, extra[:, :5], lat, preds, first, score_fleet, score)
+
+    def _merge(
+        self,
+        device: str,
+        packed: PackedReference,
+        t_ns: int,
+        live: np.ndarray,
+        ops: np.ndarray,
+        lat: np.ndarray | None,
+        preds: np.ndarray | None,
+        first: list[bool],
+        score_fleet: bool,
+        score: bool,
+    ) -> list[Evaluation]:
+        """Push a block of windows' parts (each (k, ...), or (m, ...) for the windows that have it, or None).
+        ``first``: whether the block's first window has latency / prediction counts: a device's track sums them
+        only when its first window has them (as window by window)."""
+        model = packed.ref.model
+        count = live.shape[0]
         track = self._tracks.get((device, model))
         if track is None:
             track = self._tracks[(device, model)] = {
-                "counts": _Rolling(self.horizons, live.shape),
-                "ops": _Rolling(self.horizons, ops.shape),
-                "lat": None if lat is None else _Rolling(self.horizons, lat.shape),
-                "preds": None if preds is None else _Rolling(self.horizons, preds.shape),
+                "counts": RollingSums(self.horizons, live.shape[1:]),
+                "ops": RollingSums(self.horizons, ops.shape[1:]),
+                "lat": None if lat is None or not first[0] else RollingSums(self.horizons, lat.shape[1:]),
+                "preds": None if preds is None or not first[1] else RollingSums(self.horizons, preds.shape[1:]),
             }
         fleet = self._fleet.setdefault(model, {})
         parts = {"counts": live, "ops": ops, "lat": lat, "preds": preds}
         for key, x in parts.items():
             roll = track[key]
-            if roll is None or x is None or roll.ring.shape[1:] != x.shape:
+            if roll is None or x is None or roll.ring.shape[1:] != x.shape[1:]:
                 continue
             sums = fleet.setdefault(key, {})
-            for h, delta in roll.push(x).items():
+            for h, delta in roll.push_block(x).items():
                 total = sums.get(h)
                 if total is None:
                     total = sums[h] = np.zeros_like(delta)
                 if total.shape == delta.shape:
                     total += delta
-        self.windows_scored += 1
+        self.windows_scored += count
         out: list[Evaluation] = []
         if not score:
             return out
         n = track["counts"].n
+        scopes = []
         for h in self.horizons:
             if not score_fleet and h != self.horizons[0]:
                 continue  # the primary horizon is scored every window; the longer ones with the fleet
-            out.append(self._score(device, packed, t_ns, h, min(n, h), {k: r.sums[h] for k, r in _live(track)}))
-            if not score_fleet:
-                continue
-            fleet_sums = {k: v[h] for k, v in fleet.items() if h in v}
-            out.append(self._score(FLEET, packed, t_ns, h, min(n, h), fleet_sums, lat_device=device))
-        return out
+            scopes.append((device, h, {key: r.sums[h] for key, r in _live(track)}))
+            if score_fleet:
+                scopes.append((FLEET, h, {key: v[h] for key, v in fleet.items() if h in v}))
+        scores = self._drift(packed, [sums["counts"] for _, _, sums in scopes])
+        return [
+            self._score(scope, packed, t_ns, h, min(n, h), sums, rows, lat_device=device)
+            for (scope, h, sums), rows in zip(scopes, scores, strict=True)
+        ]
+
+    @staticmethod
+    def _drift(packed: PackedReference, counts: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """:func:`~edge.drift.metrics.drift_rows` of several scopes' counts (each float64 (F, B)) in one call on
+        their stack (the metrics are row-wise: the same values as one call each); each scope's rows are views."""
+        m = len(counts)
+        reference, positions, std = packed.tiled(m)
+        rows = metrics.drift_rows(np.concatenate(counts), reference, positions, std)
+        f = packed.counts.shape[0]
+        return [{name: v[i * f : (i + 1) * f] for name, v in rows.items()} for i in range(m)]
 
     def _score(
         self,
         scope: str,
-        packed: _Packed,
+        packed: PackedReference,
         t_ns: int,
         h: int,
         windows: int,
         sums: dict[str, np.ndarray],
+        scores: dict[str, np.ndarray],
         lat_device: str | None = None,
     ) -> Evaluation:
         counts = sums["counts"]
-        scores = metrics.drift_rows(counts, packed.counts, packed.positions, packed.std)
         ops_sum = sums.get("ops")
         ops: dict[str, float] = {}
         if ops_sum is not None:
@@ -348,5 +353,5 @@ def _chi2_p(live: np.ndarray, reference: np.ndarray) -> float:
     return float(chdtrc(k - 1, stat))
 
 
-def _live(track: dict[str, _Rolling | None]) -> list[tuple[str, _Rolling]]:
+def _live(track: dict[str, RollingSums | None]) -> list[tuple[str, RollingSums]]:
     return [(k, r) for k, r in track.items() if r is not None]

@@ -51,6 +51,8 @@ COUNTER_HELP = {
     "windows_unscored": "windows stored and acknowledged but not scored (the scoring queue was full)",
     "engine_errors": "windows the drift engine could not score",
     "unknown_profile": "hellos naming a reference profile the collector does not know",
+    "profile_uploads": "reference profiles uploaded in a device's hello and taken",
+    "profile_rejects": "reference profiles uploaded in a device's hello and refused (invalid, or another hash)",
 }
 
 

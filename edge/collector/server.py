@@ -13,8 +13,9 @@ to the :class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, aler
 socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. When more than half of the
 scoring queue waits, the ingest thread stops taking new messages until scoring catches up (backpressure: devices
 wait for their acks) rather than let windows go unscored. The worker gets the window's
-frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest`): decoded bodies
-waiting in a queue would be thousands of live containers for the garbage collector to walk.
+frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest_block`, a
+device's windows at once, without the GIL): decoded bodies waiting in a queue would be thousands of live containers
+for the garbage collector to walk.
 
 A frame that fails to decode is rejected (answered with ``code`` ``malformed``/``limit``), counted, and changes
 nothing else; a frame larger than ``ZMQ_MAXMSGSIZE`` makes libzmq drop the connection before it reaches the
@@ -69,7 +70,7 @@ log = logging.getLogger("edge.collector")
 _Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
 
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_unscored",
-            "engine_errors", "unknown_profile")  # fmt: skip
+            "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,8 @@ class CollectorServer:
         """A hello takes effect before its ack: windows sent after it are scored against its reference. Returns
         the hello's profile id when the collector does not have it (the reply's ``need_profile``: the device then
         uploads it in ``profile_json``), else "". An uploaded profile that is invalid or does not hash to the
-        hello's id is rejected (counted in ``rejects``) and the hello otherwise taken."""
+        hello's id is rejected (counted in ``rejects`` and ``profile_rejects``) and the hello otherwise taken; a profile
+        taken is counted in ``profile_uploads`` (one the collector already has is not read again, nor counted)."""
         upload = body.pop("profile_json", None)
         self.store.seen(device, boot, now, body)
         model, pid = body["model"], body["profile"]
@@ -312,8 +314,11 @@ class CollectorServer:
                 self.profiles.upload(pid, upload)
             except ConfigError as exc:
                 self.counters["rejects"] += 1
+                self.counters["profile_rejects"] += 1
                 rejected.append(RejectedRecord(boot, 0, "malformed", _fit(f"hello.profile_json: {exc}")))
                 log.warning("collector: %s uploaded a bad profile for %s: %s", device, pid, exc)
+            else:
+                self.counters["profile_uploads"] += 1
         with self.scoring.lock:  # the engine belongs to the scoring thread; a hello is rare
             self.engine.observe_hello(device, body)
             if self.engine.has_reference(model):

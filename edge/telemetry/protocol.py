@@ -284,6 +284,11 @@ _BODY = {"hello": _hello, "window": _window, "event": _event, "capture": _captur
 def validate_map(m: object) -> Record:
     """Check a decoded record map against the schema and return it as a :class:`Record`."""
     m = _map("record", m, ("v", "kind", "device", "boot", "seq", "t_ns", "wall_ns", "body"))
+    if type(m["v"]) is not int:  # an integer (PROTOCOL.md §3): 1.0 and true are not (bool is no int here)
+        v = m["v"]
+        raise ProtocolError(
+            f"record.v: expected schema version {SCHEMA_VERSION} as an integer, got {type(v).__name__} {v!r}"
+        )
     if m["v"] != SCHEMA_VERSION:
         raise ProtocolError(f"record.v: expected schema version {SCHEMA_VERSION}, got {m['v']!r}")
     kind = m["kind"]

@@ -15,6 +15,7 @@ import zmq
 from collector_devices import Device
 from collector_support import wait_for
 
+from edge.collector.http import prometheus_text
 from edge.collector.server import CollectorServer, CollectorSettings
 from edge.drift.profile import FeatureSpec, ReferenceProfile
 from edge.loop.clock import LockstepClock
@@ -100,6 +101,10 @@ def test_unknown_profile_is_asked_for_uploaded_once_and_windows_are_scored(serve
     other.send_records(other.record("hello", _hello(profile)))
     assert other.reply().need_profile == ""
     assert server.profiles.uploaded == 1 and server.counters["unknown_profile"] == 1
+    assert server.counters["profile_uploads"] == 1 and server.counters["profile_rejects"] == 0
+    text = prometheus_text(server.counters, {})  # what /metrics serves
+    assert "edge_collector_profile_uploads_total 1\n" in text and "edge_collector_profile_rejects_total 0\n" in text
+    assert "# HELP edge_collector_profile_uploads_total reference profiles uploaded in a device's hello" in text
 
 
 def test_forged_profile_is_rejected_and_counted_while_good_traffic_flows(server, devices, rng) -> None:
@@ -123,6 +128,7 @@ def test_forged_profile_is_rejected_and_counted_while_good_traffic_flows(server,
         assert good.reply().acks
     assert good.acked == {1, 2, 3}
     assert server.counters["rejects"] == rejects + 3 and server.profiles.rejected == 3
+    assert server.counters["profile_rejects"] == 3 and server.counters["profile_uploads"] == 0
     assert server.store.profile(forged_id) is None and server.store.profile(other.profile_id) is None
     assert server.profiles.ids() == [pid]
 

@@ -147,3 +147,25 @@ def test_server_acks_before_scoring_drain_waits_and_seq_over_2_63_is_a_limit(
             d.close()
     finally:
         ctx.destroy(linger=0)
+
+
+def test_a_commit_longer_than_a_batch_is_split_in_order_and_scored_whole(rng: np.random.Generator) -> None:
+    batch = frames(rng, 11, shift=0.5)
+    w, counters = worker(np.random.default_rng(5), capacity=64)
+    w.batch_windows = 4  # the 11 windows of one submit: taken as 4 + 4 + 3, in order
+    w.start()
+    try:
+        with w.lock:
+            w.submit(batch)
+            wait_for(lambda: w.queued == 7, what="the worker to take the first 4 windows")
+        assert w.drain(30)
+        assert counters["windows_scored"] == 11 and counters["windows_unscored"] == 0
+        merged = w.series.latest("d", streams.MODEL)
+    finally:
+        w.close()
+    one_by_one = DriftEngine(horizons=(5,))
+    one_by_one.set_reference(streams.reference(np.random.default_rng(5)))
+    for _, t_ns, frame in batch:
+        last = one_by_one.observe_window("d", msgpack.unpackb(frame)["body"], t_ns, score_fleet=False)[-1]
+    assert merged.t_ns == last.t_ns == 11
+    np.testing.assert_array_equal(np.array(merged.scores["psi"]), last.scores["psi"])

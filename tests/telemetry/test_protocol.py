@@ -255,3 +255,11 @@ def test_protocol_md_annotated_heartbeat_is_the_worked_example() -> None:
                 break  # the annotation starts
             tokens.append(t)
     assert bytes.fromhex(" ".join(tokens)) == bytes.fromhex(HEARTBEAT_HEX)
+
+
+@pytest.mark.parametrize(("v", "arrived"), [(1.0, "float 1.0"), (True, "bool True"), ("1", "str '1'")])
+def test_schema_version_is_an_integer(v: object, arrived: str) -> None:
+    """PROTOCOL.md §3: ``v`` is an integer; 1.0 and true equal 1 in Python but are not the version."""
+    message = _bad({**_window_map(), "v": v})
+    assert message.startswith("record.v: expected schema version 1 as an integer") and arrived in message
+    assert decode_frame(msgpack.packb({**_window_map(), "v": 1})).seq == 1

@@ -25,7 +25,7 @@ REF_PREDICTIONS = np.array([40, 0, 30, 20, 10])
 
 def _block(backend: str) -> Callable[..., int]:
     try:
-        return frames.implementations(backend)[2]
+        return frames.implementations(backend)[1]
     except ImportError as exc:
         if os.environ.get("EDGE_REQUIRE_NATIVE") == "1":
             raise

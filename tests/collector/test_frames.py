@@ -1,6 +1,6 @@
 """The collector's frame readers against their twins: the native fast accept of window frames must accept exactly
 what the shared validator accepts (valid windows of every shape, seeded hostile frames, one mutation per rule of
-PROTOCOL.md), and the native scoring digest must give the engine what the msgpack twin gives it."""
+PROTOCOL.md). (The scoring digest: test_block_digest.py.)"""
 
 from __future__ import annotations
 
@@ -16,13 +16,12 @@ from hypothesis import strategies as st
 from test_fuzz import corpus
 
 from edge.collector import frames
-from edge.collector.engine import DriftEngine
 from edge.telemetry.protocol import Record, decode_frame, encode_record
 
 
-def _native_or_skip() -> tuple[Any, Any]:
+def _native_or_skip() -> Any:
     try:
-        return frames.implementation("native")
+        return frames.implementations("native")[0]
     except ImportError as exc:
         if os.environ.get("EDGE_REQUIRE_NATIVE") == "1":
             raise
@@ -30,7 +29,7 @@ def _native_or_skip() -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="module")
-def native() -> tuple[Any, Any]:
+def native() -> Any:
     return _native_or_skip()
 
 
@@ -72,7 +71,7 @@ def pack(m: dict[str, Any]) -> bytes:
 
 
 def test_valid_windows_are_accepted_with_the_validators_envelope(native, rng: np.random.Generator) -> None:
-    envelope, _ = native
+    envelope = native
     for n in (1, 4, 32, 256):
         body = streams.window_body(rng, n_features=n)
         frame = encode_record(Record("window", "dév-✓", "b", 2**63 - 1, -(2**63), 2**63 - 1, body))
@@ -81,7 +80,7 @@ def test_valid_windows_are_accepted_with_the_validators_envelope(native, rng: np
 
 
 def test_other_kinds_and_non_bytes_are_left_to_the_validator(native, rng: np.random.Generator) -> None:
-    envelope, _ = native
+    envelope = native
     event = encode_record(Record("event", "d", "b", 1, 0, 0, {"name": "swap", "fields": {}}))
     for frame in (event, bytearray(pack(window_map(rng))), memoryview(pack(window_map(rng)))):
         assert envelope(frame) is None and frames.window_envelope_twin(frame) is None  # type: ignore[arg-type]
@@ -171,7 +170,7 @@ def _mutations(rng: np.random.Generator) -> list[tuple[str, bytes]]:
 
 
 def test_each_rule_gets_the_validators_verdict(native, rng: np.random.Generator) -> None:
-    envelope, _ = native
+    envelope = native
     verdicts = {}
     for name, frame in _mutations(rng):
         expected = validator(frame)
@@ -189,7 +188,7 @@ def test_each_rule_gets_the_validators_verdict(native, rng: np.random.Generator)
 
 
 def test_a_repeated_key_is_left_to_the_validator(native, rng: np.random.Generator) -> None:
-    envelope, _ = native
+    envelope = native
     frame = pack(window_map(rng))
     twice = frame.replace(b"\xa4boot\xa6boot-1", b"\xa4boot\xa6boot-9", 1)
     twice = b"\x89" + twice[1:] + b"\xa4boot\xa6boot-1"  # the map gets a 9th entry: "boot" again, last wins
@@ -198,7 +197,7 @@ def test_a_repeated_key_is_left_to_the_validator(native, rng: np.random.Generato
 
 
 def test_seeded_hostile_corpus_same_verdicts(native, rng: np.random.Generator) -> None:
-    envelope, _ = native
+    envelope = native
     valid = pack(window_map(rng))
     accepted = 0
     for frame in corpus(rng, valid, 6000):
@@ -256,7 +255,7 @@ def _records(valid: bool) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def test_hypothesis_windows_same_verdicts(native) -> None:
-    envelope, _ = native
+    envelope = native
     seen = {True: 0, False: 0}
 
     @settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -274,96 +273,3 @@ def test_hypothesis_windows_same_verdicts(native) -> None:
 
     one()
     assert seen[True] > 100 and seen[False] > 100
-
-
-# ------------------------------------------------------------------------------------------------ digest
-
-
-def _layout(rng: np.random.Generator, n_features: int) -> tuple[DriftEngine, tuple[Any, ...], dict[str, int]]:
-    engine = DriftEngine(horizons=(3,))
-    engine.set_reference(streams.reference(rng, n_features=n_features))
-    layout = engine.counts_layout(streams.MODEL)
-    assert layout is not None
-    return engine, layout, {name: row for row, name in enumerate(layout[0])}
-
-
-@pytest.mark.parametrize("backend", ["native", "python"])
-def test_digest_packs_counts_like_the_engine(backend: str, rng: np.random.Generator) -> None:
-    _, digest = _native_or_skip() if backend == "native" else frames.implementation("python")
-    engine, (names, lengths, width, confidence), index = _layout(rng, 6)
-    for shift in (0.0, 2.5):
-        body = {**streams.window_body(rng, n_features=6, shift=shift), "predictions": [3, 2**40, 0]}
-        body["features"]["unknown"] = {"c": [1, 2, 3], "m": [0, 0, 0, 0, 0]}
-        frame = pack(Record("window", "d", "b", 1, 5, 0, body).to_map())
-        live = np.full((len(names), width), np.nan)
-        got = digest(frame, streams.MODEL, index, lengths, width, live, names[2])
-        expected = engine._refs[streams.MODEL].pack(streams.MODEL, body["features"])  # the engine's own packing
-        np.testing.assert_array_equal(live, expected)
-        assert got == {
-            "model": streams.MODEL,
-            "features": {names[2]: {"m": body["features"][names[2]]["m"]}},
-            "latency": {k: {"c": v["c"]} for k, v in body["latency"].items()},
-            "predictions": [3, 2**40, 0],
-            "counters": body["counters"],
-        }
-        assert confidence is None
-
-
-@pytest.mark.parametrize("backend", ["native", "python"])
-def test_digest_declines_what_the_engine_would_refuse(backend: str, rng: np.random.Generator) -> None:
-    _, digest = _native_or_skip() if backend == "native" else frames.implementation("python")
-    _, (names, lengths, width, _), index = _layout(rng, 3)
-    body = streams.window_body(rng, n_features=3)
-    out = np.empty((len(names), width))
-    short = {**body, "features": {k: v for k, v in body["features"].items() if k != names[1]}}
-    wrong = {**body, "features": {**body["features"], names[0]: {"c": [1, 2, 3], "m": [0, 0, 0, 0, 0]}}}
-    for b, model in ((body, "other@1"), (short, streams.MODEL), (wrong, streams.MODEL)):
-        frame = pack(Record("window", "d", "b", 1, 5, 0, b).to_map())
-        assert digest(frame, model, index, lengths, width, out) is None
-    frame = pack(Record("window", "d", "b", 1, 5, 0, body).to_map())
-    assert digest(frame, streams.MODEL, index, lengths, width + 1, out) is None  # out of another shape
-    bad_rows = {name: row + 1 for name, row in index.items()}  # a row beyond out
-    assert digest(frame, streams.MODEL, bad_rows, lengths, width, out) is None
-    assert digest(frame, streams.MODEL, index, (width + 1, *lengths[1:]), width, out) is None  # longer than a row
-    assert digest(frame, streams.MODEL, index, lengths, width, out) is not None
-    backwards = {**body, "features": dict(reversed(body["features"].items()))}  # not in the reference's order
-    again = np.empty_like(out)
-    back = pack(Record("window", "d", "b", 1, 5, 0, backwards).to_map())
-    assert digest(back, streams.MODEL, index, lengths, width, again) is not None
-    np.testing.assert_array_equal(again, out)
-
-
-def test_digest_twins_agree_on_many_windows(native, rng: np.random.Generator) -> None:
-    _, digest = native
-    _, (names, lengths, width, _), index = _layout(rng, 8)
-    a, b = np.empty((len(names), width)), np.empty((len(names), width))
-    for i in range(200):
-        body = streams.window_body(rng, n_features=8, frames=int(rng.integers(1, 5000)), shift=float(rng.normal()))
-        frame = pack(Record("window", "d", "b", i + 1, i, 0, body).to_map())
-        got = digest(frame, streams.MODEL, index, lengths, width, a, names[i % 8])
-        assert got == frames.window_digest_twin(frame, streams.MODEL, index, lengths, width, b, names[i % 8])
-        np.testing.assert_array_equal(a, b)
-
-
-def test_engine_scores_a_digest_exactly_like_a_decoded_body(native, rng: np.random.Generator) -> None:
-    """The scoring thread's path (digest, ``observe_window(live=...)``) against the engine's own (decoded body)."""
-    _, digest = native
-    fast, (names, lengths, width, confidence), index = _layout(rng, 5)
-    slow, _, _ = _layout(np.random.default_rng(20261121), 5)
-    for engine in (fast, slow):
-        engine.observe_hello("d", {"latency_edges_us": streams.LAT_EDGES.tolist()})
-    for seq in range(1, 40):
-        body = streams.window_body(rng, n_features=5, shift=0.1 * seq, misses=seq % 3, latency_us=900.0 * seq)
-        frame = pack(Record("window", "d", "b", seq, seq, 0, body).to_map())
-        live = np.empty((len(names), width))
-        small = digest(frame, streams.MODEL, index, lengths, width, live, confidence)
-        a = fast.observe_window("d", small, seq, live=live)
-        b = slow.observe_window("d", msgpack.unpackb(frame)["body"], seq)
-        assert len(a) == len(b) == 2
-        for x, y in zip(a, b, strict=True):
-            assert (x.scope, x.horizon, x.windows, x.features) == (y.scope, y.horizon, y.windows, y.features)
-            np.testing.assert_array_equal(x.samples, y.samples)
-            assert x.scores.keys() == y.scores.keys() and x.ops.keys() == y.ops.keys() and x.ops
-            for k in x.scores:
-                np.testing.assert_array_equal(x.scores[k], y.scores[k])
-            np.testing.assert_array_equal(list(x.ops.values()), list(y.ops.values()))

@@ -26,7 +26,6 @@ OPSET = 17
 
 def float_cnn_onnx(path: str | Path, *, hw: int = 32, width: int = 8, classes: int = 10, seed: int = 0) -> Path:
     """Write a float CNN: input ``images`` [1,3,hw,hw] → 3×(Conv 3×3 + Relu) → GlobalAveragePool → Gemm → ``logits``."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -56,16 +55,7 @@ def float_cnn_onnx(path: str | Path, *, hw: int = 32, width: int = 8, classes: i
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
         inits,
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        producer_name="edge.models.testing",
-    )
-    onnx.checker.check_model(model)
-    path = Path(path)
-    onnx.save_model(model, path)
-    return path
+    return _save(graph, path)
 
 
 def u8s8_cnn_onnx(path: str | Path, *, hw: int = 32, width: int = 8, seed: int = 0, calib: int = 8) -> Path:
@@ -198,7 +188,6 @@ def pilotnet_onnx(
     weights and small biases from ``seed``. ``pads[i]`` (top, left, bottom, right) gives conv ``i`` explicit padding
     (default none: VALID, as PilotNet); ``matmul``: the dense layers as MatMul + Add instead of Gemm; ``trans_b``:
     Gemm weights [out, in] with ``transB=1`` (as torch exports ``nn.Linear``), else [in, out]."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -247,6 +236,13 @@ def pilotnet_onnx(
         [helper.make_tensor_value_info("steering", TensorProto.FLOAT, [1, 1])],
         inits,
     )
+    return _save(graph, path)
+
+
+def _save(graph, path: str | Path) -> Path:
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],

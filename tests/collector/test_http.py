@@ -127,8 +127,8 @@ def test_prometheus_metrics_text_format(app: CollectorHttp) -> None:
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.fail("headless Chromium is needed for the dashboard test: install the Debian package `chromium` "
-                    "(apt-get install -y chromium)")  # fmt: skip
+        pytest.fail("headless Chromium is needed for the dashboard test: run `sh tests/system-packages.sh` "
+                    "(installs the Debian package `chromium`; the README's test line runs it first)")  # fmt: skip
     return path
 
 

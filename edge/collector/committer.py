@@ -73,6 +73,9 @@ class GroupCommitter:
             return self._work.wait_for(lambda: self._done is not None, timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread and close the wake-up pipe; a second call does nothing (its fds may be another's now)."""
+        if self._read_fd < 0:
+            return
         with self._work:
             self._closing = True
             self._work.notify_all()
@@ -81,6 +84,7 @@ class GroupCommitter:
             raise RuntimeError(f"collector commit thread did not stop within {timeout_s} s")
         os.close(self._read_fd)
         os.close(self._write_fd)
+        self._read_fd = self._write_fd = -1
 
     def _run(self) -> None:
         while True:

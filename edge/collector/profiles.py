@@ -9,6 +9,7 @@ the device's model a :class:`~edge.collector.engine.ModelReference`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -65,16 +66,20 @@ class ProfileLibrary:
             added += self.add(profile)
         return added
 
-    def add(self, profile: ReferenceProfile) -> bool:
+    def add(self, profile: ReferenceProfile, profile_id: str | None = None) -> bool:
+        """Know ``profile`` under ``profile_id`` (default: its own canonical id); False when the id was known."""
+        pid = profile.profile_id if profile_id is None else profile_id
         with self._lock:
-            new = profile.profile_id not in self._profiles
-            self._profiles[profile.profile_id] = profile
+            new = pid not in self._profiles
+            self._profiles[pid] = profile
         return new
 
     def upload(self, profile_id: str, body: bytes) -> bool:
         """An uploaded profile (``PUT /api/profiles/ID`` or a device's hello): ``body`` must be a valid profile
-        whose id is ``profile_id``. Stored once; returns False when it was already known. :class:`ConfigError`
-        when it is invalid or its hash differs (counted in :attr:`rejected`)."""
+        whose id is ``profile_id`` — the SHA-256 of ``body`` as sent, or of the profile's canonical JSON as this
+        collector writes it (PROTOCOL.md §8: a client that writes the count of a moment as ``1000`` where Python
+        writes ``1000.0`` hashes its own bytes). Stored once, as sent; returns False when it was already known.
+        :class:`ConfigError` when it is invalid or neither hash is the id (counted in :attr:`rejected`)."""
         try:
             profile = load_profile(body)
         except ConfigError:
@@ -84,13 +89,14 @@ class ProfileLibrary:
             self.rejected += 1
             msg = f"profile upload: expected a reference profile, got one that fails to load ({exc!r:.80})"
             raise ConfigError(msg) from exc
-        if profile.profile_id != profile_id:
+        sent_id = hashlib.sha256(body).hexdigest()[:16]
+        if profile_id not in (sent_id, profile.profile_id):
             self.rejected += 1
             raise ConfigError(f"profile upload: expected a profile whose id is {profile_id}, got {profile.profile_id}")
         self.uploaded += 1
         if self._store is not None:
-            self._store.put_profile(profile_id, profile.to_bytes())
-        return self.add(profile)
+            self._store.put_profile(profile_id, body if sent_id == profile_id else profile.to_bytes())
+        return self.add(profile, profile_id)
 
     def get(self, profile_id: str) -> ReferenceProfile | None:
         with self._lock:

@@ -165,6 +165,7 @@ class CollectorServer:
                 self.store, self.series, self.counters, self._http_ack, *settings.http, profiles=self.profiles
             )
         self._stop = threading.Event()
+        self._closed = False
         self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,
                                      capacity=settings.scoring_queue).start()  # fmt: skip
         self._committer = GroupCommitter(self.store)
@@ -342,6 +343,10 @@ class CollectorServer:
     # ------------------------------------------------------------------------------------------- lifecycle
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Stop ingest, commit and score what is queued, close the store; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)

@@ -118,3 +118,16 @@ def test_a_body_hashing_to_neither_id_is_still_refused(collector, device) -> Non
     assert len(rep.rejected) == 1 and rep.rejected[0].code == "malformed"
     assert f"expected a profile whose id is {wrong}" in rep.rejected[0].message
     assert collector.store.profile(wrong) is None and collector.counters["profile_rejects"] == 1
+
+
+def test_minimal_python_device_of_the_document_runs_against_a_real_collector(collector) -> None:
+    """§10's "minimal device in Python", run as written (only its endpoint points at this collector)."""
+    code = _block_after("A minimal device in Python (pyzmq + msgpack), without spool or CURVE:").removeprefix("python")
+    assert 'sock.connect("tcp://collector:7000")' in code
+    scope: dict[str, Any] = {}
+    exec(code.replace("tcp://collector:7000", collector.endpoint), scope)  # the document's own client
+    try:
+        assert scope["reply"] == {"v": 1, "kind": "ack", "acks": [["b0", 1, 1]], "rejected": []}
+        assert collector.store.keys() == {("dev-7", "b0", 1)}
+    finally:
+        scope["sock"].close(linger=0)

@@ -53,6 +53,7 @@ COUNTER_HELP = {
     "unknown_profile": "hellos naming a reference profile the collector does not know",
     "profile_uploads": "reference profiles uploaded in a device's hello and taken",
     "profile_rejects": "reference profiles uploaded in a device's hello and refused (invalid, or another hash)",
+    "identity_rejects": "records refused because their device id is not one their connection's CURVE key is bound to",
 }
 
 

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,8 @@ log = logging.getLogger("edge.collector")
 _Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
 
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_unscored",
-            "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects")  # fmt: skip
+            "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
+            "identity_rejects")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,17 +103,18 @@ class CollectorSettings:
     extra_sinks: list[AlertSink] = field(default_factory=list)
 
 
-def load_server_keys(directory: Path) -> tuple[bytes, bytes, list[bytes]]:
-    """``(public, secret, allowed device public keys)`` from a keys directory (see :class:`CollectorSettings`)."""
-    from edge.telemetry.security import load_keypair, load_public_key
+def load_server_keys(directory: Path) -> tuple[bytes, bytes, dict[bytes, str]]:
+    """``(public, secret, {allowed device public key: the device id or pattern it is bound to})`` from a keys
+    directory (see :class:`CollectorSettings`; bindings as :func:`~edge.telemetry.security.device_binding`)."""
+    from edge.telemetry.security import device_binding, load_keypair, load_public_key
 
     secret_file = directory / "collector.key_secret"
     if not secret_file.is_file():
         raise ConfigError(f"collector --keys: expected {secret_file} (make it with `edge keys gen --name collector`)")
     public, secret = load_keypair(secret_file, key="collector keys")
     device_dir = directory / "devices" if (directory / "devices").is_dir() else directory
-    allowed = [load_public_key(p) for p in sorted(device_dir.glob("*.key")) if p.name != "collector.key"]
-    return public, secret, allowed
+    files = [p for p in sorted(device_dir.glob("*.key")) if p.name != "collector.key"]
+    return public, secret, {load_public_key(p): device_binding(p) for p in files}
 
 
 @dataclass
@@ -147,6 +150,9 @@ class CollectorServer:
                 public, secret, allowed = load_server_keys(Path(settings.keys))
                 self.zap = ZapAllowList(self._ctx, allowed).start()
                 make_curve_server(self._sock, public, secret)
+            else:
+                log.warning("collector: no CURVE keys (--keys): the link is plaintext and device identities are "
+                            "unauthenticated (any peer can send records as any device id)")  # fmt: skip
             self._sock.bind(settings.bind)
         except (zmq.ZMQError, EdgeError) as exc:
             self._teardown()
@@ -228,9 +234,13 @@ class CollectorServer:
         fast = window_envelope
         counters = self.counters
         recv = self._sock.recv_multipart
+        binding: str | None = None  # the device id or pattern this message's key may send as; None: no check
         for _ in range(self.settings.batch_messages):
             try:
-                ident, *frames = recv(zmq.NOBLOCK)
+                if self.zap is None:
+                    ident, *frames = recv(zmq.NOBLOCK)
+                else:
+                    ident, binding, frames = self._recv_curve()
             except zmq.Again:
                 break
             counters["messages"] += 1
@@ -247,6 +257,9 @@ class CollectorServer:
                 env = fast(data)
                 if env is not None:  # a valid window (the common record): no Python objects decoded
                     device, boot, seq, t_ns, wall_ns = env
+                    if binding is not None and not _bound(binding, device):
+                        rejected.append(self._identity_rejection(binding, device, boot, seq))
+                        continue
                     add(device, boot, seq, "window", t_ns, wall_ns, data, now)
                     keys.append((boot, seq))
                     batch.windows.append(((device, boot, seq), t_ns, data))
@@ -258,6 +271,9 @@ class CollectorServer:
                     boot, seq = _best_effort_key(data)
                     code = _rejection_code(str(exc))
                     rejected.append(RejectedRecord(boot, seq, code, _fit(str(exc))))
+                    continue
+                if binding is not None and not _bound(binding, rec.device):
+                    rejected.append(self._identity_rejection(binding, rec.device, rec.boot, rec.seq))
                     continue
                 if rec.kind in SPOOLED_KINDS:
                     add(rec.device, rec.boot, rec.seq, rec.kind, rec.t_ns, rec.wall_ns, data, now)
@@ -271,6 +287,20 @@ class CollectorServer:
             batch.messages.append((ident, keys, rejected, need))
             if self._committer.done:
                 break
+
+    def _recv_curve(self) -> tuple[bytes, str | None, list[bytes]]:
+        """One message of a CURVE link: its routing id, the device binding of its key (None when the key is bound to
+        ``"*"``; "" when it is no longer allowed, which matches no device) and its frames."""
+        parts = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        binding = self.zap.binding(parts[0].get("User-Id"))  # type: ignore[union-attr]
+        binding = None if binding == "*" else (binding or "")
+        return parts[0].bytes, binding, [p.bytes for p in parts[1:]]
+
+    def _identity_rejection(self, binding: str, device: str, boot: str, seq: int) -> RejectedRecord:
+        self.counters["rejects"] += 1
+        self.counters["identity_rejects"] += 1
+        msg = f"record.device: expected a device id this connection's key is bound to ({binding!r}), got {device!r}"
+        return RejectedRecord(boot, seq, "identity", _fit(msg))
 
     def _acknowledge(self, batch: _Batch, outcome: CommitResult | Exception) -> None:
         """After ``batch``'s group commit: count, hand its new windows to the scoring thread, reply to each message."""
@@ -390,6 +420,11 @@ def _decode(data: bytes) -> Record:
         raise ProtocolError(
             f"frame: expected a valid record, got one the validator failed on ({type(exc).__name__})"
         ) from exc
+
+
+def _bound(binding: str, device: str) -> bool:
+    """Whether a key bound to ``binding`` (a device id or an fnmatch pattern) may send as ``device``."""
+    return device == binding or (binding != "" and fnmatchcase(device, binding))
 
 
 def _rejection_code(message: str) -> str:

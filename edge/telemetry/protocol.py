@@ -101,7 +101,8 @@ class AckRange:
 
 @dataclass(frozen=True)
 class RejectedRecord:
-    """A record the collector will never accept (``code``: ``"malformed"``, ``"version"``, ``"limit"``)."""
+    """A record the collector will never accept (``code``: ``"malformed"``, ``"version"``, ``"limit"``,
+    ``"identity"``; PROTOCOL.md §5)."""
 
     boot: str
     seq: int

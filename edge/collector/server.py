@@ -151,8 +151,9 @@ class CollectorServer:
                 self.zap = ZapAllowList(self._ctx, allowed).start()
                 make_curve_server(self._sock, public, secret)
             else:
-                log.warning("collector: no CURVE keys (--keys): the link is plaintext and device identities are "
-                            "unauthenticated (any peer can send records as any device id)")  # fmt: skip
+                level = logging.INFO if _loopback(settings.bind) else logging.WARNING
+                log.log(level, "collector: no CURVE keys (--keys): the link is plaintext and device identities are "
+                        "unauthenticated (any peer can send records as any device id)")  # fmt: skip
             self._sock.bind(settings.bind)
         except (zmq.ZMQError, EdgeError) as exc:
             self._teardown()
@@ -420,6 +421,14 @@ def _decode(data: bytes) -> Record:
         raise ProtocolError(
             f"frame: expected a valid record, got one the validator failed on ({type(exc).__name__})"
         ) from exc
+
+
+def _loopback(endpoint: str) -> bool:
+    """Whether a ZeroMQ endpoint is reachable from this machine only (ipc, inproc, tcp on a loopback address)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _bound(binding: str, device: str) -> bool:

@@ -6,8 +6,9 @@ Routes (all GET unless noted; JSON bodies are UTF-8, NaN as null):
 * ``/api/summary`` — counters, device and open-alert counts
 * ``/api/devices`` — devices with model, profile, first/last seen (ns since the epoch) and open alerts
 * ``/api/models`` — models and their profiles, with device counts
-* ``/api/drift?scope=S&model=M&metric=psi`` — a drift series (scope: a device id or ``fleet``)
-* ``/api/heatmap?scope=S&model=M&metric=psi`` — feature × time buckets of a series
+* ``/api/drift?scope=S&model=M&metric=psi&horizon=H`` — a drift series (scope: a device id or ``fleet``; horizon
+  in windows, one the collector runs, default its first)
+* ``/api/heatmap?scope=S&model=M&metric=psi&horizon=H`` — feature × time buckets of a series
 * ``/api/alerts[?state=open|acknowledged|resolved]``
 * ``POST /api/alerts/ID/ack`` — acknowledge an alert
 * ``PUT /api/profiles/ID`` — upload a reference profile (its canonical JSON; ID must be its hash); ``/api/profiles``
@@ -188,11 +189,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(app.store.models())
         elif path in ("/api/drift", "/api/heatmap"):
             missing = [k for k in ("scope", "model") if k not in q]
-            if missing:
-                self._error(400, f"{path}: expected query parameters scope and model, missing {missing}")
+            unknown = sorted(set(q) - {"scope", "model", "metric", "horizon"})
+            if missing or unknown:
+                got = f"missing {missing}" if missing else f"unknown {unknown}"
+                self._error(400, f"{path}: expected query parameters scope, model[, metric, horizon], {got}")
                 return
             fn = app.series.series if path == "/api/drift" else app.series.heatmap
-            self._json(fn(q["scope"], q["model"], q.get("metric", "psi")))
+            horizon = q.get("horizon")
+            if horizon is not None and not horizon.isdigit():
+                self._error(400, f"{path}: horizon: expected a number of windows, got {horizon!r}")
+                return
+            try:
+                self._json(fn(q["scope"], q["model"], q.get("metric", "psi"), horizon and int(horizon)))
+            except ConfigError as exc:
+                self._error(400, f"{path}: {exc}")
         elif path == "/api/alerts":
             state = q.get("state")
             if state not in (None, "open", "acknowledged", "resolved"):

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edge.collector.engine import Evaluation
+from edge.errors import ConfigError
 
 __all__ = ["DriftSeries", "SeriesPoint"]
 
@@ -34,16 +36,18 @@ def _clean(x: float) -> float | None:
 
 
 class DriftSeries:
-    """The last ``capacity`` evaluations of each (scope, model) at one horizon."""
+    """The last ``capacity`` evaluations of each (scope, model) at each horizon kept: ``horizon`` (the primary one,
+    what a query without a horizon gets) and ``more`` (the collector's other horizons)."""
 
-    def __init__(self, horizon: int, capacity: int = 600) -> None:
+    def __init__(self, horizon: int, capacity: int = 600, more: Sequence[int] = ()) -> None:
         self.horizon = horizon
+        self.horizons = (horizon, *(h for h in more if h != horizon))
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._rings: dict[tuple[str, str], deque[SeriesPoint]] = {}
+        self._rings: dict[tuple[str, str, int], deque[SeriesPoint]] = {}
 
     def append(self, ev: Evaluation) -> None:
-        if ev.horizon != self.horizon:
+        if ev.horizon not in self.horizons:
             return
         point = SeriesPoint(
             ev.t_ns,
@@ -52,46 +56,52 @@ class DriftSeries:
             {k: tuple(float(x) for x in v) for k, v in ev.scores.items()},
             dict(ev.ops),
         )
+        key = (ev.scope, ev.model, ev.horizon)
         with self._lock:
-            ring = self._rings.get((ev.scope, ev.model))
+            ring = self._rings.get(key)
             if ring is None:
-                ring = self._rings[(ev.scope, ev.model)] = deque(maxlen=self.capacity)
+                ring = self._rings[key] = deque(maxlen=self.capacity)
             ring.append(point)
 
     def scopes(self) -> list[tuple[str, str]]:
         with self._lock:
-            return sorted(self._rings)
+            return sorted({(scope, model) for scope, model, _ in self._rings})
 
-    def latest(self, scope: str, model: str) -> SeriesPoint | None:
+    def _horizon(self, horizon: int | None) -> int:
+        if horizon is None:
+            return self.horizon
+        if horizon not in self.horizons:
+            raise ConfigError(f"horizon: expected one of {list(self.horizons)} (windows), got {horizon}")
+        return horizon
+
+    def latest(self, scope: str, model: str, horizon: int | None = None) -> SeriesPoint | None:
         with self._lock:
-            ring = self._rings.get((scope, model))
+            ring = self._rings.get((scope, model, self._horizon(horizon)))
             return ring[-1] if ring else None
 
-    def series(self, scope: str, model: str, metric: str) -> dict[str, Any]:
-        """``{"t_ns": [...], "features": [...], "values": [[per feature] per point]}``; an ops metric has the single
-        feature ``"-"``."""
+    def series(self, scope: str, model: str, metric: str, horizon: int | None = None) -> dict[str, Any]:
+        """``{"t_ns": [...], "features": [...], "values": [[per feature] per point]}`` at ``horizon`` (windows;
+        default the primary one; :class:`ConfigError` for one not kept); an ops metric has the single feature
+        ``"-"``."""
+        h = self._horizon(horizon)
         with self._lock:
-            points = list(self._rings.get((scope, model), ()))
+            points = list(self._rings.get((scope, model, h), ()))
+        head = {"scope": scope, "model": model, "metric": metric, "horizon": h}
         if not points:
-            return {"scope": scope, "model": model, "metric": metric, "t_ns": [], "features": [], "values": []}
+            return {**head, "t_ns": [], "features": [], "values": []}
         if metric in points[-1].scores:
             features = list(points[-1].features)
             values = [[_clean(v) for v in p.scores.get(metric, ())] for p in points]
         else:
             features = ["-"]
             values = [[_clean(p.ops.get(metric, math.nan))] for p in points]
-        return {
-            "scope": scope,
-            "model": model,
-            "metric": metric,
-            "t_ns": [p.t_ns for p in points],
-            "features": features,
-            "values": values,
-        }
+        return {**head, "t_ns": [p.t_ns for p in points], "features": features, "values": values}
 
-    def heatmap(self, scope: str, model: str, metric: str, columns: int = 60) -> dict[str, Any]:
+    def heatmap(
+        self, scope: str, model: str, metric: str, horizon: int | None = None, columns: int = 60
+    ) -> dict[str, Any]:
         """Feature × time: the series cut into at most ``columns`` time buckets, each the bucket's largest value."""
-        s = self.series(scope, model, metric)
+        s = self.series(scope, model, metric, horizon)
         if not s["values"]:
             return {**s, "cells": []}
         v = np.array([[np.nan if x is None else x for x in row] for row in s["values"]], dtype=np.float64)
@@ -99,4 +109,5 @@ class DriftSeries:
         cells = [[_clean(float(np.nanmax(v[g, f]))) if np.any(np.isfinite(v[g, f])) else None for g in groups]
                  for f in range(v.shape[1])]  # fmt: skip
         t = [s["t_ns"][g[-1]] for g in groups]
-        return {"scope": scope, "model": model, "metric": metric, "features": s["features"], "t_ns": t, "cells": cells}
+        head = {k: s[k] for k in ("scope", "model", "metric", "horizon")}
+        return {**head, "features": s["features"], "t_ns": t, "cells": cells}

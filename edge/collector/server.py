@@ -136,7 +136,7 @@ class CollectorServer:
         if settings.profiles is not None:
             self.profiles.load_dir(settings.profiles)
         self.engine = DriftEngine(horizons=settings.horizons)
-        self.series = DriftSeries(horizon=settings.horizons[0])
+        self.series = DriftSeries(horizon=settings.horizons[0], more=settings.horizons[1:])
         self.policy = AlertPolicy(rules=settings.rules, store=self.store, horizon=settings.horizons[0])
         self.policy.restore()
         self._ctx = zmq.Context()

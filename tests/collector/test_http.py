@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,9 +38,9 @@ CHROMIUM_FLAGS = [
 def app(tmp_path: Path, rng: np.random.Generator) -> Iterator[CollectorHttp]:
     """Three devices, one drifting from window 10 on, fed through the real engine and policy."""
     store = RecordStore(tmp_path / "http.db")
-    engine = DriftEngine(horizons=(5,))
+    engine = DriftEngine(horizons=(5, 12))
     engine.set_reference(streams.reference(rng))
-    series = DriftSeries(horizon=5)
+    series = DriftSeries(horizon=5, more=(12,))
     policy = AlertPolicy(rules=(Rule("psi", 0.25, 0.1, persistence=2, min_samples=100),), store=store)
     counters = {"records": 0, "rejects": 3, "duplicates": 1, "alerts": 0}
     for dev in ("bus-01", "bus-02", "van-07"):
@@ -103,6 +104,21 @@ def test_acknowledge_over_http(app: CollectorHttp) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 404
+
+
+def test_drift_horizon_parameter_is_honoured(app: CollectorHttp) -> None:
+    base = "/api/drift?scope=van-07&model=" + urllib.parse.quote(streams.MODEL)
+    short = json.loads(get(app, base)[2])
+    long = json.loads(get(app, base + "&horizon=12")[2])
+    assert short["horizon"] == 5 and long["horizon"] == 12 and len(short["t_ns"]) == len(long["t_ns"]) == 30
+    assert short["values"] != long["values"]  # the longer horizon still holds pre-drift windows
+    assert json.loads(get(app, base + "&horizon=5")[2]) == short
+    heat = json.loads(get(app, base.replace("drift", "heatmap") + "&horizon=12")[2])
+    assert heat["horizon"] == 12 and heat["cells"]
+    for query, said in (("&horizon=60", "expected one of [5, 12]"), ("&horizon=x", "horizon"),
+                        ("&horizn=12", "unknown ['horizn']")):  # fmt: skip
+        status, _, body = get(app, base + query)
+        assert status == 400 and said in json.loads(body)["error"], (query, body)
 
 
 def test_prometheus_metrics_text_format(app: CollectorHttp) -> None:

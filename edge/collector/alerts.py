@@ -71,6 +71,9 @@ class Rule:
 # independent frames), which persistence only partly absorbs.
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("psi", 0.25, 0.1),
+    Rule("js", 0.1, 0.05),
+    Rule("ks", 0.1, 0.05),
+    Rule("wasserstein", 0.1, 0.05),
     Rule("chi2_p", 0.01, 0.05, min_samples=200, above=False),
     Rule("deadline_miss_rate", 0.05, 0.02, min_samples=100),
     Rule("fallback_rate", 0.05, 0.02, min_samples=100),

@@ -180,3 +180,20 @@ def test_sinks_log_webhook_and_pub(webhook_server, caplog: pytest.LogCaptureFixt
         sub.close()
         ctx.term()
     assert hook.sent == 2 and hook.failed == 0
+
+
+@pytest.mark.parametrize("metric", ["js", "ks", "wasserstein"])
+def test_every_distribution_metric_alerts_by_default_at_the_documented_threshold(metric: str) -> None:
+    """README: JS distance, KS statistic and normalized Wasserstein alert at 0.1 (clear below 0.05), like PSI at 0.25;
+    here only ``metric`` breaches while PSI stays calm."""
+    from edge.collector.alerts import DEFAULT_RULES
+    from edge.drift.metrics import DEFAULT_THRESHOLDS
+
+    assert {r.metric: r.threshold for r in DEFAULT_RULES if r.metric in DEFAULT_THRESHOLDS} == DEFAULT_THRESHOLDS
+    policy = AlertPolicy()
+    events = []
+    for k, value in enumerate([0.12, 0.12, 0.12, 0.07, 0.04, 0.04, 0.04]):
+        scores = {"psi": np.array([0.05]), metric: np.array([value])}
+        evaluation = Evaluation("dev", "m@1", k, 10, 10, ("f",), np.array([500]), scores)
+        events += [(k, e.metric, e.state) for e in policy.evaluate(evaluation)]
+    assert events == [(2, metric, "open"), (6, metric, "resolved")]

@@ -34,9 +34,9 @@ from edge.sim.scenario import Scenario
 from edge.sim.simulation import Simulation
 from edge.sim.timeline import TimelineEntry
 
+from edge.contracts import Health
 from edge.errors import ConfigError
 from edge.loop.clock import Clock, LockstepClock, MonotonicClock
-from edge.loop.frame import Health
 
 __all__ = ["HarnessOptions", "builtin_models", "run_scenario"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from edge.contracts import FrameContext, FrameTap, Health
 from edge.loop.clock import Clock, LockstepClock, MonotonicClock
-from edge.loop.frame import FrameContext, FrameTap, Health
 
 _LAZY = {
     "Loop": "edge.loop.runner",

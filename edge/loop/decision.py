@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.loop.frame import HEALTH_NAMES, STAGES
+from edge.contracts import HEALTH_NAMES, STAGES
 
 __all__ = ["Decision"]
 

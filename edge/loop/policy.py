@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge import kernels
+from edge.contracts import TensorSpec
 from edge.errors import ConfigError, ShapeError
 from edge.loop.decision import Decision
-from edge.models.spec import TensorSpec
 
 __all__ = ["BoundPolicy", "CallablePolicy", "ClassificationPolicy", "Policy", "RegressionPolicy"]
 

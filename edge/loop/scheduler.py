@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from edge.contracts import DEADLINE_MISS, STAGES
 from edge.errors import ConfigError
 from edge.loop.clock import Clock
-from edge.loop.frame import DEADLINE_MISS, STAGES
 
 __all__ = ["Schedule", "StageBudgets", "apply_realtime"]
 

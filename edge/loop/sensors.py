@@ -18,8 +18,8 @@ import threading
 
 import numpy as np
 
+from edge.contracts import INVALID_SENSOR, STALE_SENSOR
 from edge.errors import ConfigError, ShapeError
-from edge.loop.frame import INVALID_SENSOR, STALE_SENSOR
 
 __all__ = ["SensorSlot", "SensorSync"]
 

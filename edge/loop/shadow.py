@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.contracts import FrameContext
 from edge.errors import ConfigError
-from edge.loop.frame import FrameContext
 
 __all__ = ["ShadowRunner"]
 

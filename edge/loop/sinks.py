@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import msgpack
 import zmq
 
+from edge.contracts import HEALTH_NAMES
 from edge.errors import ConfigError
 from edge.loop.decision import Decision
-from edge.loop.frame import HEALTH_NAMES
 
 __all__ = ["CallableSink", "DecisionSink", "LogSink", "ZmqDecisionSink", "decision_message"]
 

@@ -15,12 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edge.contracts import TensorSpec
 from edge.errors import IntegrityError, ModelError
 from edge.models.base import BoundModel, LoadReport
 from edge.models.integrity import sha256_hex, trust_key_from_env
 from edge.models.options import RuntimeOptions
 from edge.models.package import MODEL_FORMATS, Package, is_archive, read_package
-from edge.models.spec import TensorSpec
 
 __all__ = [
     "BoundModel",

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.contracts import TensorSpec
 from edge.errors import ShapeError
-from edge.models.spec import TensorSpec
 
 __all__ = ["BoundModel", "LoadReport"]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from edge.contracts import DEADLINE_MISS, FALLBACK, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, FrameContext
 from edge.drift.profile import ReferenceProfile, profile_for_model
 from edge.errors import ConfigError
-from edge.loop.frame import DEADLINE_MISS, FALLBACK, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, FrameContext
 from edge.telemetry.capture import CapturePool
 from edge.telemetry.config import TelemetrySettings
 from edge.telemetry.publisher import Publisher

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.contracts import FrameContext
 from edge.kernels import reference
-from edge.loop.frame import FrameContext
 from edge.telemetry import tap_from_config
 from edge.telemetry.testing import CollectorPeer
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge.contracts import FrameContext
 from edge.loop.clock import LockstepClock
-from edge.loop.frame import FrameContext
 from edge.telemetry import TelemetryTap, tap_from_config
 from edge.telemetry.testing import CollectorPeer, wait_for
 

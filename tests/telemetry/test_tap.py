@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from edge.loop.frame import DEADLINE_MISS, FALLBACK, STALE_SENSOR, Health
+from edge.contracts import DEADLINE_MISS, FALLBACK, STALE_SENSOR, Health
 from edge.telemetry.testing import wait_for
 
 WINDOW_NS = 100_000_000  # window_s = 0.1 in make_tap

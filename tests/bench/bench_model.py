@@ -60,7 +60,7 @@ def _tflite_models(args: argparse.Namespace, folder: Path, tmp: Path) -> dict[st
     """The TFLite models to time: ``tflite_int8`` (the package) and ``tflite_float`` (converted from the float
     package's model), each only when it can be had; the reason is printed otherwise."""
     from edge.models.package import read_package
-    from edge.models.tflite_export import float_onnx_to_tflite
+    from edge.tooling.tflite_export import float_onnx_to_tflite
 
     found: dict[str, Path] = {}
     pkg = args.tflite or folder / "lane-keeper-tflite.tgz"

@@ -23,9 +23,9 @@ from edge.loop.sensors import SensorSlot
 from edge.loop.sinks import CallableSink
 from edge.models import load_model
 from edge.models.manage import pack_model
-from edge.models.testing import float_cnn_onnx
-from edge.models.toolchain import reference_profile
 from edge.telemetry import tap_from_config
+from edge.tooling.model_builders import float_cnn_onnx
+from edge.tooling.toolchain import reference_profile
 
 HW = 16
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

@@ -17,8 +17,8 @@ from edge.collector.engine import DriftEngine, Evaluation, ModelReference
 from edge.drift.profile import FeatureSpec, ReferenceProfile, load_profile
 from edge.errors import ConfigError
 from edge.models import load_model
-from edge.models.testing import float_cnn_onnx
-from edge.models.toolchain import run_frames
+from edge.tooling.model_builders import float_cnn_onnx
+from edge.tooling.toolchain import run_frames
 
 # a profile as written before prediction counts existed, byte for byte (canonical JSON)
 OLD_PROFILE = (

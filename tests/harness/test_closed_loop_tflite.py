@@ -33,7 +33,7 @@ def _fold_mean_level(model, frames: np.ndarray, mean, std) -> None:
     import onnxruntime as ort
     from onnx import numpy_helper
 
-    from edge.models.toolchain import normalize_frames
+    from edge.tooling.toolchain import normalize_frames
 
     g = model.graph
     div = next((n for n in g.node if n.op_type == "Div"), None)
@@ -68,8 +68,8 @@ def tflite_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from edge.models.manage import pack_model
     from edge.models.package import read_package
-    from edge.models.tflite_export import qdq_onnx_to_tflite
-    from edge.models.toolchain import quantize_u8s8
+    from edge.tooling.tflite_export import qdq_onnx_to_tflite
+    from edge.tooling.toolchain import quantize_u8s8
 
     tmp = tmp_path_factory.mktemp("tflite-models")
     pkg = read_package(builtin_models() / "lane-keeper-float.tgz")

@@ -20,9 +20,9 @@ import pytest
 
 from edge.errors import ModelError
 from edge.models import load_model
-from edge.models.testing import pilotnet_onnx
-from edge.models.tflite_export import float_onnx_to_tflite, qdq_onnx_to_tflite
-from edge.models.toolchain import normalize_frames, quantize_u8s8
+from edge.tooling.model_builders import pilotnet_onnx
+from edge.tooling.tflite_export import float_onnx_to_tflite, qdq_onnx_to_tflite
+from edge.tooling.toolchain import normalize_frames, quantize_u8s8
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 SEED = 20261121

@@ -39,7 +39,7 @@ from edge.sim.dataset import collect
 from edge.drift.profile import save_profile
 from edge.models import load_model
 from edge.models.manage import pack_model
-from edge.models.toolchain import quantize_u8s8, reference_profile
+from edge.tooling.toolchain import quantize_u8s8, reference_profile
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             if fmt != "float":
                 model_file = quantize_u8s8(fp, tmp / "lane_keeper.onnx", calib, mean=lanenet.MEAN, std=lanenet.STD)
             if fmt == "tflite":
-                from edge.models.tflite_export import qdq_onnx_to_tflite
+                from edge.tooling.tflite_export import qdq_onnx_to_tflite
 
                 model_file = qdq_onnx_to_tflite(model_file, tmp / "lane_keeper.tflite")
             out = args.out / f"{name}.tgz"

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
-from edge.models._tflite_graph import Const, Flatbuffer, Pending, Value, same_pads, tfl_shape
+from edge.tooling._tflite_graph import Const, Flatbuffer, Pending, Value, same_pads, tfl_shape
 
 __all__ = ["SUPPORTED_OPS", "float_onnx_to_tflite", "qdq_onnx_to_tflite"]
 

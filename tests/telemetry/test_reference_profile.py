@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_collector import wait_for
 
 from edge.drift import ReferenceProfile, default_profile, load_profile, save_profile
 from edge.drift.profile import FeatureSpec, PcaBasis, profile_for_model
 from edge.errors import ConfigError
-from edge.telemetry.testing import wait_for
 
 
 def _profile(rng: np.random.Generator) -> ReferenceProfile:

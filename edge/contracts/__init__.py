@@ -1,4 +1,5 @@
-"""The types several areas share, below all of them: the frame record and its flag bits, tensor specs.
+"""The types several areas share, below all of them: the frame record and its flag bits (:mod:`.frame`), tensor
+specs (:mod:`.spec`), the :class:`Model` protocol (:mod:`.model`) and image layouts (:mod:`.layout`).
 
 Allowed imports run upward only: ``edge.contracts`` ← kernels ← models ← loop ← telemetry ← collector (see
 ``tests/test_architecture.py``). This package imports nothing from ``edge`` but :mod:`edge.errors`, so any area can
@@ -19,6 +20,8 @@ from edge.contracts.frame import (
     FrameTap,
     Health,
 )
+from edge.contracts.layout import LAYOUTS, image_dims, input_layout
+from edge.contracts.model import LoadReport, Model
 from edge.contracts.spec import TensorSpec
 
 __all__ = [
@@ -26,11 +29,16 @@ __all__ = [
     "FALLBACK",
     "HEALTH_NAMES",
     "INVALID_SENSOR",
+    "LAYOUTS",
     "MODEL_FAULT",
     "STAGES",
     "STALE_SENSOR",
     "FrameContext",
     "FrameTap",
     "Health",
+    "LoadReport",
+    "Model",
     "TensorSpec",
+    "image_dims",
+    "input_layout",
 ]

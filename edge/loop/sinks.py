@@ -5,7 +5,7 @@ thread for the watchdog's — and must not block. ``close()`` releases what it h
 
 Decision messages (:class:`ZmqDecisionSink`) are one-part msgpack maps: ``v`` (schema, 1), ``seq``, ``tick_ns``
 (loop clock ns), ``action`` (int, -1: none), ``label`` (str), ``command`` (list of float), ``confidence`` (float,
-NaN: none), ``health`` ("OK" | "DEGRADED" | "SAFE_STOP"), ``flags`` (int, :mod:`edge.loop.frame` bits),
+NaN: none), ``health`` ("OK" | "DEGRADED" | "SAFE_STOP"), ``flags`` (int, :mod:`edge.contracts.frame` bits),
 ``fallback`` (bool), ``source`` ("loop" | "watchdog"), ``stage_us`` (list of float, in ``STAGES`` order).
 """
 

@@ -177,7 +177,7 @@ class ClosedLoop:
         if not Path(package).exists():
             why = (
                 "the TFLite variant of the lane model is not shipped yet: toolchains/lane/build.py writes it with "
-                "edge.models.tflite_export; or pass --package with a .tflite package"
+                "edge.tooling.tflite_export; or pass --package with a .tflite package"
                 if opts.backend == "tflite" and opts.package is None
                 else "built by toolchains/lane/build.py"
             )

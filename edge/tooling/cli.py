@@ -1,4 +1,4 @@
-"""``edge model quantize`` and ``edge model profile``: the CLI faces of :mod:`edge.models.toolchain`.
+"""``edge model quantize`` and ``edge model profile``: the CLI faces of :mod:`edge.tooling.toolchain`.
 
 Frames come from an ``.npz`` with ``frames`` (uint8 (N, H, W, 3) RGB at the model's input size) and, for the
 profile, ``pixel_stats`` (float (N, 2, 3): the camera frames' per-channel mean and std) — what
@@ -128,7 +128,7 @@ def _tflite(args: argparse.Namespace) -> int:
 
 
 def register_tflite_action(sub: argparse._SubParsersAction) -> None:
-    """Add ``tflite`` (ONNX → TFLite, :mod:`edge.models.tflite_export`) to ``edge model``'s actions."""
+    """Add ``tflite`` (ONNX → TFLite, :mod:`edge.tooling.tflite_export`) to ``edge model``'s actions."""
     p = sub.add_parser("tflite", help="convert a U8S8 QDQ ONNX model (edge model quantize) to a full-int8 TFLite model")
     p.add_argument("model", type=Path, help="U8S8 QDQ .onnx with a uint8 input (or a float .onnx with --float)")
     p.add_argument("out", type=Path, help="the .tflite to write")

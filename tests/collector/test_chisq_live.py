@@ -1,5 +1,5 @@
-"""Chi-square on the prediction mix, live: a real classification model (edge.models.testing) packaged with a reference
-profile that holds its top-1 class counts, run by the real loop with the telemetry tap, over real sockets to a
+"""Chi-square on the prediction mix, live: a real classification model (edge.tooling.model_builders) packaged with a
+reference profile that holds its top-1 class counts, run by the real loop with the telemetry tap, over real sockets to a
 CollectorServer. A shifted class mix opens a ``chi2_p`` alert on the device; the same mix as the reference does not.
 The alert's value is checked against ``scipy.stats.chi2_contingency`` on the windows the collector stored."""
 

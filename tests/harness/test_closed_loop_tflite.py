@@ -1,8 +1,8 @@
-"""``--backend tflite``: the full-int8 TFLite lane model (edge.models.tflite_export) drives the simulated car in
+"""``--backend tflite``: the full-int8 TFLite lane model (edge.tooling.tflite_export) drives the simulated car in
 closed loop through the loop's int8 NHWC preprocessing, with telemetry to the in-process collector.
 
 The package is built here from the shipped float lane model (``sim/models/lane-keeper-float.tgz``): calibrated and
-quantized to U8S8 QDQ (edge.models.toolchain), converted, packed with ``layout = "NHWC"`` and signed with a key made
+quantized to U8S8 QDQ (edge.tooling.toolchain), converted, packed with ``layout = "NHWC"`` and signed with a key made
 for the test (the shipped ``trust.pem``'s private half was thrown away). A float model that divides its features by
 their mean level (ReduceMean/Add/Div, which the export refuses) gets that level folded into its head first: on
 nominal frames it is nearly constant.

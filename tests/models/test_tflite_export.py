@@ -1,4 +1,4 @@
-"""ONNX → TFLite export (edge.models.tflite_export): a PilotNet-shaped model quantized to U8S8 QDQ by the toolchain,
+"""ONNX → TFLite export (edge.tooling.tflite_export): a PilotNet-shaped model quantized to U8S8 QDQ by the toolchain,
 converted, run by LiteRT and compared with onnxruntime on the same inputs; the float export; the NCHW → NHWC
 flatten permutation; explicit pads; MatMul + Add; refusals; the CLI; and the loop's preprocessing into the int8 NHWC
 input of a packaged TFLite model.

@@ -34,9 +34,9 @@ from edge.sim.scenario import Scenario
 from edge.sim.simulation import Simulation
 from edge.sim.timeline import TimelineEntry
 
+from edge.contracts import Health
 from edge.errors import ConfigError
 from edge.loop.clock import Clock, LockstepClock, MonotonicClock
-from edge.loop.frame import Health
 
 __all__ = ["HarnessOptions", "builtin_models", "run_scenario"]
 
@@ -177,7 +177,7 @@ class ClosedLoop:
         if not Path(package).exists():
             why = (
                 "the TFLite variant of the lane model is not shipped yet: toolchains/lane/build.py writes it with "
-                "edge.models.tflite_export; or pass --package with a .tflite package"
+                "edge.tooling.tflite_export; or pass --package with a .tflite package"
                 if opts.backend == "tflite" and opts.package is None
                 else "built by toolchains/lane/build.py"
             )

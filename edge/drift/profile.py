@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.contracts import Model
 from edge.errors import ConfigError
 
 __all__ = [
@@ -263,9 +264,9 @@ def default_profile(channels: int, bins: int = 16) -> ReferenceProfile:
     return ReferenceProfile(tuple(feats))
 
 
-def profile_for_model(model: Any, channels: int) -> ReferenceProfile:
-    """The profile named by ``model.package``'s manifest (:class:`edge.models.BoundModel` loaded from a
-    package), or :func:`default_profile` for a bare model or an empty slot."""
+def profile_for_model(model: Model | None, channels: int) -> ReferenceProfile:
+    """The profile named by ``model.package``'s manifest (a model loaded from a package), or
+    :func:`default_profile` for a bare model or an empty slot (``None``)."""
     pkg = getattr(model, "package", None)
     name = ""
     if pkg is not None:

@@ -1,7 +1,7 @@
-"""The sensor-to-decision loop (scheduler, sensors, pipeline, fallback, hot-swap, shadow) and its contracts.
+"""The sensor-to-decision loop (scheduler, sensors, pipeline, fallback, hot-swap, shadow) and its clocks.
 
-The contracts (clock, frame record) import eagerly; the loop's own classes load on first use, so a telemetry tap
-importing ``edge.loop.frame`` pulls in nothing else.
+The clocks import eagerly; the loop's own classes load on first use. The frame record and its flag bits, which the
+loop writes and telemetry reads, live below both in :mod:`edge.contracts`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from importlib import import_module
 from typing import Any
 
 from edge.loop.clock import Clock, LockstepClock, MonotonicClock
-from edge.loop.frame import FrameContext, FrameTap, Health
 
 _LAZY = {
     "Loop": "edge.loop.runner",
@@ -28,7 +27,7 @@ _LAZY = {
     "PreprocessSpec": "edge.loop.pipeline",
 }
 
-__all__ = ["Clock", "FrameContext", "FrameTap", "Health", "LockstepClock", "MonotonicClock", *sorted(_LAZY)]
+__all__ = ["Clock", "LockstepClock", "MonotonicClock", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge.loop.service import run_service
+    from edge.device.service import run_service
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
@@ -25,7 +25,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _unit(args: argparse.Namespace) -> int:
-    from edge.loop.service import systemd_unit
+    from edge.device.service import systemd_unit
 
     print(systemd_unit(args.config, args.user), end="")
     return 0

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import read_toml
+from edge.contracts import STAGES
 from edge.errors import ConfigError
-from edge.loop.frame import STAGES
 
 __all__ = [
     "DeviceConfig",

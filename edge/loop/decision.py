@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.loop.frame import HEALTH_NAMES, STAGES
+from edge.contracts import HEALTH_NAMES, STAGES
 
 __all__ = ["Decision"]
 
@@ -22,7 +22,7 @@ class Decision:
     * ``action``: class → action index (classification policies; -1 when none); ``label``: its name ("" when none).
     * ``command``: float64 ``(n,)`` command vector (regression policies; empty otherwise).
     * ``confidence``: in [0, 1] (NaN when the policy has none).
-    * ``health``: :class:`edge.loop.frame.Health` value; ``flags``: the frame flag bits; ``fallback``: True when
+    * ``health``: :class:`edge.contracts.Health` value; ``flags``: the frame flag bits; ``fallback``: True when
       this is a hold-last or safe-stop decision rather than the model's.
     * ``stage_us``: float64 ``(len(STAGES),)`` per-stage timings (µs; the loop's clock), shared with the frame record.
     * ``source``: ``"loop"`` or ``"watchdog"`` (the watchdog's safe stop goes through its own path).

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from edge.contracts import DEADLINE_MISS, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, Health
 from edge.errors import ConfigError
 from edge.loop.decision import Decision
-from edge.loop.frame import DEADLINE_MISS, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, Health
 
 __all__ = [
     "FAULTS",

@@ -11,11 +11,11 @@ and ``model.run()`` reads it in place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from edge import kernels
+from edge.contracts import LAYOUTS, Model, image_dims, input_layout
 from edge.errors import ConfigError
 from edge.kernels import tables
 from edge.loop.decision import Decision
@@ -36,7 +36,7 @@ class PreprocessSpec:
     layout: str | None = None
 
 
-def model_version(model: Any, fallback_name: str = "model") -> str:
+def model_version(model: Model, fallback_name: str = "model") -> str:
     """``"name@version"`` from the model's package manifest, else ``"<fallback_name>@unversioned"``."""
     pkg = getattr(model, "package", None)
     if pkg is not None:
@@ -45,23 +45,13 @@ def model_version(model: Any, fallback_name: str = "model") -> str:
     return f"{fallback_name}@unversioned"
 
 
-def _layout(shape: tuple[int, ...], channels: int) -> str:
-    if len(shape) == 4 and shape[1] == channels and shape[3] != channels:
-        return "NCHW"
-    if len(shape) == 4 and shape[3] == channels:
-        return "NHWC"
-    if len(shape) == 3 and shape[0] == channels and shape[2] != channels:
-        return "NCHW"
-    return "NHWC"
-
-
 class ModelStage:
     """One model bound for the loop (built by :func:`build_stage`). Owns nothing the model does not: the input
     buffer and output buffers are the model's, the lookup table, plan and channel map are built here."""
 
     def __init__(
         self,
-        model: Any,
+        model: Model,
         policy: BoundPolicy,
         lut: np.ndarray,
         plan: tables.ResizePlan | None,
@@ -98,7 +88,7 @@ class ModelStage:
 
 
 def build_stage(
-    model: Any,
+    model: Model,
     policy: Policy,
     frame_shape: tuple[int, ...],
     frame_order: str = "RGB",
@@ -115,11 +105,10 @@ def build_stage(
     pre = dict(pkg.manifest.get("preprocess", {})) if pkg is not None else {}
     ins = model.inputs[0]
     channels = len(spec.channel_order or pre.get("channel_order") or frame_order)
-    layout = (spec.layout or pre.get("layout") or _layout(ins.shape, channels)).upper()
-    if layout not in ("NCHW", "NHWC"):
+    layout = (spec.layout or pre.get("layout") or input_layout(ins.shape, channels)).upper()
+    if layout not in LAYOUTS:
         raise ConfigError(f"preprocess.layout: expected NCHW or NHWC, got {layout!r}")
-    dims = ins.shape[1:] if len(ins.shape) == 4 else ins.shape
-    h, w, c = (dims[1], dims[2], dims[0]) if layout == "NCHW" else dims
+    h, w, c = image_dims(ins.shape, layout)
     model_order = spec.channel_order or pre.get("channel_order") or frame_order[:c]
     if len(model_order) != c:
         raise ConfigError(f"preprocess.channel_order: expected {c} channels for {ins.describe()}, got {model_order!r}")

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge import kernels
+from edge.contracts import Model, TensorSpec
 from edge.errors import ConfigError, ShapeError
 from edge.loop.decision import Decision
-from edge.models.spec import TensorSpec
 
 __all__ = ["BoundPolicy", "CallablePolicy", "ClassificationPolicy", "Policy", "RegressionPolicy"]
 
@@ -35,7 +35,7 @@ class BoundPolicy(Protocol):
 class Policy(Protocol):
     command_size: int
 
-    def bind(self, model: Any) -> BoundPolicy:
+    def bind(self, model: Model) -> BoundPolicy:
         """Buffers for ``model`` (its ``outputs`` specs and ``output_buffers``); called off the loop thread."""
         ...
 
@@ -86,7 +86,7 @@ class ClassificationPolicy:
         self.min_confidence = float(min_confidence)
         self.low_action = -1 if low_confidence_action is None else self.actions.index(low_confidence_action)
 
-    def bind(self, model: Any) -> _BoundClassification:
+    def bind(self, model: Model) -> _BoundClassification:
         return _BoundClassification(self, model.outputs[0], model.output_buffers[0])
 
 
@@ -156,7 +156,7 @@ class RegressionPolicy:
             raise ConfigError(f"{key}: expected 1 or {self.command_size} numbers, got {np.asarray(v).tolist()}")
         return arr
 
-    def bind(self, model: Any) -> _BoundRegression:
+    def bind(self, model: Model) -> _BoundRegression:
         return _BoundRegression(self, model.outputs[0], model.output_buffers[0])
 
 
@@ -200,7 +200,7 @@ class CallablePolicy:
         self.fn = fn
         self.command_size = int(command_size)
 
-    def bind(self, model: Any) -> CallablePolicy:
+    def bind(self, model: Model) -> CallablePolicy:
         return self
 
     def postprocess(self) -> bool:

@@ -19,10 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError
-from edge.loop.clock import Clock, MonotonicClock
-from edge.loop.decision import Decision
-from edge.loop.frame import (
+from edge.contracts import (
     DEADLINE_MISS,
     FALLBACK,
     HEALTH_NAMES,
@@ -31,6 +28,9 @@ from edge.loop.frame import (
     FrameContext,
     FrameTap,
 )
+from edge.errors import ConfigError
+from edge.loop.clock import Clock, MonotonicClock
+from edge.loop.decision import Decision
 from edge.loop.health import HOLD_LAST, SAFE_STOP, FallbackConfig, HealthMonitor, reasons, safe_decision
 from edge.loop.pipeline import ModelStage, PreprocessSpec, build_stage
 from edge.loop.policy import Policy

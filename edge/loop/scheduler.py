@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from edge.contracts import DEADLINE_MISS, STAGES
 from edge.errors import ConfigError
 from edge.loop.clock import Clock
-from edge.loop.frame import DEADLINE_MISS, STAGES
 
 __all__ = ["Schedule", "StageBudgets", "apply_realtime"]
 
@@ -68,7 +68,7 @@ class Schedule:
 
 
 class StageBudgets:
-    """Per-stage time budgets (µs, by :data:`~edge.loop.frame.STAGES` name) over a frame's ``stage_us`` array.
+    """Per-stage time budgets (µs, by :data:`~edge.contracts.STAGES` name) over a frame's ``stage_us`` array.
 
     :meth:`check_stages` (before the decision is delivered) and :meth:`check_total` (after, when "total" is known)
     count the stages over budget in :attr:`overruns` (int64, ``STAGES`` order) and return ``DEADLINE_MISS`` when

@@ -9,7 +9,7 @@ reader never sees a half-written value, and nothing is allocated after construct
 
 :meth:`SensorSlot.assess` runs the per-frame checks — stale (capture older than ``stale_ns`` or never received),
 NaN, out of ``[lo, hi]``, frozen (``frozen_frames`` consecutive new captures with an identical signature) — and
-returns the :mod:`edge.loop.frame` flag bits, allocation-free.
+returns the :mod:`edge.contracts.frame` flag bits, allocation-free.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import threading
 
 import numpy as np
 
+from edge.contracts import INVALID_SENSOR, STALE_SENSOR
 from edge.errors import ConfigError, ShapeError
-from edge.loop.frame import INVALID_SENSOR, STALE_SENSOR
 
 __all__ = ["SensorSlot", "SensorSync"]
 

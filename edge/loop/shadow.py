@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edge.contracts import FrameContext, Model, TensorSpec
 from edge.errors import ConfigError
-from edge.loop.frame import FrameContext
+
+if TYPE_CHECKING:
+    from edge.loop.pipeline import ModelStage
 
 __all__ = ["ShadowRunner"]
 
 log = logging.getLogger("edge.loop")
 
 
-def _real(spec: Any, arr: np.ndarray) -> np.ndarray:
+def _real(spec: TensorSpec, arr: np.ndarray) -> np.ndarray:
     x = arr.astype(np.float64).reshape(-1)
     if spec.quantized:
         x = (x - float(spec.zero_point or 0)) * float(spec.scale)
@@ -41,8 +44,8 @@ class ShadowRunner:
 
     def __init__(
         self,
-        candidate: Any,
-        live: Any,
+        candidate: ModelStage,
+        live: Model,
         ctx: FrameContext,
         *,
         every: int = 1,
@@ -73,7 +76,7 @@ class ShadowRunner:
         self._thread = threading.Thread(target=self._work, name="edge-shadow", daemon=True)
         self._thread.start()
 
-    def check_live(self, live: Any) -> None:
+    def check_live(self, live: Model) -> None:
         """Refuse a live model whose input or first output differs from what this runner copies."""
         a, b = live.inputs[0], self.candidate.inputs[0]
         self.copy_input = (a.shape, a.dtype, a.scale, a.zero_point) == (b.shape, b.dtype, b.scale, b.zero_point)

@@ -5,7 +5,7 @@ thread for the watchdog's — and must not block. ``close()`` releases what it h
 
 Decision messages (:class:`ZmqDecisionSink`) are one-part msgpack maps: ``v`` (schema, 1), ``seq``, ``tick_ns``
 (loop clock ns), ``action`` (int, -1: none), ``label`` (str), ``command`` (list of float), ``confidence`` (float,
-NaN: none), ``health`` ("OK" | "DEGRADED" | "SAFE_STOP"), ``flags`` (int, :mod:`edge.loop.frame` bits),
+NaN: none), ``health`` ("OK" | "DEGRADED" | "SAFE_STOP"), ``flags`` (int, :mod:`edge.contracts.frame` bits),
 ``fallback`` (bool), ``source`` ("loop" | "watchdog"), ``stage_us`` (list of float, in ``STAGES`` order).
 """
 
@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import msgpack
 import zmq
 
+from edge.contracts import HEALTH_NAMES
 from edge.errors import ConfigError
 from edge.loop.decision import Decision
-from edge.loop.frame import HEALTH_NAMES
 
 __all__ = ["CallableSink", "DecisionSink", "LogSink", "ZmqDecisionSink", "decision_message"]
 

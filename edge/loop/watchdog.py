@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from edge.contracts import FALLBACK, Health
 from edge.errors import ConfigError
 from edge.loop.decision import Decision
-from edge.loop.frame import FALLBACK, Health
 from edge.loop.sinks import DecisionSink
 
 __all__ = ["Watchdog", "attach_watchdog"]

@@ -5,7 +5,7 @@
 'images[1x3x320x320] uint8 (scale=0.0186, zero_point=114)'
 >>> outputs = model.run(frame_u8)                             # doctest: +SKIP
 
-Every loaded model follows the contract in DESIGN.md (see :class:`edge.models.base.BoundModel`).
+Every loaded model is an :class:`edge.contracts.Model` (implemented by :class:`edge.models.base.BoundModel`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edge.contracts import LoadReport, Model, TensorSpec
 from edge.errors import IntegrityError, ModelError
-from edge.models.base import BoundModel, LoadReport
+from edge.models.base import BoundModel
 from edge.models.integrity import sha256_hex, trust_key_from_env
 from edge.models.options import RuntimeOptions
 from edge.models.package import MODEL_FORMATS, Package, is_archive, read_package
-from edge.models.spec import TensorSpec
 
 __all__ = [
     "BoundModel",
@@ -33,7 +33,6 @@ __all__ = [
     "read_model_source",
 ]
 
-Model = BoundModel
 log = logging.getLogger("edge.models")
 
 

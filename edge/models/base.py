@@ -1,4 +1,5 @@
-"""What every loaded model is: specs, buffers bound once, ``run``, warm-up figures.
+"""What every loaded model is: specs, buffers bound once, ``run``, warm-up figures — the one implementation of the
+:class:`edge.contracts.Model` protocol.
 
 A backend subclass builds its runtime session, allocates one buffer per input and output, binds them, and
 implements :meth:`BoundModel._invoke`. Everything else — checking caller arrays, warm-up, the load report — lives
@@ -8,31 +9,18 @@ here so the two backends behave the same.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
+from edge.contracts import LoadReport, TensorSpec
 from edge.errors import ShapeError
-from edge.models.spec import TensorSpec
 
-__all__ = ["BoundModel", "LoadReport"]
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """Load-time figures. ``load_ms``: session creation (ms); ``first_run_ms``: the first inference (ms);
-    ``warm_ms``: median of the other warm-up runs (ms, ``None`` with fewer than 2 warm-up runs)."""
-
-    load_ms: float
-    first_run_ms: float | None
-    warm_ms: float | None
-    warmup_runs: int
-    source: str
-    sha256: str | None = None
+__all__ = ["BoundModel"]
 
 
 class BoundModel:
-    """A model whose input and output buffers were allocated once and bound to the runtime.
+    """A model whose input and output buffers were allocated once and bound to the runtime (an
+    :class:`edge.contracts.Model`).
 
     Attributes: ``inputs``/``outputs`` (tuples of :class:`TensorSpec`), ``input_buffers``/``output_buffers``
     (tuples of arrays owned by the model, valid for its lifetime; for LiteRT they are views into the interpreter's

@@ -144,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_guard(_inspect))
 
-    from edge.models.toolchain_cli import register_model_actions
+    from edge.tooling.cli import register_model_actions
 
     register_model_actions(sub)  # quantize, profile
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from edge.contracts import TensorSpec
 from edge.errors import ModelError
 from edge.models._foreign import model_error
 from edge.models.base import BoundModel
 from edge.models.options import RuntimeOptions
 from edge.models.providers import canonical
-from edge.models.spec import TensorSpec
 
 __all__ = ["LiteRTModel", "interpreter_class"]
 

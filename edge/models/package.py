@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.contracts import TensorSpec
 from edge.errors import IntegrityError, ModelError
 from edge.models import _toml
 from edge.models.integrity import sha256_hex, split_signature, verify_manifest_signature
-from edge.models.spec import TensorSpec
 
 __all__ = [
     "ARCHIVE_SUFFIXES",

@@ -2,7 +2,8 @@
 
 The wire protocol is normative in docs/PROTOCOL.md; :mod:`edge.telemetry.protocol` is its codec and validator
 (shared with the collector), :class:`edge.telemetry.security.ZapAllowList` the collector's side of CURVE.
-The loop's service builds the tap with :func:`tap_from_config` from the device.toml ``[telemetry]`` table.
+The device service (:mod:`edge.device.service`) builds the tap with :func:`tap_from_config` from the device.toml
+``[telemetry]`` table.
 """
 
 from __future__ import annotations

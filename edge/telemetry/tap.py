@@ -1,4 +1,4 @@
-"""The telemetry tap: the loop's :class:`~edge.loop.frame.FrameTap` that sketches every frame and hands windows over.
+"""The telemetry tap: the loop's :class:`~edge.contracts.FrameTap` that sketches every frame and hands windows over.
 
 ``on_frame`` (loop thread) gathers the frame's drift features into a preallocated vector, updates the active
 window's feature and latency sketches through the native kernel, counts the top-1 class, flags and health, and
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from edge.contracts import DEADLINE_MISS, FALLBACK, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, FrameContext, Model
 from edge.drift.profile import ReferenceProfile, profile_for_model
 from edge.errors import ConfigError
-from edge.loop.frame import DEADLINE_MISS, FALLBACK, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, FrameContext
 from edge.telemetry.capture import CapturePool
 from edge.telemetry.config import TelemetrySettings
 from edge.telemetry.publisher import Publisher
@@ -100,7 +100,7 @@ class TelemetryTap:
 
     # ------------------------------------------------------------------------------------------ bind
 
-    def bind(self, ctx: FrameContext, model: Any) -> None:
+    def bind(self, ctx: FrameContext, model: Model) -> None:
         """Set up features and window buffers for the live model (allocates; rare)."""
         channels = int(ctx.stats.shape[1])
         profile = self._profile or profile_for_model(model, channels)
@@ -155,7 +155,7 @@ class TelemetryTap:
         self.publisher.add_ring(ring)
 
     def _output_reader(
-        self, src: dict[str, Any], outputs: tuple[np.ndarray, ...], model: Any, profile: ReferenceProfile, slot: int
+        self, src: dict[str, Any], outputs: tuple[np.ndarray, ...], model: Model, profile: ReferenceProfile, slot: int
     ) -> tuple[Any, ...]:
         kind = src["kind"]
         if kind == "confidence":

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.contracts import STAGES
 from edge.drift.profile import ReferenceProfile
 from edge.drift.sketch import WindowSketch, latency_edges_us
-from edge.loop.frame import STAGES
 
 __all__ = ["COUNTERS", "FREE", "READY", "WindowRing", "WindowSlot"]
 

@@ -39,7 +39,7 @@ from edge.loop.scheduler import apply_realtime
 from edge.loop.sensors import SensorSlot
 from edge.models import load_model
 from edge.models.manage import pack_model
-from edge.models.testing import u8s8_cnn_onnx
+from edge.tooling.model_builders import u8s8_cnn_onnx
 
 ACTIONS = [f"a{i}" for i in range(10)]
 FRAME = (480, 640, 3)

@@ -15,7 +15,7 @@ the RMS lateral error. Figures (``--json``):
 
 TFLite rows (LiteRT, XNNPACK delegate, 1 thread, timed in the same alternating blocks as ONNX): the int8 package
 ``sim/models/lane-keeper-tflite.tgz`` (or ``--tflite PKG``) and the float model of ``lane-keeper-float.tgz``
-converted here with :func:`edge.models.tflite_export.float_onnx_to_tflite`. A row whose model is missing or cannot
+converted here with :func:`edge.tooling.tflite_export.float_onnx_to_tflite`. A row whose model is missing or cannot
 be converted is skipped with the reason printed. Figures:
 
 * ``tflite_int8_us`` — int8 TFLite p50 (µs); ``tflite_int8_p99_us``; ``tflite_float_us`` — float TFLite p50 (µs);
@@ -60,7 +60,7 @@ def _tflite_models(args: argparse.Namespace, folder: Path, tmp: Path) -> dict[st
     """The TFLite models to time: ``tflite_int8`` (the package) and ``tflite_float`` (converted from the float
     package's model), each only when it can be had; the reason is printed otherwise."""
     from edge.models.package import read_package
-    from edge.models.tflite_export import float_onnx_to_tflite
+    from edge.tooling.tflite_export import float_onnx_to_tflite
 
     found: dict[str, Path] = {}
     pkg = args.tflite or folder / "lane-keeper-tflite.tgz"

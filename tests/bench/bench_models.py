@@ -24,7 +24,7 @@ from pathlib import Path
 
 from edge.models import load_model
 from edge.models.bench import bench_model
-from edge.models.testing import float_cnn_onnx, int8_tflite, u8s8_cnn_onnx
+from edge.tooling.model_builders import float_cnn_onnx, int8_tflite, u8s8_cnn_onnx
 
 
 def main() -> int:

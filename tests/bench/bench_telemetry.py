@@ -31,10 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.contracts import FrameContext
 from edge.kernels import reference
-from edge.loop.frame import FrameContext
 from edge.telemetry import tap_from_config
-from edge.telemetry.testing import CollectorPeer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the fake collector lives there
+
+from fake_collector import CollectorPeer
 
 CHANNELS = 16  # 32 features
 

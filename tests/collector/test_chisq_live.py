@@ -1,5 +1,5 @@
-"""Chi-square on the prediction mix, live: a real classification model (edge.models.testing) packaged with a reference
-profile that holds its top-1 class counts, run by the real loop with the telemetry tap, over real sockets to a
+"""Chi-square on the prediction mix, live: a real classification model (edge.tooling.model_builders) packaged with a
+reference profile that holds its top-1 class counts, run by the real loop with the telemetry tap, over real sockets to a
 CollectorServer. A shifted class mix opens a ``chi2_p`` alert on the device; the same mix as the reference does not.
 The alert's value is checked against ``scipy.stats.chi2_contingency`` on the windows the collector stored."""
 
@@ -23,9 +23,9 @@ from edge.loop.sensors import SensorSlot
 from edge.loop.sinks import CallableSink
 from edge.models import load_model
 from edge.models.manage import pack_model
-from edge.models.testing import float_cnn_onnx
-from edge.models.toolchain import reference_profile
 from edge.telemetry import tap_from_config
+from edge.tooling.model_builders import float_cnn_onnx
+from edge.tooling.toolchain import reference_profile
 
 HW = 16
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

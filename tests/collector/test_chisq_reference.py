@@ -17,8 +17,8 @@ from edge.collector.engine import DriftEngine, Evaluation, ModelReference
 from edge.drift.profile import FeatureSpec, ReferenceProfile, load_profile
 from edge.errors import ConfigError
 from edge.models import load_model
-from edge.models.testing import float_cnn_onnx
-from edge.models.toolchain import run_frames
+from edge.tooling.model_builders import float_cnn_onnx
+from edge.tooling.toolchain import run_frames
 
 # a profile as written before prediction counts existed, byte for byte (canonical JSON)
 OLD_PROFILE = (
@@ -161,7 +161,7 @@ def test_model_profile_command_stores_the_top1_counts(tmp_path: Path, rng: np.ra
 
 
 def test_a_tap_refuses_counts_that_do_not_match_the_classification_output(tmp_path: Path) -> None:
-    from edge.loop.frame import FrameContext
+    from edge.contracts import FrameContext
     from edge.telemetry import TelemetryTap, parse_telemetry
 
     table = {"spool_dir": "spool", "endpoint": "tcp://127.0.0.1:9", "fsync": "never"}

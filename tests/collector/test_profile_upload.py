@@ -17,9 +17,9 @@ from collector_support import wait_for
 
 from edge.collector.http import prometheus_text
 from edge.collector.server import CollectorServer, CollectorSettings
+from edge.contracts import FrameContext
 from edge.drift.profile import FeatureSpec, ReferenceProfile
 from edge.loop.clock import LockstepClock
-from edge.loop.frame import FrameContext
 from edge.telemetry import TelemetryTap, parse_telemetry
 from edge.telemetry.protocol import MAX_PROFILE_BYTES
 from edge.telemetry.records import hello_body

@@ -1,8 +1,8 @@
-"""``--backend tflite``: the full-int8 TFLite lane model (edge.models.tflite_export) drives the simulated car in
+"""``--backend tflite``: the full-int8 TFLite lane model (edge.tooling.tflite_export) drives the simulated car in
 closed loop through the loop's int8 NHWC preprocessing, with telemetry to the in-process collector.
 
 The package is built here from the shipped float lane model (``sim/models/lane-keeper-float.tgz``): calibrated and
-quantized to U8S8 QDQ (edge.models.toolchain), converted, packed with ``layout = "NHWC"`` and signed with a key made
+quantized to U8S8 QDQ (edge.tooling.toolchain), converted, packed with ``layout = "NHWC"`` and signed with a key made
 for the test (the shipped ``trust.pem``'s private half was thrown away). A float model that divides its features by
 their mean level (ReduceMean/Add/Div, which the export refuses) gets that level folded into its head first: on
 nominal frames it is nearly constant.
@@ -33,7 +33,7 @@ def _fold_mean_level(model, frames: np.ndarray, mean, std) -> None:
     import onnxruntime as ort
     from onnx import numpy_helper
 
-    from edge.models.toolchain import normalize_frames
+    from edge.tooling.toolchain import normalize_frames
 
     g = model.graph
     div = next((n for n in g.node if n.op_type == "Div"), None)
@@ -68,8 +68,8 @@ def tflite_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from edge.models.manage import pack_model
     from edge.models.package import read_package
-    from edge.models.tflite_export import qdq_onnx_to_tflite
-    from edge.models.toolchain import quantize_u8s8
+    from edge.tooling.tflite_export import qdq_onnx_to_tflite
+    from edge.tooling.toolchain import quantize_u8s8
 
     tmp = tmp_path_factory.mktemp("tflite-models")
     pkg = read_package(builtin_models() / "lane-keeper-float.tgz")

@@ -13,8 +13,8 @@ from edge.drift.profile import load_profile
 from edge.errors import ShapeError
 from edge.models import load_model
 from edge.models.manage import verify_package
-from edge.models.testing import float_cnn_onnx
-from edge.models.toolchain import quantize_u8s8, reference_profile, run_frames
+from edge.tooling.model_builders import float_cnn_onnx
+from edge.tooling.toolchain import quantize_u8s8, reference_profile, run_frames
 
 MODELS = Path(__file__).resolve().parents[2] / "sim" / "models"
 

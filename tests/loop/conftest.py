@@ -22,7 +22,7 @@ from edge.loop.sensors import SensorSlot
 from edge.loop.sinks import CallableSink
 from edge.models import load_model
 from edge.models.manage import pack_model
-from edge.models.testing import float_cnn_onnx, u8s8_cnn_onnx
+from edge.tooling.model_builders import float_cnn_onnx, u8s8_cnn_onnx
 
 ACTIONS = tuple(f"a{i}" for i in range(10))
 FRAME_SHAPE = (48, 64, 3)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.contracts import FrameContext
 from edge.loop.clock import LockstepClock
-from edge.loop.frame import FrameContext
 
 IR_VERSION, OPSET = 10, 17
 

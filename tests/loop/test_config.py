@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.device.service import build_service
 from edge.errors import ConfigError
 from edge.loop.config import load_config
-from edge.loop.service import build_service
 
 SAMPLE = """
 [device]

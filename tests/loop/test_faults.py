@@ -8,9 +8,9 @@ import pytest
 from conftest import PERIOD_NS
 from loop_helpers import FailingModel, SlowModel
 
+from edge.contracts import DEADLINE_MISS, FALLBACK, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, Health
 from edge.errors import ConfigError
 from edge.loop.clock import LockstepClock
-from edge.loop.frame import DEADLINE_MISS, FALLBACK, INVALID_SENSOR, MODEL_FAULT, STALE_SENSOR, Health
 from edge.loop.health import FallbackConfig
 from edge.loop.policy import ClassificationPolicy, RegressionPolicy
 from edge.loop.runner import Loop

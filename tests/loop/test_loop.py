@@ -9,9 +9,9 @@ import pytest
 from conftest import ACTIONS, PERIOD_NS
 from loop_helpers import SlowModel
 
+from edge.contracts import DEADLINE_MISS, FALLBACK, STAGES, Health
 from edge.errors import ConfigError, ShapeError
 from edge.loop.clock import LockstepClock
-from edge.loop.frame import DEADLINE_MISS, FALLBACK, STAGES, Health
 from edge.loop.health import FallbackConfig
 from edge.loop.policy import ClassificationPolicy
 from edge.loop.runner import Loop

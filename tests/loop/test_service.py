@@ -129,7 +129,7 @@ def test_service_unit_prints_a_systemd_unit(tmp_path: Path, capsys) -> None:
 def test_edge_run_streams_telemetry_windows_to_a_collector(tmp_path: Path, loop_models, zmq_ctx, rng) -> None:
     """The loop and telemetry together: `edge run` with a [telemetry] table sends hello + window records to a real
     ROUTER collector; the windows count the frames the loop ran; SIGTERM still stops it cleanly."""
-    from edge.telemetry.testing import CollectorPeer, wait_for
+    from fake_collector import CollectorPeer, wait_for
 
     camera = f"ipc://{tmp_path}/camera.ipc"
     actions = "[" + ", ".join(f'"a{i}"' for i in range(10)) + "]"

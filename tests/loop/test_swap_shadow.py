@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 from loop_helpers import BlockingModel
 
+from edge.contracts import MODEL_FAULT, Health
 from edge.errors import ConfigError
-from edge.loop.frame import MODEL_FAULT, Health
 from edge.loop.sensors import SensorSlot
 from edge.models import load_model
 

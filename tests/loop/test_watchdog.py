@@ -7,8 +7,8 @@ import time
 
 from loop_helpers import BlockingModel
 
+from edge.contracts import FALLBACK, Health
 from edge.loop.clock import MonotonicClock
-from edge.loop.frame import FALLBACK, Health
 from edge.loop.sensors import SensorSlot
 from edge.loop.sinks import CallableSink
 from edge.loop.watchdog import attach_watchdog

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.models.testing import float_cnn_onnx, int8_tflite, u8s8_cnn_onnx
+from edge.tooling.model_builders import float_cnn_onnx, int8_tflite, u8s8_cnn_onnx
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""ONNX → TFLite export (edge.models.tflite_export): a PilotNet-shaped model quantized to U8S8 QDQ by the toolchain,
+"""ONNX → TFLite export (edge.tooling.tflite_export): a PilotNet-shaped model quantized to U8S8 QDQ by the toolchain,
 converted, run by LiteRT and compared with onnxruntime on the same inputs; the float export; the NCHW → NHWC
 flatten permutation; explicit pads; MatMul + Add; refusals; the CLI; and the loop's preprocessing into the int8 NHWC
 input of a packaged TFLite model.
@@ -20,9 +20,9 @@ import pytest
 
 from edge.errors import ModelError
 from edge.models import load_model
-from edge.models.testing import pilotnet_onnx
-from edge.models.tflite_export import float_onnx_to_tflite, qdq_onnx_to_tflite
-from edge.models.toolchain import normalize_frames, quantize_u8s8
+from edge.tooling.model_builders import pilotnet_onnx
+from edge.tooling.tflite_export import float_onnx_to_tflite, qdq_onnx_to_tflite
+from edge.tooling.toolchain import normalize_frames, quantize_u8s8
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 SEED = 20261121

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fake_collector import CollectorPeer, wait_for
 
+from edge.contracts import FrameContext
 from edge.loop.clock import LockstepClock
-from edge.loop.frame import FrameContext
 from edge.telemetry import TelemetryTap, tap_from_config
-from edge.telemetry.testing import CollectorPeer, wait_for
 
 OUR_THREADS = ("edge-telemetry", "collector-peer", "Thread-")  # ThreadAuthenticator threads are unnamed
 

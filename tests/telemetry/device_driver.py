@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.contracts import FrameContext
 from edge.loop.clock import LockstepClock
-from edge.loop.frame import FrameContext
 from edge.telemetry import tap_from_config
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import zmq
+from fake_collector import CollectorPeer, wait_for
 from zmq.utils.monitor import recv_monitor_message
 
 from edge.telemetry.security import generate_keypair, load_keypair, load_public_key
-from edge.telemetry.testing import CollectorPeer, wait_for
 
 
 def test_acked_records_leave_the_spool_and_heartbeats_flow(make_tap, collector, driver) -> None:

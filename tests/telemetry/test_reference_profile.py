@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_collector import wait_for
 
 from edge.drift import ReferenceProfile, default_profile, load_profile, save_profile
 from edge.drift.profile import FeatureSpec, PcaBasis, profile_for_model
 from edge.errors import ConfigError
-from edge.telemetry.testing import wait_for
 
 
 def _profile(rng: np.random.Generator) -> ReferenceProfile:
@@ -82,7 +82,7 @@ def test_undecodable_profile() -> None:
 def test_real_model_package_output_features(tmp_path: Path, rng, make_tap, collector, make_driver) -> None:
     from edge.models import load_model
     from edge.models.manage import pack_model
-    from edge.models.testing import float_cnn_onnx
+    from edge.tooling.model_builders import float_cnn_onnx
 
     profile = _profile(rng)
     save_profile(profile, tmp_path / "profile.json")

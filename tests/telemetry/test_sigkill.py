@@ -15,9 +15,9 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from fake_collector import CollectorPeer, wait_for
 
 from edge.telemetry.protocol import Record, encode_record
-from edge.telemetry.testing import CollectorPeer, wait_for
 
 DRIVER = Path(__file__).with_name("device_driver.py")
 

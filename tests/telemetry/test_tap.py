@@ -10,9 +10,9 @@ import tracemalloc
 import zlib
 
 import numpy as np
+from fake_collector import wait_for
 
-from edge.loop.frame import DEADLINE_MISS, FALLBACK, STALE_SENSOR, Health
-from edge.telemetry.testing import wait_for
+from edge.contracts import DEADLINE_MISS, FALLBACK, STALE_SENSOR, Health
 
 WINDOW_NS = 100_000_000  # window_s = 0.1 in make_tap
 MEAN_EDGES = [255.0 * i / 16 for i in range(17)]  # the default profile, as PROTOCOL.md states it

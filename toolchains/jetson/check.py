@@ -27,7 +27,7 @@ FLOAT_ATOL, QDQ_ATOL = 5e-2, 0.25
 
 
 def _models(tmp: Path) -> dict[str, Path]:
-    from edge.models.testing import float_cnn_onnx, u8s8_cnn_onnx
+    from edge.tooling.model_builders import float_cnn_onnx, u8s8_cnn_onnx
 
     return {"float": float_cnn_onnx(tmp / "float.onnx", hw=64), "u8s8": u8s8_cnn_onnx(tmp / "u8s8.onnx", hw=64)}
 

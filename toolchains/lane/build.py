@@ -7,8 +7,8 @@
 Steps: drive the expert (with seeded steering perturbations, so recoveries are recorded) to collect training
 frames (edge.sim.dataset), train the PilotNet-style CNN with PyTorch under road-condition augmentation (train.py,
 lanenet.LANENET), export the weights into an ONNX graph (lanenet.build_graph), calibrate and quantize to U8S8 QDQ
-(edge.models.toolchain.quantize_u8s8; calibration frames: nominal and augmented, so the int8 ranges cover dusk,
-fog and glare), compute the reference profile on held-out nominal frames (edge.models.toolchain.reference_profile),
+(edge.tooling.toolchain.quantize_u8s8; calibration frames: nominal and augmented, so the int8 ranges cover dusk,
+fog and glare), compute the reference profile on held-out nominal frames (edge.tooling.toolchain.reference_profile),
 pack (and sign with --key) three packages:
 
 * ``lane-keeper.tgz`` — int8 (U8S8 QDQ, uint8 input), version 1.0.0: the model the scenarios drive with;
@@ -39,7 +39,7 @@ from edge.sim.dataset import collect
 from edge.drift.profile import save_profile
 from edge.models import load_model
 from edge.models.manage import pack_model
-from edge.models.toolchain import quantize_u8s8, reference_profile
+from edge.tooling.toolchain import quantize_u8s8, reference_profile
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -112,7 +112,7 @@ def _calibration(val: dict[str, np.ndarray], seed: int) -> np.ndarray:
 
 
 # (package, version, model): "int8" U8S8 QDQ ONNX with uint8 NCHW input, "float" float32 ONNX, "tflite" full-int8
-# TFLite with int8 NHWC input (edge.models.tflite_export, from the int8 ONNX model)
+# TFLite with int8 NHWC input (edge.tooling.tflite_export, from the int8 ONNX model)
 PACKAGES = (
     ("lane-keeper", "1.0.0", "int8"),
     ("lane-keeper-float", "1.0.0", "float"),
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             if fmt != "float":
                 model_file = quantize_u8s8(fp, tmp / "lane_keeper.onnx", calib, mean=lanenet.MEAN, std=lanenet.STD)
             if fmt == "tflite":
-                from edge.models.tflite_export import qdq_onnx_to_tflite
+                from edge.tooling.tflite_export import qdq_onnx_to_tflite
 
                 model_file = qdq_onnx_to_tflite(model_file, tmp / "lane_keeper.tflite")
             out = args.out / f"{name}.tgz"

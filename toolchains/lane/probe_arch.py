@@ -21,7 +21,7 @@ import numpy as np
 from lanenet import Architecture
 
 from edge.models import load_model
-from edge.models.toolchain import quantize_u8s8
+from edge.tooling.toolchain import quantize_u8s8
 
 FC = (100, 50, 10)
 CANDIDATES = {

@@ -1,4 +1,4 @@
-"""``edge model quantize`` and ``edge model profile``: the CLI faces of :mod:`edge.models.toolchain`.
+"""``edge model quantize`` and ``edge model profile``: the CLI faces of :mod:`edge.tooling.toolchain`.
 
 Frames come from an ``.npz`` with ``frames`` (uint8 (N, H, W, 3) RGB at the model's input size) and, for the
 profile, ``pixel_stats`` (float (N, 2, 3): the camera frames' per-channel mean and std) — what
@@ -42,7 +42,7 @@ def _load(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from edge.models.toolchain import quantize_u8s8
+    from edge.tooling.toolchain import quantize_u8s8
 
     frames = _load(args.calibration, ("frames",))["frames"]
     if args.limit and len(frames) > args.limit:
@@ -55,7 +55,7 @@ def _quantize(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from edge.drift.profile import save_profile
     from edge.models import load_model
-    from edge.models.toolchain import reference_profile
+    from edge.tooling.toolchain import reference_profile
 
     data = _load(args.frames, ("frames", "pixel_stats"))
     model = load_model(args.model, warmup=0)
@@ -118,7 +118,7 @@ def register_model_actions(sub: argparse._SubParsersAction) -> None:
 
 
 def _tflite(args: argparse.Namespace) -> int:
-    from edge.models.tflite_export import float_onnx_to_tflite, qdq_onnx_to_tflite
+    from edge.tooling.tflite_export import float_onnx_to_tflite, qdq_onnx_to_tflite
 
     convert = float_onnx_to_tflite if args.float else qdq_onnx_to_tflite
     out = convert(args.model, args.out)
@@ -128,7 +128,7 @@ def _tflite(args: argparse.Namespace) -> int:
 
 
 def register_tflite_action(sub: argparse._SubParsersAction) -> None:
-    """Add ``tflite`` (ONNX → TFLite, :mod:`edge.models.tflite_export`) to ``edge model``'s actions."""
+    """Add ``tflite`` (ONNX → TFLite, :mod:`edge.tooling.tflite_export`) to ``edge model``'s actions."""
     p = sub.add_parser("tflite", help="convert a U8S8 QDQ ONNX model (edge model quantize) to a full-int8 TFLite model")
     p.add_argument("model", type=Path, help="U8S8 QDQ .onnx with a uint8 input (or a float .onnx with --float)")
     p.add_argument("out", type=Path, help="the .tflite to write")

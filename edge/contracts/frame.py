@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge.contracts.model import Model
+
 __all__ = [
     "DEADLINE_MISS",
     "FALLBACK",
@@ -112,9 +114,9 @@ class FrameTap(Protocol):
     for long). ``bind`` and ``on_event`` are rare and may allocate, but must not block either.
     """
 
-    def bind(self, ctx: FrameContext, model: Any) -> None:
-        """Called before the first frame and after every swap/rollback, with the new live model
-        (an :class:`edge.models.BoundModel`) whose ``output_buffers`` are now in ``ctx.outputs``."""
+    def bind(self, ctx: FrameContext, model: Model) -> None:
+        """Called before the first frame and after every swap/rollback, with the new live model whose
+        ``output_buffers`` are now in ``ctx.outputs``."""
         ...
 
     def on_frame(self, ctx: FrameContext) -> None:

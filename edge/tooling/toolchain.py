@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.contracts import Model, image_dims, input_layout
 from edge.errors import ConfigError, ShapeError
 
 __all__ = ["centred_edges", "normalize_frames", "quantize_u8s8", "reference_profile", "run_frames", "top1_counts"]
@@ -106,21 +107,20 @@ def quantize_u8s8(
     return out
 
 
-def run_frames(model: Any, frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def run_frames(model: Model, frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """The model's first output, dequantized, for each frame: float64 (N, size). Frames go through the loop's
     preprocessing kernel into ``model.input_buffers[0]`` (the model owns that buffer)."""
     from edge.kernels import preprocess_frame, tables
-    from edge.loop.pipeline import _layout
 
     _check_frames(frames)
     spec = model.inputs[0]
-    layout = _layout(spec.shape, 3)
+    layout = input_layout(spec.shape, 3)
     if spec.quantized:
         lut = tables.quantized_lut(mean, std, spec.scale, spec.zero_point, spec.dtype, channels=3)
     else:
         lut = tables.normalize_lut(mean, std, channels=3)
     cmap = tables.channel_map("RGB", "RGB")
-    h, w = (spec.shape[2], spec.shape[3]) if layout == "NCHW" else (spec.shape[1], spec.shape[2])
+    h, w, _ = image_dims(spec.shape, layout)
     plan = tables.resize_plan(frames.shape[1:3], (h, w))
     stats = np.zeros((2, 3), np.float64)
     o = model.outputs[0]
@@ -161,7 +161,7 @@ def _feature(name: str, source: dict[str, Any], values: np.ndarray, edges: np.nd
 
 
 def reference_profile(
-    model: Any,
+    model: Model,
     frames: np.ndarray,
     pixel_stats: np.ndarray,
     *,

@@ -1,4 +1,4 @@
-"""The pieces of a TFLite graph as :mod:`edge.models.tflite_export` writes it: the flatbuffer under construction
+"""The pieces of a TFLite graph as :mod:`edge.tooling.tflite_export` writes it: the flatbuffer under construction
 (tensors, buffers, operators; serialized with the schema classes that ship inside ``ai-edge-litert``), the values
 that stand for ONNX tensors, constants, ops waiting for their output quantization, and the shape/padding maths."""
 

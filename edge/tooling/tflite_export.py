@@ -1,7 +1,7 @@
 """ONNX → TFLite without TensorFlow: the full-int8 (and float) TFLite variants of a small ONNX CNN, written with the
 flatbuffer schema that ships inside ``ai-edge-litert``.
 
-* :func:`qdq_onnx_to_tflite` converts a U8S8 QDQ model as written by :func:`edge.models.toolchain.quantize_u8s8`
+* :func:`qdq_onnx_to_tflite` converts a U8S8 QDQ model as written by :func:`edge.tooling.toolchain.quantize_u8s8`
   (uint8 NCHW graph input [1,C,H,W] whose ``QuantizeLinear`` was removed; int8 weights, per output channel or per
   tensor, zero point 0, behind ``DequantizeLinear``; int32 biases; uint8 activations between Q/DQ pairs) into a
   full-int8 model: int8 NHWC input [1,H,W,C] (the uint8 zero point − 128, the same scale: the very same real
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
-from edge.models._tflite_graph import Const, Flatbuffer, Pending, Value, same_pads, tfl_shape
+from edge.tooling._tflite_graph import Const, Flatbuffer, Pending, Value, same_pads, tfl_shape
 
 __all__ = ["SUPPORTED_OPS", "float_onnx_to_tflite", "qdq_onnx_to_tflite"]
 
@@ -84,7 +84,7 @@ class _Converter:
             self.fb.tensors[v.index].name = out.name
             outputs.append(v.index)
         kind = "full-int8" if self.quantized else "float32"
-        return self.fb.finish([in_index], outputs, f"edge.models.tflite_export {kind} from {self.src.name}")
+        return self.fb.finish([in_index], outputs, f"edge.tooling.tflite_export {kind} from {self.src.name}")
 
     # -- values, constants and quantization parameters ----------------------------------------------------------
     def _act_qparams(self, node: Any) -> tuple[float, int]:

@@ -159,7 +159,7 @@ def int8_tflite(path: str | Path, *, hw: int = 8, channels: int = 4, classes: in
     sg.tensors, sg.inputs, sg.outputs, sg.operators, sg.name = tensors, [0], [6], [conv, fc], "main"
     model = s.ModelT()
     model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, codes, [sg], buffers
-    model.description = "edge.models.testing int8"
+    model.description = "edge.tooling.model_builders int8"
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path = Path(path)
@@ -247,7 +247,7 @@ def _save(graph, path: str | Path) -> Path:
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         ir_version=IR_VERSION,
-        producer_name="edge.models.testing",
+        producer_name="edge.tooling.model_builders",
     )
     onnx.checker.check_model(model)
     path = Path(path)

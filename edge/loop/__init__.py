@@ -26,6 +26,9 @@ _LAZY = {
     "LogSink": "edge.loop.sinks",
     "ZmqSensorSource": "edge.loop.zmq_source",
     "PreprocessSpec": "edge.loop.pipeline",
+    "Timing": "edge.loop.settings",
+    "Inputs": "edge.loop.settings",
+    "SwapSettings": "edge.loop.swap",
 }
 
 __all__ = ["Clock", "FrameContext", "FrameTap", "Health", "LockstepClock", "MonotonicClock", *sorted(_LAZY)]

@@ -20,6 +20,7 @@ from typing import Any
 from edge.config import read_toml
 from edge.errors import ConfigError
 from edge.loop.frame import STAGES
+from edge.loop.settings import Timing
 
 __all__ = [
     "DeviceConfig",
@@ -123,6 +124,11 @@ class LoopConfig:
     cpus: tuple[int, ...] | None
     fifo_priority: int
     budgets_ms: dict[str, float]  # per-stage budgets by STAGES name (ms); empty: none
+
+    def timing(self) -> Timing:
+        """The loop's :class:`~edge.loop.settings.Timing` (budgets in µs; the first tick at the first frame)."""
+        budgets = {k: v * 1e3 for k, v in self.budgets_ms.items()}
+        return Timing(rate_hz=self.rate_hz, deadline_ms=self.deadline_ms, stage_budgets_us=budgets or None)
 
 
 @dataclass(frozen=True)

@@ -99,12 +99,12 @@ def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
         ("shape = [480, 640, 3]", "shape = [480, 0, 3]", "sensors.camera.shape: expected positive dimensions"),
         ("shape = [480, 640, 3]", "shape = 'big'", "sensors.camera.shape: expected a non-empty list of integers"),
         ('source = "zmq"', 'source = "serial"', "sensors.camera.source: expected one of ['zmq', 'push']"),
-        ("frozen_frames = 30", "frozen_framez = 30", "sensors.camera: unknown key(s) ['frozen_framez']"),
+        ("frozen_frames = 30", "frozen_framez = 30", "sensors.camera.frozen_framez: unknown key; expected one of ["),
         ("max_skew_ms = 20", "", "sync.max_skew_ms: required, but missing"),
         ("cpus = [0]", "cpus = [true]", "loop.cpus: expected a non-empty list of integers, got [True]"),
         ("[watchdog]", "[watchdog]\nendpoint = 5", "watchdog.endpoint: expected a string, got 5"),
         ("infer = 8", "infer = 0", "loop.budgets_ms.infer: expected a number > 0, got 0"),
-        ("infer = 8", "render = 8", "loop.budgets_ms: unknown key(s) ['render']"),
+        ("infer = 8", "render = 8", "loop.budgets_ms.render: unknown key; expected one of ['sensor', 'preprocess',"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -125,3 +125,19 @@ def test_a_missing_package_is_a_clear_error(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, SAMPLE.replace('source = "zmq"', 'source = "push"')))
     with pytest.raises(ConfigError, match=r"model\.package: expected a model package or model file, got .*cnn\.tgz"):
         build_service(cfg)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('actions = ["stop", "slow", "go"]', "", "policy.actions: required, but missing; expected a non-empty list"),
+        ('endpoint = "tcp://127.0.0.1:5550"', "", "sensors.camera.endpoint: required, but missing; expected a string"),
+        ("cpus = [0]", "fifo_priority = 100", "loop.fifo_priority: expected an integer >= 0 and <= 99, got 100"),
+        ('[device]\nid = "robot-7"', "telemetry = 3", "telemetry: expected a table, got 3"),
+    ],
+)
+def test_errors_name_the_file_then_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in SAMPLE
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, SAMPLE.replace(old, new, 1)))
+    assert str(err.value).startswith(f"device.toml: {message}")

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
-from edge.schema import OMIT, Field, Schema, boolean, integer, number, string, table
+from edge.schema import OMIT, Field, Schema, boolean, integer, number, string
+from edge.schema import table as sub_table
 from edge.telemetry.capture import CaptureSettings
 from edge.telemetry.protocol import MAX_BATCH_RECORDS
 from edge.telemetry.publisher import PublisherSettings
@@ -86,7 +87,7 @@ _TELEMETRY = Schema(
         "batch_max": integer(OMIT, ge=1, le=MAX_BATCH_RECORDS),
         "curve_keypair": string(None),
         "collector_public_key": string(None),
-        "capture": table(_CAPTURE),
+        "capture": sub_table(_CAPTURE),
     }
 )
 
@@ -96,7 +97,7 @@ def parse_telemetry(table: Mapping[str, Any], base_dir: Path) -> TelemetrySettin
     what arrived."""
     v = _TELEMETRY.read(table, "telemetry")
     if (v["curve_keypair"] is None) != (v["collector_public_key"] is None):
-        have, missing = ("curve_keypair", "collector_public_key")[:: 1 if v["curve_keypair"] else -1]
+        have, missing = ("curve_keypair", "collector_public_key")[:: 1 if v["curve_keypair"] is not None else -1]
         raise ConfigError(f"telemetry.{missing}: expected it together with telemetry.{have}, got nothing")
     link = PublisherSettings(endpoint=v.pop("endpoint"), **{k: v.pop(k) for k in _LINK if k in v})
     if link.backoff_max_s < link.backoff_min_s:

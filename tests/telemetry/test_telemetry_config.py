@@ -33,6 +33,7 @@ from edge.telemetry.tap import default_device_id
             "telemetry.windw_s: unknown key; expected one of ['ack_timeout_s', ",
         ),
         ({"endpoint": "tcp://h:1", "curve_keypair": "a"}, "telemetry.collector_public_key: expected it together"),
+        ({"endpoint": "tcp://h:1", "curve_keypair": ""}, "telemetry.collector_public_key: expected it together"),
         ({"endpoint": "tcp://h:1", "spool_max_bytes": 1024, "segment_bytes": 1024}, "telemetry.spool_max_bytes"),
         ({"endpoint": "tcp://h:1", "capture": {"pool": 0}}, "telemetry.capture.pool: expected an integer >= 1, got 0"),
         (

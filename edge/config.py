@@ -1,7 +1,8 @@
 """Reading the TOML files ``edge`` is configured by (device.toml, provider profiles, scenarios).
 
-Each file kind validates its own tables into frozen dataclasses; what they share is reading the file, and the
-:class:`ConfigError` that names the file when it cannot be read or is not TOML.
+Each file kind declares its tables with :mod:`edge.schema` (field specs → frozen dataclasses, one message style);
+what they share here is reading the file, and the :class:`ConfigError` that names the file when it cannot be read
+or is not TOML.
 """
 
 from __future__ import annotations

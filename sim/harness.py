@@ -166,7 +166,7 @@ class ClosedLoop:
     telemetry tap) and the simulation, and closes them all in :meth:`close`."""
 
     def __init__(self, scenario: Scenario, opts: HarnessOptions) -> None:
-        from edge.loop import Loop, RegressionPolicy, SensorSlot
+        from edge.loop import Loop, RegressionPolicy, SensorSlot, Timing
         from edge.models import load_model
 
         self.scenario, self.opts = scenario, opts
@@ -211,7 +211,7 @@ class ClosedLoop:
                 RegressionPolicy(1, lo=-vehicle.max_steer_rad, hi=vehicle.max_steer_rad),
                 [SensorSlot("camera", (h - self.top, w, 3), stale_ns=3 * self.sim.camera_period_ns, frozen_frames=5)],
                 clock=self.clock,
-                rate_hz=spec.rate_hz,
+                timing=Timing(rate_hz=spec.rate_hz),
                 taps=[self.tap],
                 name="lane-keeper",
             )

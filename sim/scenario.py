@@ -7,19 +7,19 @@ A scenario has a ``name``, a ``[world]`` table (seed, duration, loop/camera rate
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from edge.sim.camera import CameraSpec
-from edge.sim.timeline import Timeline, TimelineEntry, _integer, _number, _text, parse_entry
+from edge.sim.timeline import Timeline, parse_entry
 from edge.sim.track import PRESETS, TrackSpec
 from edge.sim.vehicle import VehicleSpec
 
 from edge.config import read_toml
 from edge.errors import ConfigError
+from edge.schema import OMIT, Schema, boolean, in_file, integer, number, string, table, tables
 
 __all__ = [
     "AlertExpectation",
@@ -78,158 +78,101 @@ class Scenario:
     assertions: Assertions
 
 
-def _table(raw: Any, where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")
-    return raw
-
-
-def _reject_unknown(raw: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"{where}{key}: unknown key; expected one of {list(allowed)}")
-
-
-def _take(raw: dict[str, Any], where: str, key: str, check: Callable[[Any], Any], default: Any) -> Any:
-    if key not in raw:
-        return default
-    try:
-        return check(raw[key])
-    except ValueError as exc:
-        raise ConfigError(f"{where}{key}: {exc}, got {raw[key]!r}") from None
-
-
-def _dataclass_from(cls: type, raw: Any, where: str, checks: dict[str, Callable[[Any], Any]]) -> Any:
-    raw = _table(raw, where.rstrip("."))
-    _reject_unknown(raw, where, tuple(checks))
-    default = cls()
-    values = {f.name: _take(raw, where, f.name, checks[f.name], getattr(default, f.name)) for f in fields(cls)}
-    try:
-        return cls(**values)
-    except ConfigError as exc:  # a spec's own check names "<table>.<key>": prefix the enclosing table
-        raise ConfigError(f"{where.rsplit('.', 2)[0]}.{exc}") from None
-
-
-def _world(raw: Any) -> WorldSpec:
-    raw = dict(_table(raw, "world"))
-    nested = {name: raw.pop(name, {}) for name in ("track", "camera", "vehicle")}
-    positive = _number(0.0, lo_open=True)
-    checks = {
-        "seed": _integer(0),
-        "duration_s": positive,
-        "rate_hz": _number(0.0, 1000.0, lo_open=True),
-        "imu_hz": _number(0.0, 2000.0, lo_open=True),
-        "physics_hz": _number(0.0, 10000.0, lo_open=True),
-        "speed_mps": _number(0.0, 60.0, lo_open=True),
+_POSITIVE = number(OMIT, gt=0.0)
+_WORLD = Schema(
+    {
+        "seed": integer(OMIT, ge=0),
+        "duration_s": _POSITIVE,
+        "rate_hz": number(OMIT, gt=0.0, le=1000.0),
+        "imu_hz": number(OMIT, gt=0.0, le=2000.0),
+        "physics_hz": number(OMIT, gt=0.0, le=10000.0),
+        "speed_mps": number(OMIT, gt=0.0, le=60.0),
+        "track": table(
+            Schema(
+                {
+                    "preset": string(OMIT, choices=sorted(PRESETS)),
+                    "lane_width_m": number(OMIT, ge=2.0, le=8.0),
+                    "line_width_m": number(OMIT, ge=0.05, le=0.5),
+                    "shoulder_m": number(OMIT, ge=0.0, le=10.0),
+                },
+                into=TrackSpec,
+            )
+        ),
+        "camera": table(
+            Schema(
+                {
+                    "width": integer(OMIT, ge=8),
+                    "height": integer(OMIT, ge=8),
+                    "hfov_deg": number(OMIT, ge=10.0, le=170.0),
+                    "height_m": _POSITIVE,
+                    "pitch_deg": number(OMIT, ge=-30.0, le=60.0),
+                    "forward_m": number(OMIT, ge=-5.0, le=10.0),
+                    "noise_sigma": number(OMIT, ge=0.0, le=64.0),
+                },
+                into=CameraSpec,
+            )
+        ),
+        "vehicle": table(Schema({f.name: _POSITIVE for f in fields(VehicleSpec)}, into=VehicleSpec)),
+    },
+    into=WorldSpec,
+)
+_ALERT = Schema(
+    {
+        "kind": string(nonempty=True),
+        "by_s": number(gt=0.0),
+        "after_s": number(OMIT, ge=0.0),
+        "feature": string(OMIT, nonempty=True),
+    },
+    into=AlertExpectation,
+)
+_ASSERTIONS = Schema(
+    {
+        "max_lateral_error_m": number(OMIT, gt=0.0),
+        "max_lane_departures": integer(OMIT, ge=0),
+        "expect_alert": tables(_ALERT, "assertions.expect_alert"),
+        "no_alert": boolean(OMIT),
+    },
+    into=Assertions,
+    rename={"expect_alert": "expect_alerts"},
+)
+_SCENARIO = Schema(
+    {
+        "name": string(OMIT, nonempty=True),
+        "description": string("", nonempty=True),
+        "world": table(_WORLD),
+        "timeline": tables(parse_entry, "timeline"),
+        "assertions": table(_ASSERTIONS),
     }
-    _reject_unknown(raw, "world.", (*checks, "track", "camera", "vehicle"))
-    d = WorldSpec()
-    values = {k: _take(raw, "world.", k, c, getattr(d, k)) for k, c in checks.items()}
-
-    def preset(value: Any) -> str:
-        if value not in PRESETS:
-            raise ValueError(f"expected one of {sorted(PRESETS)}")
-        return value
-
-    track = _dataclass_from(
-        TrackSpec,
-        nested["track"],
-        "world.track.",
-        {
-            "preset": preset,
-            "lane_width_m": _number(2.0, 8.0),
-            "line_width_m": _number(0.05, 0.5),
-            "shoulder_m": _number(0.0, 10.0),
-        },
-    )
-    camera = _dataclass_from(
-        CameraSpec,
-        nested["camera"],
-        "world.camera.",
-        {
-            "width": _integer(8),
-            "height": _integer(8),
-            "hfov_deg": _number(10.0, 170.0),
-            "height_m": positive,
-            "pitch_deg": _number(-30.0, 60.0),
-            "forward_m": _number(-5.0, 10.0),
-            "noise_sigma": _number(0.0, 64.0),
-        },
-    )
-    vehicle = _dataclass_from(
-        VehicleSpec, nested["vehicle"], "world.vehicle.", {f.name: positive for f in fields(VehicleSpec)}
-    )
-    return WorldSpec(**values, track=track, camera=camera, vehicle=vehicle)
-
-
-def _assertions(raw: Any) -> Assertions:
-    raw = _table(raw, "assertions")
-    _reject_unknown(raw, "assertions.", ("max_lateral_error_m", "max_lane_departures", "expect_alert", "no_alert"))
-
-    def boolean(value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValueError("expected true or false")
-        return value
-
-    max_err = _take(raw, "assertions.", "max_lateral_error_m", _number(0.0, lo_open=True), None)
-    departures = _take(raw, "assertions.", "max_lane_departures", _integer(0), None)
-    no_alert = _take(raw, "assertions.", "no_alert", boolean, False)
-    expected = raw.get("expect_alert", [])
-    if not isinstance(expected, list):
-        raise ConfigError(
-            f"assertions.expect_alert: expected an array of tables ([[assertions.expect_alert]]), got {expected!r}"
-        )
-    alerts = []
-    for i, item in enumerate(expected):
-        where = f"assertions.expect_alert[{i}]."
-        item = _table(item, where.rstrip("."))
-        _reject_unknown(item, where, ("kind", "by_s", "after_s", "feature"))
-        for key in ("kind", "by_s"):
-            if key not in item:
-                raise ConfigError(f"{where}{key}: required, missing")
-        kind = _take(item, where, "kind", _text, None)
-        by_s = _take(item, where, "by_s", _number(0.0, lo_open=True), None)
-        after_s = _take(item, where, "after_s", _number(0.0), 0.0)
-        if after_s >= by_s:
-            raise ConfigError(f"{where}after_s: expected a time before by_s ({by_s}), got {after_s}")
-        alerts.append(AlertExpectation(kind, by_s, after_s, _take(item, where, "feature", _text, None)))
-    if no_alert and alerts:
-        raise ConfigError("assertions.no_alert: expected false when assertions.expect_alert lists alerts, got true")
-    return Assertions(max_err, departures, tuple(alerts), no_alert)
+)
 
 
 def parse_scenario(raw: dict[str, Any], default_name: str = "scenario") -> Scenario:
     """Validate a parsed TOML document into a :class:`Scenario`."""
-    _reject_unknown(raw, "", ("name", "description", "world", "timeline", "assertions"))
-    name = _take(raw, "", "name", _text, default_name)
-    description = _take(raw, "", "description", _text, "")
-    world = _world(raw.get("world", {}))
-    timeline_raw = raw.get("timeline", [])
-    if not isinstance(timeline_raw, list):
-        raise ConfigError(f"timeline: expected an array of tables ([[timeline]]), got {timeline_raw!r}")
-    entries: list[TimelineEntry] = [parse_entry(item, f"timeline[{i}]") for i, item in enumerate(timeline_raw)]
-    for i, e in enumerate(entries):
+    v = _SCENARIO.read(raw)
+    world, assertions = v["world"], v["assertions"]
+    for i, e in enumerate(v["timeline"]):
         if e.start_s >= world.duration_s:
             raise ConfigError(
                 f"timeline[{i}].start_s: expected a time before world.duration_s ({world.duration_s}), got {e.start_s}"
             )
-    assertions = _assertions(raw.get("assertions", {}))
     for i, a in enumerate(assertions.expect_alerts):
+        where = f"assertions.expect_alert[{i}]"
+        if a.after_s >= a.by_s:
+            raise ConfigError(f"{where}.after_s: expected a time before by_s ({a.by_s}), got {a.after_s}")
         if a.by_s > world.duration_s:
-            raise ConfigError(
-                f"assertions.expect_alert[{i}].by_s: expected <= world.duration_s ({world.duration_s}), got {a.by_s}"
-            )
-    return Scenario(name, description, world, Timeline(tuple(entries)), assertions)
+            raise ConfigError(f"{where}.by_s: expected <= world.duration_s ({world.duration_s}), got {a.by_s}")
+    if assertions.no_alert and assertions.expect_alerts:
+        raise ConfigError("assertions.no_alert: expected false when assertions.expect_alert lists alerts, got true")
+    name = v.get("name", default_name)
+    return Scenario(name, v["description"], world, Timeline(v["timeline"]), assertions)
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file (ConfigError names the file and the key)."""
     path = Path(path)
     raw = read_toml(path, "scenario")
-    try:
+    with in_file(path):
         return parse_scenario(raw, default_name=path.stem)
-    except ConfigError as exc:
-        raise ConfigError(f"{path.name}: {exc}") from None
 
 
 def builtin_scenarios() -> tuple[str, ...]:

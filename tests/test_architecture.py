@@ -34,7 +34,7 @@ COMMAND_MODULES = ("edge.cli", "edge.__main__", "edge.sim.demo")
 # lowest first; an area imports only from areas of lower layers (and from itself)
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("edge", "config", "_kernel_checks", "contracts", "_native"),  # "edge": the package's own __init__
+    ("edge", "config", "schema", "_kernel_checks", "contracts", "_native"),  # "edge": the package's own __init__
     ("kernels",),
     ("drift",),
     ("models",),
@@ -222,7 +222,7 @@ def test_checker_names_the_module_and_the_import_that_points_up() -> None:
     imports = _synthetic({"edge.loop.frame_tap": "import os\n\n\ndef f():\n    from edge.telemetry.tap import bind\n"})
     assert violations(imports) == [
         "edge/loop/frame_tap.py:5: edge.loop.frame_tap imports edge.telemetry.tap: loop may import only errors, "
-        "edge, config, _kernel_checks, contracts, _native, kernels, drift, models (and itself), not telemetry"
+        "edge, config, schema, _kernel_checks, contracts, _native, kernels, drift, models (and itself), not telemetry"
     ]
     assert area_cycle(imports) == ["loop", "telemetry", "loop"]
 

@@ -24,7 +24,7 @@ from edge.loop.config import DeviceConfig, load_config
 from edge.loop.health import FallbackConfig
 from edge.loop.pipeline import PreprocessSpec
 from edge.loop.policy import ClassificationPolicy, RegressionPolicy
-from edge.loop.runner import Loop
+from edge.loop.runner import Inputs, Loop, SwapSettings
 from edge.loop.scheduler import apply_realtime
 from edge.loop.sensors import SensorSlot, SensorSync
 from edge.loop.sinks import DecisionSink, LogSink, ZmqDecisionSink
@@ -146,19 +146,17 @@ def _make_loop(
         policy,
         slots,
         clock=clock or MonotonicClock(),
-        rate_hz=cfg.loop.rate_hz,
-        deadline_ms=cfg.loop.deadline_ms,
-        primary=primary,
-        frame_order=frame_order,
-        preprocess=PreprocessSpec(_tuple(m.mean), _tuple(m.std), m.channel_order, m.layout),
+        timing=cfg.loop.timing(),
+        inputs=Inputs(
+            primary,
+            frame_order,
+            PreprocessSpec(_tuple(m.mean), _tuple(m.std), m.channel_order, m.layout),
+            SensorSync(cfg.sync_mode, None if cfg.max_skew_ms is None else int(cfg.max_skew_ms * 1e6)),
+        ),
         fallback=FallbackConfig(cfg.hold_frames, cfg.recover_frames, cfg.safe_action, cfg.safe_command),
-        sync=SensorSync(cfg.sync_mode, None if cfg.max_skew_ms is None else int(cfg.max_skew_ms * 1e6)),
+        swap=SwapSettings(cfg.swap_failure_frames, cfg.swap_probation_frames, load_options),
         sinks=sinks,
         taps=taps,
-        swap_failure_frames=cfg.swap_failure_frames,
-        swap_probation_frames=cfg.swap_probation_frames,
-        load_options=load_options,
-        stage_budgets_us={k: v * 1e3 for k, v in cfg.loop.budgets_ms.items()},
         name=m.package.stem,
     )
 

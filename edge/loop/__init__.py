@@ -25,6 +25,9 @@ _LAZY = {
     "LogSink": "edge.loop.sinks",
     "ZmqSensorSource": "edge.loop.zmq_source",
     "PreprocessSpec": "edge.loop.pipeline",
+    "Timing": "edge.loop.settings",
+    "Inputs": "edge.loop.settings",
+    "SwapSettings": "edge.loop.swap",
 }
 
 __all__ = ["Clock", "LockstepClock", "MonotonicClock", *sorted(_LAZY)]

@@ -13,6 +13,7 @@ relative to the config file's folder.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,20 @@ from typing import Any
 from edge.config import read_toml
 from edge.contracts import STAGES
 from edge.errors import ConfigError
+from edge.loop.settings import Timing
+from edge.schema import (
+    Schema,
+    boolean,
+    in_file,
+    integer,
+    number,
+    numbers,
+    opaque_table,
+    string,
+    strings,
+    table,
+    table_of,
+)
 
 __all__ = [
     "DeviceConfig",
@@ -32,89 +47,6 @@ __all__ = [
     "parse_config",
 ]
 
-_MISSING = object()
-
-
-class _Table:
-    """A TOML table read with its dotted path, so every error names the key."""
-
-    def __init__(self, doc: Any, path: str, allowed: tuple[str, ...]) -> None:
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: expected a table, got {doc!r}")
-        self.doc, self.path = doc, path
-        unknown = sorted(set(doc) - set(allowed))
-        if unknown:
-            raise ConfigError(f"{path}: unknown key(s) {unknown}; expected some of {sorted(allowed)}")
-
-    def key(self, k: str) -> str:
-        return f"{self.path}.{k}" if self.path else k
-
-    def get(self, k: str, default: Any = _MISSING) -> Any:
-        if k in self.doc:
-            return self.doc[k]
-        if default is _MISSING:
-            raise ConfigError(f"{self.key(k)}: required, but missing")
-        return default
-
-    def num(self, k: str, default: Any = _MISSING, *, gt: float | None = None, ge: float | None = None) -> Any:
-        v = self.get(k, default)
-        if v is None:
-            return None
-        bad = isinstance(v, bool) or not isinstance(v, int | float)
-        if bad or (gt is not None and not v > gt) or (ge is not None and not v >= ge):
-            cond = f" > {gt}" if gt is not None else f" >= {ge}" if ge is not None else ""
-            raise ConfigError(f"{self.key(k)}: expected a number{cond}, got {v!r}")
-        return v
-
-    def int(self, k: str, default: Any = _MISSING, *, ge: int | None = None) -> Any:
-        v = self.get(k, default)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or (ge is not None and v < ge):
-            raise ConfigError(f"{self.key(k)}: expected an integer{f' >= {ge}' if ge is not None else ''}, got {v!r}")
-        return v
-
-    def str(self, k: str, default: Any = _MISSING, *, choices: tuple[str, ...] | None = None) -> Any:
-        v = self.get(k, default)
-        if v is None:
-            return None
-        if not isinstance(v, str) or (choices is not None and v not in choices):
-            raise ConfigError(
-                f"{self.key(k)}: expected {f'one of {list(choices)}' if choices else 'a string'}, got {v!r}"
-            )
-        return v
-
-    def bool(self, k: str, default: Any = _MISSING) -> Any:
-        v = self.get(k, default)
-        if not isinstance(v, bool):
-            raise ConfigError(f"{self.key(k)}: expected true or false, got {v!r}")
-        return v
-
-    def nums(self, k: str, default: Any = _MISSING, *, ints: bool = False, scalar: bool = True) -> Any:
-        v = self.get(k, default)
-        if v is None:
-            return None
-        kind = (int,) if ints else (int, float)
-        if scalar and isinstance(v, kind) and not isinstance(v, bool):
-            return v
-        if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, kind) for x in v):
-            what = "integers" if ints else "numbers"
-            raise ConfigError(
-                f"{self.key(k)}: expected a{' number or a' if scalar else ''} non-empty list of {what}, got {v!r}"
-            )
-        return tuple(v)
-
-    def strs(self, k: str, default: Any = _MISSING) -> Any:
-        v = self.get(k, default)
-        if v is None:
-            return None
-        if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
-            raise ConfigError(f"{self.key(k)}: expected a non-empty list of strings, got {v!r}")
-        return tuple(v)
-
-    def sub(self, k: str, allowed: tuple[str, ...]) -> _Table:
-        return _Table(self.doc.get(k, {}), self.key(k), allowed)
-
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -123,6 +55,11 @@ class LoopConfig:
     cpus: tuple[int, ...] | None
     fifo_priority: int
     budgets_ms: dict[str, float]  # per-stage budgets by STAGES name (ms); empty: none
+
+    def timing(self) -> Timing:
+        """The loop's :class:`~edge.loop.settings.Timing` (budgets in µs; the first tick at the first frame)."""
+        budgets = {k: v * 1e3 for k, v in self.budgets_ms.items()}
+        return Timing(rate_hz=self.rate_hz, deadline_ms=self.deadline_ms, stage_budgets_us=budgets or None)
 
 
 @dataclass(frozen=True)
@@ -202,9 +139,11 @@ class DeviceConfig:
 
 
 def load_config(path: str | Path) -> DeviceConfig:
-    """Read and validate ``device.toml``."""
+    """Read and validate ``device.toml`` (errors name the file, then the key)."""
     path = Path(path).resolve()
-    return parse_config(read_toml(path, "config"), path)
+    doc = read_toml(path, "config")
+    with in_file(path):
+        return parse_config(doc, path)
 
 
 def _path(base: Path, p: str) -> Path:
@@ -212,137 +151,160 @@ def _path(base: Path, p: str) -> Path:
     return q if q.is_absolute() else base / q
 
 
-def _sensor(name: str, t: _Table) -> SensorConfig:
-    source = t.str("source", "push", choices=("zmq", "push"))
-    shape = t.nums("shape", ints=True, scalar=False)
-    if any(d < 1 for d in shape):
-        raise ConfigError(f"{t.key('shape')}: expected positive dimensions, got {list(shape)}")
-    return SensorConfig(
-        name=name,
-        source=source,
-        endpoint=t.str("endpoint") if source == "zmq" else t.str("endpoint", None),
-        bind=t.bool("bind", False),
-        stamp=t.str("stamp", "capture", choices=("capture", "receive")),
-        shape=shape,
-        dtype=t.str("dtype", "uint8", choices=("uint8", "int8", "int16", "int32", "float32", "float64")),
-        channel_order=t.str("channel_order", "RGB"),
-        stale_ms=t.num("stale_ms", None, gt=0),
-        lo=t.num("min", None),
-        hi=t.num("max", None),
-        frozen_frames=t.int("frozen_frames", 0, ge=0),
-        primary=t.bool("primary", False),
-    )
+_DTYPES = ("uint8", "int8", "int16", "int32", "float32", "float64")
+_SENSOR = Schema(
+    {
+        "source": string("push", choices=("zmq", "push")),
+        "endpoint": string(None),
+        "bind": boolean(False),
+        "stamp": string("capture", choices=("capture", "receive")),
+        "shape": numbers(ints=True),
+        "dtype": string("uint8", choices=_DTYPES),
+        "channel_order": string("RGB"),
+        "stale_ms": number(None, gt=0),
+        "min": number(None),
+        "max": number(None),
+        "frozen_frames": integer(0, ge=0),
+        "primary": boolean(False),
+    }
+)
+_SCHEMA = Schema(
+    {
+        "device": table(Schema({"id": string(None)})),
+        "loop": table(
+            Schema(
+                {
+                    "rate_hz": number(gt=0),
+                    "deadline_ms": number(None, gt=0),
+                    "cpus": numbers(None, ints=True),
+                    "fifo_priority": integer(0, ge=0, le=99),
+                    "budgets_ms": table_of(number(gt=0), keys=STAGES, default={}),
+                },
+                into=LoopConfig,
+            )
+        ),
+        "model": table(
+            Schema(
+                {
+                    "package": string(),
+                    "threads": integer(None, ge=1),
+                    "providers": strings(None),
+                    "mean": numbers(None, scalar=True),
+                    "std": numbers(None, scalar=True),
+                    "channel_order": string(None),
+                    "layout": string(None, choices=("NCHW", "NHWC")),
+                }
+            )
+        ),
+        "sensors": table_of(table(_SENSOR)),
+        "sync": table(
+            Schema({"mode": string("latest", choices=("latest", "approximate")), "max_skew_ms": number(None, gt=0)})
+        ),
+        "policy": table(
+            Schema(
+                {
+                    "kind": string(choices=("classification", "regression")),
+                    "actions": strings(None),
+                    "min_confidence": number(0.0, ge=0),
+                    "low_confidence_action": string(None),
+                    "size": integer(1, ge=1),
+                    "min": numbers(None, scalar=True),
+                    "max": numbers(None, scalar=True),
+                    "max_rate": numbers(None, scalar=True),
+                },
+                rename={"min": "lo", "max": "hi"},
+            )
+        ),
+        "fallback": table(
+            Schema(
+                {
+                    "hold_frames": integer(3, ge=0),
+                    "recover_frames": integer(5, ge=1),
+                    "safe_action": string(None),
+                    "safe_command": numbers(None, scalar=True),
+                }
+            )
+        ),
+        "sinks": table(Schema({"zmq_endpoint": string(None), "log_every": integer(0, ge=0)})),
+        "watchdog": table(Schema({"timeout_ms": number(None, gt=0), "endpoint": string(None)})),
+        "swap": table(Schema({"failure_frames": integer(3, ge=1), "probation_frames": integer(30, ge=1)})),
+        "shadow": table(
+            Schema(
+                {
+                    "package": string(),
+                    "every": integer(10, ge=1),
+                    "mode": string(None, choices=("argmax", "tolerance")),
+                    "tolerance": number(0.0, ge=0),
+                }
+            ),
+            optional=True,
+        ),
+        "telemetry": opaque_table(None),
+    }
+)
+
+
+def _required(key: str, value: Any, expected: str) -> Any:
+    if value is None:
+        raise ConfigError(f"{key}: required, but missing; expected {expected}")
+    return value
+
+
+def _sensor(name: str, t: dict[str, Any]) -> SensorConfig:
+    key = f"sensors.{name}"
+    if any(d < 1 for d in t["shape"]):
+        raise ConfigError(f"{key}.shape: expected positive dimensions, got {list(t['shape'])}")
+    if t["source"] == "zmq":
+        _required(f"{key}.endpoint", t["endpoint"], "a string (the ZeroMQ endpoint of source 'zmq')")
+    lo, hi = t.pop("min"), t.pop("max")
+    return SensorConfig(name=name, lo=lo, hi=hi, **t)
 
 
 def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
     """Validate a parsed ``device.toml`` (``path``: where it came from, for relative paths and messages)."""
-    top = _Table(
-        doc,
-        "",
-        (
-            "device",
-            "loop",
-            "model",
-            "sensors",
-            "sync",
-            "policy",
-            "fallback",
-            "sinks",
-            "watchdog",
-            "swap",
-            "shadow",
-            "telemetry",
-        ),
-    )
+    v = _SCHEMA.read(doc)
     base = path.parent
-    dev = top.sub("device", ("id",))
-    lp = top.sub("loop", ("rate_hz", "deadline_ms", "cpus", "fifo_priority", "budgets_ms"))
-    cpus = lp.nums("cpus", None, ints=True, scalar=False)
-    bt = lp.sub("budgets_ms", STAGES)
-    budgets = {k: bt.num(k, gt=0) for k in bt.doc}
-    loop = LoopConfig(
-        lp.num("rate_hz", gt=0), lp.num("deadline_ms", None, gt=0), cpus, lp.int("fifo_priority", 0, ge=0), budgets
-    )
-    if loop.fifo_priority > 99:
-        raise ConfigError(f"loop.fifo_priority: expected an integer in [0, 99], got {loop.fifo_priority}")
-    mt = top.sub("model", ("package", "threads", "providers", "mean", "std", "channel_order", "layout"))
-    model = ModelConfig(
-        package=_path(base, mt.str("package")),
-        threads=mt.int("threads", None, ge=1),
-        providers=mt.strs("providers", None),
-        mean=mt.nums("mean", None),
-        std=mt.nums("std", None),
-        channel_order=mt.str("channel_order", None),
-        layout=mt.str("layout", None, choices=("NCHW", "NHWC")),
-    )
-    st = top.get("sensors")
-    if not isinstance(st, dict) or not st:
-        raise ConfigError(f"sensors: expected at least one [sensors.<name>] table, got {st!r}")
-    sensor_keys = (
-        "source", "endpoint", "bind", "stamp", "shape", "dtype", "channel_order",
-        "stale_ms", "min", "max", "frozen_frames", "primary",
-    )  # fmt: skip
-    sensors = tuple(_sensor(n, _Table(t, f"sensors.{n}", sensor_keys)) for n, t in st.items())
+    if not v["sensors"]:
+        raise ConfigError(f"sensors: expected at least one [sensors.<name>] table, got {doc['sensors']!r}")
+    sensors = tuple(_sensor(n, t) for n, t in v["sensors"].items())
     primaries = [s.name for s in sensors if s.primary]
     if len(primaries) > 1:
         raise ConfigError(f"sensors.*.primary: expected at most one primary sensor, got {primaries}")
     if not primaries:  # the first sensor is the primary
-        sensors = (SensorConfig(**{**sensors[0].__dict__, "primary": True}), *sensors[1:])
-    sy = top.sub("sync", ("mode", "max_skew_ms"))
-    sync_mode = sy.str("mode", "latest", choices=("latest", "approximate"))
-    max_skew = sy.num("max_skew_ms", None if sync_mode == "latest" else _MISSING, gt=0)
-    pt = top.sub(
-        "policy", ("kind", "actions", "min_confidence", "low_confidence_action", "size", "min", "max", "max_rate")
-    )
-    kind = pt.str("kind", choices=("classification", "regression"))
-    policy = PolicyConfig(
-        kind=kind,
-        actions=pt.strs("actions") if kind == "classification" else (),
-        min_confidence=pt.num("min_confidence", 0.0, ge=0),
-        low_confidence_action=pt.str("low_confidence_action", None),
-        size=pt.int("size", 1, ge=1),
-        lo=pt.nums("min", None),
-        hi=pt.nums("max", None),
-        max_rate=pt.nums("max_rate", None),
-    )
-    fb = top.sub("fallback", ("hold_frames", "recover_frames", "safe_action", "safe_command"))
-    safe_command = fb.nums("safe_command", None)
-    if isinstance(safe_command, int | float):
+        sensors = (dataclasses.replace(sensors[0], primary=True), *sensors[1:])
+    sync = v["sync"]
+    if sync["mode"] != "latest":
+        _required("sync.max_skew_ms", sync["max_skew_ms"], f"a number > 0 with mode {sync['mode']!r}")
+    pt = v["policy"]
+    if pt["kind"] == "classification":
+        _required("policy.actions", pt["actions"], "a non-empty list of strings")
+    else:
+        pt["actions"] = ()
+    policy = PolicyConfig(**pt)
+    fb, mt, sw, sh = v["fallback"], v["model"], v["swap"], v["shadow"]
+    safe_command = fb["safe_command"]
+    if isinstance(safe_command, float):
         safe_command = (safe_command,) * policy.size
-    sk = top.sub("sinks", ("zmq_endpoint", "log_every"))
-    wd = top.sub("watchdog", ("timeout_ms", "endpoint"))
-    sw = top.sub("swap", ("failure_frames", "probation_frames"))
-    shadow = None
-    if "shadow" in doc:
-        sh = top.sub("shadow", ("package", "every", "mode", "tolerance"))
-        shadow = ShadowConfig(
-            _path(base, sh.str("package")),
-            sh.int("every", 10, ge=1),
-            sh.str("mode", None, choices=("argmax", "tolerance")),
-            sh.num("tolerance", 0.0, ge=0),
-        )
-    telemetry = doc.get("telemetry")
-    if telemetry is not None and not isinstance(telemetry, dict):
-        raise ConfigError(f"telemetry: expected a table, got {telemetry!r}")
+    model = ModelConfig(**{**mt, "package": _path(base, mt["package"])})
     return DeviceConfig(
         path=path,
-        device_id=dev.str("id", None),
-        loop=loop,
+        device_id=v["device"]["id"],
+        loop=v["loop"],
         model=model,
         sensors=sensors,
-        sync_mode=sync_mode,
-        max_skew_ms=max_skew,
+        sync_mode=sync["mode"],
+        max_skew_ms=sync["max_skew_ms"],
         policy=policy,
-        hold_frames=fb.int("hold_frames", 3, ge=0),
-        recover_frames=fb.int("recover_frames", 5, ge=1),
-        safe_action=fb.str("safe_action", None),
-        safe_command=tuple(safe_command or ()) or ((0.0,) * policy.size if kind == "regression" else ()),
-        zmq_endpoint=sk.str("zmq_endpoint", None),
-        log_every=sk.int("log_every", 0, ge=0),
-        watchdog_ms=wd.num("timeout_ms", None, gt=0),
-        watchdog_endpoint=wd.str("endpoint", None),
-        swap_failure_frames=sw.int("failure_frames", 3, ge=1),
-        swap_probation_frames=sw.int("probation_frames", 30, ge=1),
-        shadow=shadow,
-        telemetry=telemetry,
+        hold_frames=fb["hold_frames"],
+        recover_frames=fb["recover_frames"],
+        safe_action=fb["safe_action"],
+        safe_command=tuple(safe_command or ()) or ((0.0,) * policy.size if policy.kind == "regression" else ()),
+        zmq_endpoint=v["sinks"]["zmq_endpoint"],
+        log_every=v["sinks"]["log_every"],
+        watchdog_ms=v["watchdog"]["timeout_ms"],
+        watchdog_endpoint=v["watchdog"]["endpoint"],
+        swap_failure_frames=sw["failure_frames"],
+        swap_probation_frames=sw["probation_frames"],
+        shadow=None if sh is None else ShadowConfig(**{**sh, "package": _path(base, sh["package"])}),
+        telemetry=v["telemetry"],
     )

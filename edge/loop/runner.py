@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edge.contracts import (
     DEADLINE_MISS,
@@ -27,89 +27,94 @@ from edge.contracts import (
     STALE_SENSOR,
     FrameContext,
     FrameTap,
+    Model,
 )
 from edge.errors import ConfigError
 from edge.loop.clock import Clock, MonotonicClock
 from edge.loop.decision import Decision
 from edge.loop.health import HOLD_LAST, SAFE_STOP, FallbackConfig, HealthMonitor, reasons, safe_decision
-from edge.loop.pipeline import ModelStage, PreprocessSpec, build_stage
+from edge.loop.pipeline import ModelStage, build_stage
 from edge.loop.policy import Policy
 from edge.loop.scheduler import Schedule, StageBudgets
-from edge.loop.sensors import SensorSlot, SensorSync
+from edge.loop.sensors import SensorSlot
+from edge.loop.settings import Inputs, Timing
 from edge.loop.shadow import ShadowRunner
 from edge.loop.sinks import DecisionSink
-from edge.loop.swap import SwapTicket, start_swap
+from edge.loop.swap import HotSwap, SwapSettings, SwapTicket
 
-__all__ = ["Loop"]
+__all__ = ["Inputs", "Loop", "SwapSettings", "Timing"]
 
 log = logging.getLogger("edge.loop")
 _US = 1e-3  # ns → µs
+_G = TypeVar("_G")
+
+
+def _group(key: str, value: _G | None, cls: type[_G]) -> _G:
+    """``value``, or the group's defaults when ``None``; a value of another type is refused naming ``key``."""
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        raise ConfigError(f"{key}: expected a {cls.__name__}, got {value!r}")
+    return value
 
 
 class Loop:
     """A fixed-rate sensor-to-decision loop around one live model.
 
-    * ``model``: a loaded model (:func:`edge.models.load_model`) or a path to load (with ``load_options``).
+    * ``model``: a loaded model (:func:`edge.models.load_model`) or a path to load (with ``swap.load_options``).
     * ``policy``: a :class:`~edge.loop.policy.ClassificationPolicy`, :class:`~edge.loop.policy.RegressionPolicy`
       or :class:`~edge.loop.policy.CallablePolicy`.
-    * ``sensors``: the slots; ``primary`` names the camera (uint8 ``(H, W, C)``) fed to the model (default: first).
-    * ``clock``, ``rate_hz``, ``deadline_ms`` (default one period): the schedule; ``start_ns``: the first tick
-      (default: the clock's time at the first frame).
-    * ``fallback``: hold-last / safe-stop rule; ``swap_failure_frames``/``swap_probation_frames``: rollback rule.
-    * ``stage_budgets_us``: optional per-stage budgets (µs) by :data:`~edge.loop.frame.STAGES` name; a stage over its
-      budget is counted in :attr:`budget_overruns` and flagged ``DEADLINE_MISS`` in the record, but only the frame
-      deadline (``deadline_ms``) makes the decision a fallback.
+    * ``sensors``: the slots; ``inputs.primary`` names the camera (uint8 ``(H, W, C)``) fed to the model (default:
+      the first).
+    * ``clock`` (default: the monotonic wall clock) and ``timing`` (:class:`~edge.loop.settings.Timing`: rate,
+      deadline, first tick, per-stage budgets): the schedule.
+    * ``inputs``: :class:`~edge.loop.settings.Inputs` (primary camera, its channel order, preprocessing, sync).
+    * ``fallback``: the hold-last / safe-stop rule (:class:`~edge.loop.health.FallbackConfig`).
+    * ``swap``: the rollback rule and load options (:class:`~edge.loop.swap.SwapSettings`).
+    * ``sinks`` receive every decision, ``taps`` every frame record; ``name`` names an unversioned model.
+
+    ``Loop(model, policy, [camera], timing=Timing(rate_hz=100))`` is a complete loop.
     """
 
     def __init__(
         self,
-        model: Any,
+        model: Model | str | Path,
         policy: Policy,
         sensors: Sequence[SensorSlot],
         *,
         clock: Clock | None = None,
-        rate_hz: float = 30.0,
-        deadline_ms: float | None = None,
-        start_ns: int | None = None,
-        primary: str | None = None,
-        frame_order: str = "RGB",
-        preprocess: PreprocessSpec | None = None,
+        timing: Timing | None = None,
+        inputs: Inputs | None = None,
         fallback: FallbackConfig | None = None,
-        sync: SensorSync | None = None,
+        swap: SwapSettings | None = None,
         sinks: Sequence[DecisionSink] = (),
         taps: Sequence[FrameTap] = (),
-        swap_failure_frames: int = 3,
-        swap_probation_frames: int = 30,
-        load_options: dict[str, Any] | None = None,
-        stage_budgets_us: dict[str, float] | None = None,
         name: str = "model",
     ) -> None:
+        timing, inputs = _group("timing", timing, Timing), _group("inputs", inputs, Inputs)
+        self.fallback = _group("fallback", fallback, FallbackConfig)
+        self.swap_settings = _group("swap", swap, SwapSettings)
         if not sensors:
             raise ConfigError("sensors: expected at least one sensor slot, got none")
         self.slots = {s.name: s for s in sensors}
-        primary = primary or sensors[0].name
+        primary = inputs.primary or sensors[0].name
         if primary not in self.slots:
-            raise ConfigError(f"sensors.primary: expected one of {list(self.slots)}, got {primary!r}")
+            raise ConfigError(f"inputs.primary: expected one of {list(self.slots)}, got {primary!r}")
         self.primary = self.slots[primary]
         if self.primary.dtype.name != "uint8" or len(self.primary.shape) != 3:
             raise ConfigError(f"sensors.{primary}: expected a uint8 (H, W, channels) camera, got {self.primary.shape}")
         self.others = tuple(s for s in sensors if s is not self.primary)
         self.clock = clock or MonotonicClock()
-        deadline_ns = None if deadline_ms is None else int(deadline_ms * 1e6)
-        self.schedule = Schedule(self.clock, rate_hz, deadline_ns=deadline_ns, start_ns=start_ns)
-        self.policy, self.name, self.frame_order = policy, name, frame_order
-        self.preprocess_spec = preprocess or PreprocessSpec()
-        self.load_options = dict(load_options or {})
-        self.fallback = fallback or FallbackConfig()
-        self.sync = sync or SensorSync()
+        deadline_ns = None if timing.deadline_ms is None else int(timing.deadline_ms * 1e6)
+        self.schedule = Schedule(self.clock, timing.rate_hz, deadline_ns=deadline_ns, start_ns=timing.start_ns)
+        self.policy, self.name, self.frame_order = policy, name, inputs.frame_order
+        self.preprocess_spec, self.sync = inputs.preprocess, inputs.sync
+        self.load_options = dict(self.swap_settings.load_options)
         self.sinks, self.taps = list(sinks), list(taps)
-        for key, v in (("swap.failure_frames", swap_failure_frames), ("swap.probation_frames", swap_probation_frames)):
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{key}: expected an integer >= 1, got {v!r}")
-        self.swap_failure_frames, self.swap_probation_frames = swap_failure_frames, swap_probation_frames
         self.stage = self._build(model)
         self.ctx = FrameContext(channels=len(self.stage.channel_map))
-        self.budgets = StageBudgets(stage_budgets_us, self.ctx.stage_us) if stage_budgets_us else None
+        budgets = timing.stage_budgets_us
+        self.budgets = StageBudgets(budgets, self.ctx.stage_us) if budgets else None
         self.primary.use_signature(self.ctx.stats.shape)
         n = policy.command_size
         self.decision = Decision(n, stage_us=self.ctx.stage_us)
@@ -125,20 +130,16 @@ class Loop:
         self.running = False
         self._stop = False
         self._bound = False
-        self._swap: SwapTicket | None = None  # in progress (loading or on probation)
-        self._swap_handoff: SwapTicket | None = None  # set by the swap thread: one reference
-        self._previous: ModelStage | None = None
-        self._probation = 0
-        self._swap_faults = 0
+        self.hot_swap = HotSwap(self.swap_settings, self._set_stage, self._event)
         self.shadow: ShadowRunner | None = None
         self.watchdog: Any = None
         self._watchdog_seen = 0
         self._closed = False
-        self._anchor = start_ns is None  # the first tick is "now" at the first frame, not at construction
+        self._anchor = timing.start_ns is None  # the first tick is "now" at the first frame, not at construction
         self._set_stage(self.stage)
 
     # ------------------------------------------------------------------------------------------------- building
-    def _build(self, model: Any) -> ModelStage:
+    def _build(self, model: Model | str | Path) -> ModelStage:
         if isinstance(model, str | Path):
             from edge.models import load_model
 
@@ -153,7 +154,7 @@ class Loop:
             raise ConfigError(f"sensor: expected one of {list(self.slots)}, got {name!r}") from None
 
     @property
-    def model(self) -> Any:
+    def model(self) -> Model:
         """The live model."""
         return self.stage.model
 
@@ -188,15 +189,8 @@ class Loop:
     # ------------------------------------------------------------------------------------------ swap and shadow
     def swap(self, package: str | Path) -> SwapTicket:
         """Verify, load, bind and warm ``package`` in a background thread; the loop adopts it between two frames
-        and restores the current model if the new one fails ``swap_failure_frames`` consecutive frames."""
-        if self._swap is not None and self._swap.state in ("loading", "staged", "adopted"):
-            raise ConfigError(f"swap: expected no swap in progress, got {self._swap!r}")
-
-        def hand_off(ticket: SwapTicket) -> None:
-            self._swap_handoff = ticket
-
-        self._swap = start_swap(Path(package), self._build, hand_off)
-        return self._swap
+        and restores the current model if the new one fails ``swap.failure_frames`` consecutive frames."""
+        return self.hot_swap.start(Path(package), self._build)
 
     def start_shadow(
         self, candidate: Any, *, every: int = 10, mode: str | None = None, tolerance: float = 0.0
@@ -210,37 +204,6 @@ class Loop:
             self.shadow.close()
         self.shadow = ShadowRunner(candidate, self.model, self.ctx, every=every, mode=mode, tolerance=tolerance)
         return self.shadow
-
-    def _take_swap(self, ticket: SwapTicket) -> None:
-        self._swap_handoff = None
-        if ticket.state == "refused" or ticket.stage is None:
-            self._event("swap", {"ok": False, "package": str(ticket.path), "error": ticket.error})
-            return
-        old = self.stage.version
-        self._previous, self._probation, self._swap_faults = self.stage, self.swap_probation_frames, 0
-        self._set_stage(ticket.stage)
-        ticket._set("adopted")
-        self._event("swap", {"ok": True, "package": str(ticket.path), "from": old, "to": self.stage.version})
-
-    def _probation_frame(self, model_fault: bool) -> None:
-        ticket = self._swap
-        if model_fault:
-            self._swap_faults += 1
-            if self._swap_faults >= self.swap_failure_frames and self._previous is not None:
-                bad = self.stage.version
-                self._set_stage(self._previous)
-                self._previous, self._probation = None, 0
-                if ticket is not None:
-                    ticket._set("rolled_back", f"{self.swap_failure_frames} consecutive failed frames")
-                self._event("rollback", {"from": bad, "to": self.stage.version, "failed_frames": self._swap_faults})
-                return
-        else:
-            self._swap_faults = 0
-        self._probation -= 1
-        if self._probation <= 0:
-            self._previous = None
-            if ticket is not None:
-                ticket._set("kept")
 
     # --------------------------------------------------------------------------------------------------- frames
     def step(self) -> Decision:
@@ -281,9 +244,7 @@ class Loop:
 
     def _frame(self, tick: int) -> int:
         """One frame at ``tick``; returns its end time (clock ns). Allocation-free in steady state."""
-        handoff = self._swap_handoff
-        if handoff is not None:
-            self._take_swap(handoff)
+        self.hot_swap.between_frames(self.stage)
         if self.watchdog is not None and self.watchdog.trips != self._watchdog_seen:
             self._watchdog_seen = self.watchdog.trips
             self._event("watchdog", {"trips": self._watchdog_seen})
@@ -307,8 +268,7 @@ class Loop:
                 "health",
                 {"from": HEALTH_NAMES[before], "to": HEALTH_NAMES[self.health.state], "reasons": reasons(flags)},
             )
-        if self._previous is not None and (ran or flags & MODEL_FAULT):
-            self._probation_frame(bool(flags & MODEL_FAULT))
+        self.hot_swap.after_frame(ran, bool(flags & MODEL_FAULT))
         ctx.seq += 1
         self.frames_done += 1
         return end
@@ -408,8 +368,7 @@ class Loop:
             self.watchdog.close()
         if self.shadow is not None:
             self.shadow.close()
-        if self._swap is not None:
-            self._swap.join(timeout=30)
+        self.hot_swap.close()
         self._event("stop", {"frames": self.frames_done, "overruns": self.overruns, "fallbacks": self.ctx.fallbacks})
         for tap in self.taps:
             try:

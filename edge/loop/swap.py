@@ -6,17 +6,24 @@ loop as one reference; the loop adopts it between two frames and keeps the previ
 frames after adoption) or ``rolled_back`` (``failure_frames`` consecutive frames of model faults or invalid outputs:
 the previous model is restored). A package that fails verification or loading ends ``refused`` (with ``error``) and
 the running model keeps going.
+
+:class:`HotSwap` is that state machine: the loop calls it between two frames (adoption) and after each frame
+(probation, failure counting, rollback); :class:`SwapSettings` holds its rule.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-__all__ = ["SwapTicket", "start_swap"]
+from edge.errors import ConfigError
+
+__all__ = ["HotSwap", "SwapSettings", "SwapTicket", "start_swap"]
 
 log = logging.getLogger("edge.loop")
 
@@ -83,3 +90,117 @@ def start_swap(path: Path, build: Callable[[Path], Any], hand_off: Callable[[Swa
     ticket._thread = threading.Thread(target=work, name="edge-swap", daemon=True)
     ticket._thread.start()
     return ticket
+
+
+@dataclass(frozen=True)
+class SwapSettings:
+    """The rollback rule and how packages are loaded.
+
+    * ``failure_frames``: consecutive frames of model faults or invalid outputs after adoption that restore the
+      previous model (>= 1);
+    * ``probation_frames``: frames after adoption that keep the new model for good (>= 1);
+    * ``load_options``: keyword arguments for :func:`edge.models.load_model` (``threads``, ``providers``, ...) used
+      for every package the loop loads (the first model given as a path, swaps, the shadow).
+    """
+
+    failure_frames: int = 3
+    probation_frames: int = 30
+    load_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("failure_frames", "probation_frames"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"swap.{key}: expected an integer >= 1, got {v!r}")
+        if not isinstance(self.load_options, Mapping):
+            raise ConfigError(
+                f"swap.load_options: expected a mapping of load_model keywords, got {self.load_options!r}"
+            )
+        object.__setattr__(self, "load_options", MappingProxyType(dict(self.load_options)))
+
+
+class HotSwap:
+    """The swap/rollback state machine the loop calls at two fixed points of every frame.
+
+    ``set_stage(stage)`` makes a stage live (the loop points the frame record at its buffers and rebinds taps);
+    ``event(kind, fields)`` reports ``swap`` and ``rollback`` events. The loop calls :meth:`between_frames` before
+    a frame (adopts a staged package: the only moment the live stage changes) and :meth:`after_frame` after it
+    (counts probation frames and faults; rolls back). Neither allocates unless a swap is adopted or settled.
+    """
+
+    def __init__(
+        self,
+        settings: SwapSettings,
+        set_stage: Callable[[Any], None],
+        event: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        self.settings = settings
+        self._set_stage, self._event = set_stage, event
+        self.ticket: SwapTicket | None = None  # the latest swap (in progress or settled)
+        self._handoff: SwapTicket | None = None  # set by the swap thread: one reference
+        self.previous: Any = None  # the stage to restore while the new one is on probation
+        self._adopted: Any = None  # the stage on probation
+        self._probation = 0
+        self._faults = 0
+
+    @property
+    def on_probation(self) -> bool:
+        """True between adoption and the swap's settling (kept or rolled back)."""
+        return self.previous is not None
+
+    def start(self, package: Path, build: Callable[[Path], Any]) -> SwapTicket:
+        """Start loading ``package`` with ``build`` (verify + load + bind + warm) in a background thread."""
+        if self.ticket is not None and self.ticket.state in ("loading", "staged", "adopted"):
+            raise ConfigError(f"swap: expected no swap in progress, got {self.ticket!r}")
+        self.ticket = start_swap(Path(package), build, self._hand_off)
+        return self.ticket
+
+    def _hand_off(self, ticket: SwapTicket) -> None:
+        self._handoff = ticket
+
+    def between_frames(self, live: Any) -> None:
+        """Adopt a staged package (``live``: the stage running now, kept for rollback) or report a refused one."""
+        ticket = self._handoff
+        if ticket is None:
+            return
+        self._handoff = None
+        if ticket.state == "refused" or ticket.stage is None:
+            self._event("swap", {"ok": False, "package": str(ticket.path), "error": ticket.error})
+            return
+        self.previous, self._adopted = live, ticket.stage
+        self._probation, self._faults = self.settings.probation_frames, 0
+        self._set_stage(ticket.stage)
+        ticket._set("adopted")
+        self._event("swap", {"ok": True, "package": str(ticket.path), "from": live.version, "to": ticket.stage.version})
+
+    def after_frame(self, ran: bool, model_fault: bool) -> None:
+        """Count one frame of probation: ``ran`` when the model was run, ``model_fault`` when it failed. Frames the
+        model did not run on (a stale sensor) count for nothing."""
+        if self.previous is None or not (ran or model_fault):
+            return
+        if not model_fault:
+            self._faults = 0
+        else:
+            self._faults += 1
+            if self._faults >= self.settings.failure_frames:
+                self._roll_back()
+                return
+        self._probation -= 1
+        if self._probation <= 0:
+            self.previous = self._adopted = None
+            if self.ticket is not None:
+                self.ticket._set("kept")
+
+    def _roll_back(self) -> None:
+        previous, bad, ticket = self.previous, self._adopted, self.ticket
+        self.previous = self._adopted = None
+        self._probation = 0
+        self._set_stage(previous)
+        if ticket is not None:
+            ticket._set("rolled_back", f"{self.settings.failure_frames} consecutive failed frames")
+        self._event("rollback", {"from": bad.version, "to": previous.version, "failed_frames": self._faults})
+
+    def close(self, timeout: float = 30) -> None:
+        """Wait (up to ``timeout`` s) for a swap thread still loading."""
+        if self.ticket is not None:
+            self.ticket.join(timeout=timeout)

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from edge.schema import OMIT, Field, Schema, boolean, integer, number, string
+from edge.schema import table as sub_table
 from edge.telemetry.capture import CaptureSettings
 from edge.telemetry.protocol import MAX_BATCH_RECORDS
 from edge.telemetry.publisher import PublisherSettings
@@ -47,127 +49,64 @@ class TelemetrySettings:
     capture: CaptureSettings = dataclasses.field(default_factory=CaptureSettings)
 
 
-_TOP = {
-    "endpoint": str,
-    "window_s": float,
-    "spool_dir": str,
-    "spool_max_bytes": int,
-    "segment_bytes": int,
-    "fsync": str,
-    "fsync_every": int,
-    "fsync_interval_s": float,
-    "queue_size": int,
-    "max_events": int,
-    "heartbeat_s": float,
-    "ack_timeout_s": float,
-    "backoff_min_s": float,
-    "backoff_max_s": float,
-    "batch_max": int,
-    "curve_keypair": str,
-    "collector_public_key": str,
-    "capture": dict,
-}
-_CAPTURE = {f.name: f.type for f in dataclasses.fields(CaptureSettings)}
-_TYPES = {"bool": bool, "float": float, "int": int}
-_POSITIVE = {"window_s", "heartbeat_s", "ack_timeout_s", "backoff_min_s", "backoff_max_s", "fsync_interval_s"}
-_MIN = {
-    "spool_max_bytes": 1024,
-    "segment_bytes": 256,
-    "fsync_every": 1,
-    "queue_size": 2,
-    "max_events": 1,
-    "batch_max": 1,
-}
-
-
-def _typed(key: str, value: Any, want: type) -> Any:
-    if want is float and type(value) in (int, float):
-        return float(value)
-    if type(value) is not want:
-        got = f"{type(value).__name__} {value!r}"
-        raise ConfigError(f"{key}: expected {want.__name__}, got {got[:100]}")
-    return value
-
-
-def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any], where: str) -> None:
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: expected one of {', '.join(sorted(allowed))}, got an unknown key")
-
-
-def _capture(table: Any) -> CaptureSettings:
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"telemetry.capture: expected a table, got {type(table).__name__}")
-    _check_keys(table, _CAPTURE, "telemetry.capture")
-    kw = {}
-    for k, v in table.items():
-        want = _TYPES[_CAPTURE[k]] if isinstance(_CAPTURE[k], str) else _CAPTURE[k]
-        kw[k] = _typed(f"telemetry.capture.{k}", v, want)
-        if want in (int, float) and kw[k] < 0:
-            raise ConfigError(f"telemetry.capture.{k}: expected a value >= 0, got {v!r}")
-    return CaptureSettings(**kw)
+_SECONDS = {"gt": 0, "unit": "seconds"}
+_CAPTURE = Schema(
+    {
+        "enabled": boolean(OMIT),
+        "confidence_below": number(OMIT, ge=0),
+        "drift_above": number(OMIT, ge=0),
+        "sample_every_s": number(OMIT, ge=0),
+        "min_interval_s": number(OMIT, ge=0),
+        "max_bytes": integer(OMIT, ge=1),
+        "max_frame_bytes": integer(OMIT, ge=1),
+        "pool": integer(OMIT, ge=1),
+        "level": integer(OMIT, ge=0, le=9),
+    },
+    into=CaptureSettings,
+)
+_LINK = ("window_s", "heartbeat_s", "ack_timeout_s", "backoff_min_s", "backoff_max_s", "batch_max", "max_events")
+_TELEMETRY = Schema(
+    {
+        "endpoint": Field(
+            "tcp://host:port or ipc://path",
+            lambda v: isinstance(v, str) and v.startswith(("tcp://", "ipc://", "inproc://")),
+        ),
+        "window_s": number(OMIT, **_SECONDS),
+        "spool_dir": string("telemetry-spool"),
+        "spool_max_bytes": integer(OMIT, ge=1024),
+        "segment_bytes": integer(OMIT, ge=256),
+        "fsync": string(OMIT, choices=FSYNC_POLICIES),
+        "fsync_every": integer(OMIT, ge=1),
+        "fsync_interval_s": number(OMIT, **_SECONDS),
+        "queue_size": integer(OMIT, ge=2),
+        "max_events": integer(OMIT, ge=1),
+        "heartbeat_s": number(OMIT, **_SECONDS),
+        "ack_timeout_s": number(OMIT, **_SECONDS),
+        "backoff_min_s": number(OMIT, **_SECONDS),
+        "backoff_max_s": number(OMIT, **_SECONDS),
+        "batch_max": integer(OMIT, ge=1, le=MAX_BATCH_RECORDS),
+        "curve_keypair": string(None),
+        "collector_public_key": string(None),
+        "capture": sub_table(_CAPTURE),
+    }
+)
 
 
 def parse_telemetry(table: Mapping[str, Any], base_dir: Path) -> TelemetrySettings:
     """Validate the ``[telemetry]`` table; :class:`ConfigError` names ``telemetry.<key>``, what was expected and
     what arrived."""
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"telemetry: expected a table, got {type(table).__name__}")
-    _check_keys(table, _TOP, "telemetry")
-    if "endpoint" not in table:
-        raise ConfigError(
-            "telemetry.endpoint: expected the collector's address (tcp://host:port or ipc://path), got nothing"
-        )
-    v = {k: _typed(f"telemetry.{k}", val, _TOP[k]) for k, val in table.items()}
-    endpoint = v["endpoint"]
-    if not endpoint.startswith(("tcp://", "ipc://", "inproc://")):
-        raise ConfigError(f"telemetry.endpoint: expected tcp://host:port or ipc://path, got {endpoint!r}")
-    for k in _POSITIVE & v.keys():
-        if v[k] <= 0:
-            raise ConfigError(f"telemetry.{k}: expected a number of seconds > 0, got {v[k]!r}")
-    for k, lo in _MIN.items():
-        if k in v and v[k] < lo:
-            raise ConfigError(f"telemetry.{k}: expected an integer >= {lo}, got {v[k]!r}")
-    if v.get("batch_max", 1) > MAX_BATCH_RECORDS:
-        raise ConfigError(f"telemetry.batch_max: expected at most {MAX_BATCH_RECORDS}, got {v['batch_max']}")
-    if v.get("fsync", "interval") not in FSYNC_POLICIES:
-        raise ConfigError(f"telemetry.fsync: expected one of {', '.join(FSYNC_POLICIES)}, got {v['fsync']!r}")
-    if ("curve_keypair" in v) != ("collector_public_key" in v):
-        have, missing = ("curve_keypair", "collector_public_key")[:: 1 if "curve_keypair" in v else -1]
+    v = _TELEMETRY.read(table, "telemetry")
+    if (v["curve_keypair"] is None) != (v["collector_public_key"] is None):
+        have, missing = ("curve_keypair", "collector_public_key")[:: 1 if v["curve_keypair"] is not None else -1]
         raise ConfigError(f"telemetry.{missing}: expected it together with telemetry.{have}, got nothing")
-    link = PublisherSettings(
-        endpoint=endpoint,
-        **{
-            k: v[k]
-            for k in (
-                "window_s",
-                "heartbeat_s",
-                "ack_timeout_s",
-                "backoff_min_s",
-                "backoff_max_s",
-                "batch_max",
-                "max_events",
-            )
-            if k in v
-        },
-    )
+    link = PublisherSettings(endpoint=v.pop("endpoint"), **{k: v.pop(k) for k in _LINK if k in v})
     if link.backoff_max_s < link.backoff_min_s:
         raise ConfigError(
             f"telemetry.backoff_max_s: expected >= backoff_min_s ({link.backoff_min_s}), got {link.backoff_max_s}"
         )
-    path = {k: (base_dir / v[k]).resolve() for k in ("spool_dir", "curve_keypair", "collector_public_key") if k in v}
-    settings = TelemetrySettings(
-        link=link,
-        spool_dir=path.get("spool_dir", (base_dir / "telemetry-spool").resolve()),
-        curve_keypair=path.get("curve_keypair"),
-        collector_public_key=path.get("collector_public_key"),
-        capture=_capture(v["capture"]) if "capture" in v else CaptureSettings(),
-        **{
-            k: v[k]
-            for k in ("spool_max_bytes", "segment_bytes", "fsync", "fsync_every", "fsync_interval_s", "queue_size")
-            if k in v
-        },
-    )
+    for k in ("spool_dir", "curve_keypair", "collector_public_key"):
+        v[k] = None if v[k] is None else (base_dir / v[k]).resolve()
+    settings = TelemetrySettings(link=link, **v)
     if settings.spool_max_bytes < 2 * settings.segment_bytes:
         raise ConfigError(
             f"telemetry.spool_max_bytes: expected at least twice segment_bytes "

@@ -34,7 +34,7 @@ import numpy as np
 from edge.loop.clock import LockstepClock, MonotonicClock
 from edge.loop.health import FallbackConfig
 from edge.loop.policy import ClassificationPolicy
-from edge.loop.runner import Loop
+from edge.loop.runner import Loop, Timing
 from edge.loop.scheduler import apply_realtime
 from edge.loop.sensors import SensorSlot
 from edge.models import load_model
@@ -90,7 +90,9 @@ def bench_frame_path(tmp: Path, quick: bool) -> dict[str, float]:
     baseline = hand_written(path, hw, 0.0, 1.0)
     clock = LockstepClock()
     camera = SensorSlot("camera", FRAME)
-    loop = Loop(load_model(path, threads=1), ClassificationPolicy(ACTIONS), [camera], clock=clock, rate_hz=100)
+    loop = Loop(
+        load_model(path, threads=1), ClassificationPolicy(ACTIONS), [camera], clock=clock, timing=Timing(rate_hz=100)
+    )
     agree = 0
     for i in range(8):  # same decisions (up to resize rounding), and warm-up
         camera.push(frames[i], clock.now_ns())
@@ -167,8 +169,9 @@ def realtime_run(path: Path, seconds: float, fifo: bool, cpu: int | None) -> tup
     tap = _JitterTap(n)
     model = _Spin(load_model(path, threads=1), 5_000_000)
     loop = Loop(
-        model, ClassificationPolicy(ACTIONS), [camera], clock=clock, rate_hz=100, taps=[tap],
-        fallback=FallbackConfig(safe_action="a0"), start_ns=clock.now_ns() + 20_000_000,
+        model, ClassificationPolicy(ACTIONS), [camera], clock=clock,
+        timing=Timing(rate_hz=100, start_ns=clock.now_ns() + 20_000_000), taps=[tap],
+        fallback=FallbackConfig(safe_action="a0"),
     )  # fmt: skip
     allowed = os.sched_getaffinity(0)
     apply_realtime(None if cpu is None else [cpu], 50 if fifo else 0)

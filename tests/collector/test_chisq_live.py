@@ -18,7 +18,7 @@ from edge.collector.server import CollectorServer, CollectorSettings
 from edge.drift.profile import save_profile
 from edge.loop.clock import LockstepClock
 from edge.loop.policy import ClassificationPolicy
-from edge.loop.runner import Loop
+from edge.loop.runner import Loop, Timing
 from edge.loop.sensors import SensorSlot
 from edge.loop.sinks import CallableSink
 from edge.models import load_model
@@ -99,8 +99,7 @@ def _run_device(classifier: dict[str, Any], server: CollectorServer, frames: np.
         ClassificationPolicy([f"c{i}" for i in range(CLASSES)]),
         [camera],
         clock=LockstepClock(),
-        rate_hz=RATE_HZ,
-        start_ns=0,
+        timing=Timing(rate_hz=RATE_HZ, start_ns=0),
         taps=[tap],
         sinks=[CallableSink(lambda d: decided.append(d.action))],
     )

@@ -19,6 +19,7 @@ from edge.loop.health import FallbackConfig
 from edge.loop.policy import ClassificationPolicy
 from edge.loop.runner import Loop
 from edge.loop.sensors import SensorSlot
+from edge.loop.settings import Timing
 from edge.loop.sinks import CallableSink
 from edge.models import load_model
 from edge.models.manage import pack_model
@@ -95,8 +96,7 @@ class Harness:
             policy,
             sensors,
             clock=self.clock,
-            rate_hz=100,
-            start_ns=0,
+            timing=Timing(rate_hz=100, start_ns=0, stage_budgets_us=kw.pop("stage_budgets_us", None)),
             sinks=[CallableSink(lambda d: self.decisions.append(d.snapshot())), *kw.pop("sinks", [])],
             taps=[self.tap],
             **kw,

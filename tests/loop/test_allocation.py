@@ -13,7 +13,7 @@ from edge import kernels
 from edge.loop.clock import LockstepClock
 from edge.loop.health import FallbackConfig
 from edge.loop.policy import ClassificationPolicy, RegressionPolicy
-from edge.loop.runner import Loop
+from edge.loop.runner import Loop, Timing
 from edge.loop.sensors import SensorSlot
 from edge.loop.sinks import CallableSink
 from edge.models import load_model
@@ -95,11 +95,10 @@ def test_classification_frames_allocate_nothing(loop_models, frames) -> None:
         ClassificationPolicy([f"a{i}" for i in range(10)]),
         [camera, SensorSlot("speed", (2,), np.float32, lo=-1.0, hi=40.0)],
         clock=clock,
-        rate_hz=100,
+        timing=Timing(rate_hz=100, stage_budgets_us={"preprocess": 5_000.0, "infer": 8_000.0, "total": 9_000.0}),
         fallback=FallbackConfig(safe_action="a0"),
         sinks=[CallableSink(counter.deliver)],
         taps=[counter],
-        stage_budgets_us={"preprocess": 5_000.0, "infer": 8_000.0, "total": 9_000.0},
     )
     speed = loop.slot("speed")
     speed_value = np.array([3.0, 0.5], np.float32)
@@ -127,7 +126,7 @@ def test_regression_and_fallback_frames_allocate_nothing(loop_models) -> None:
         RegressionPolicy(2, lo=-1.0, hi=1.0, max_rate=5.0, rate_hz=100),
         [camera],
         clock=clock,
-        rate_hz=100,
+        timing=Timing(rate_hz=100),
         fallback=FallbackConfig(hold_frames=2, recover_frames=2),
     )
     frame = np.full((8, 8, 3), 200, np.uint8)

@@ -99,12 +99,12 @@ def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
         ("shape = [480, 640, 3]", "shape = [480, 0, 3]", "sensors.camera.shape: expected positive dimensions"),
         ("shape = [480, 640, 3]", "shape = 'big'", "sensors.camera.shape: expected a non-empty list of integers"),
         ('source = "zmq"', 'source = "serial"', "sensors.camera.source: expected one of ['zmq', 'push']"),
-        ("frozen_frames = 30", "frozen_framez = 30", "sensors.camera: unknown key(s) ['frozen_framez']"),
+        ("frozen_frames = 30", "frozen_framez = 30", "sensors.camera.frozen_framez: unknown key; expected one of ["),
         ("max_skew_ms = 20", "", "sync.max_skew_ms: required, but missing"),
         ("cpus = [0]", "cpus = [true]", "loop.cpus: expected a non-empty list of integers, got [True]"),
         ("[watchdog]", "[watchdog]\nendpoint = 5", "watchdog.endpoint: expected a string, got 5"),
         ("infer = 8", "infer = 0", "loop.budgets_ms.infer: expected a number > 0, got 0"),
-        ("infer = 8", "render = 8", "loop.budgets_ms: unknown key(s) ['render']"),
+        ("infer = 8", "render = 8", "loop.budgets_ms.render: unknown key; expected one of ['sensor', 'preprocess',"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -125,3 +125,19 @@ def test_a_missing_package_is_a_clear_error(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, SAMPLE.replace('source = "zmq"', 'source = "push"')))
     with pytest.raises(ConfigError, match=r"model\.package: expected a model package or model file, got .*cnn\.tgz"):
         build_service(cfg)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('actions = ["stop", "slow", "go"]', "", "policy.actions: required, but missing; expected a non-empty list"),
+        ('endpoint = "tcp://127.0.0.1:5550"', "", "sensors.camera.endpoint: required, but missing; expected a string"),
+        ("cpus = [0]", "fifo_priority = 100", "loop.fifo_priority: expected an integer >= 0 and <= 99, got 100"),
+        ('[device]\nid = "robot-7"', "telemetry = 3", "telemetry: expected a table, got 3"),
+    ],
+)
+def test_errors_name_the_file_then_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in SAMPLE
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, SAMPLE.replace(old, new, 1)))
+    assert str(err.value).startswith(f"device.toml: {message}")

@@ -13,7 +13,7 @@ from edge.errors import ConfigError
 from edge.loop.clock import LockstepClock
 from edge.loop.health import FallbackConfig
 from edge.loop.policy import ClassificationPolicy, RegressionPolicy
-from edge.loop.runner import Loop
+from edge.loop.runner import Inputs, Loop, Timing
 from edge.loop.sensors import SensorSlot, SensorSync
 from edge.models import load_model
 
@@ -64,7 +64,7 @@ def test_nan_and_out_of_range_aux_sensor_are_invalid(harness, v1_model, frames) 
 def test_approximate_sync_flags_a_skewed_sensor(harness, v1_model, frames) -> None:
     camera = SensorSlot("camera", (48, 64, 3))
     lidar = SensorSlot("lidar", (8,), np.float32)
-    h = harness(v1_model, sensors=[camera, lidar], sync=SensorSync("approximate", max_skew_ns=5_000_000))
+    h = harness(v1_model, sensors=[camera, lidar], inputs=Inputs(sync=SensorSync("approximate", max_skew_ns=5_000_000)))
     lidar.push(np.zeros(8, np.float32), 0)
     assert h.push_step(frames[0]).flags == 0  # both captured at 0
     lidar.push(np.zeros(8, np.float32), 4_000_000)
@@ -150,5 +150,5 @@ def test_unknown_stage_budget_is_refused(v1_model) -> None:
             v1_model,
             ClassificationPolicy([f"a{i}" for i in range(10)]),
             [SensorSlot("camera", (48, 64, 3))],
-            stage_budgets_us={"render": 1.0},
+            timing=Timing(stage_budgets_us={"render": 1.0}),
         )

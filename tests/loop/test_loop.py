@@ -14,7 +14,7 @@ from edge.errors import ConfigError, ShapeError
 from edge.loop.clock import LockstepClock
 from edge.loop.health import FallbackConfig
 from edge.loop.policy import ClassificationPolicy
-from edge.loop.runner import Loop
+from edge.loop.runner import Loop, Timing
 from edge.loop.sensors import SensorSlot
 from edge.models import load_model
 
@@ -81,8 +81,8 @@ def test_schedule_is_absolute_and_an_overrun_skips_ahead_without_bursting(harnes
 def test_bad_construction_is_refused_with_the_key_named(v1_model) -> None:
     with pytest.raises(ConfigError, match=r"policy\.actions: expected 10 names"):
         Loop(v1_model, ClassificationPolicy(["a", "b"]), [SensorSlot("camera", (48, 64, 3))])
-    with pytest.raises(ConfigError, match=r"loop\.rate_hz: expected a number > 0, got 0"):
-        Loop(v1_model, ClassificationPolicy(ACTIONS), [SensorSlot("camera", (48, 64, 3))], rate_hz=0)
+    with pytest.raises(ConfigError, match=r"timing\.rate_hz: expected a number > 0, got 0"):
+        Loop(v1_model, ClassificationPolicy(ACTIONS), [SensorSlot("camera", (48, 64, 3))], timing=Timing(rate_hz=0))
     with pytest.raises(ConfigError, match=r"uint8 \(H, W, channels\) camera"):
         Loop(v1_model, ClassificationPolicy(ACTIONS), [SensorSlot("camera", (48, 64), np.float32)])
     with pytest.raises(ConfigError, match=r"fallback\.safe_action: expected one of"):
@@ -116,7 +116,7 @@ def test_push_copies_and_a_held_view_never_changes(rng) -> None:
 def test_schedule_starts_at_the_first_frame_not_at_construction(v1_model, frames) -> None:
     clock = LockstepClock()
     camera = SensorSlot("camera", (48, 64, 3))
-    loop = Loop(v1_model, ClassificationPolicy(ACTIONS), [camera], clock=clock, rate_hz=100)
+    loop = Loop(v1_model, ClassificationPolicy(ACTIONS), [camera], clock=clock, timing=Timing(rate_hz=100))
     clock.advance(1_000_000_000)  # a second of set-up (receivers, shadow, ...) after the loop was built
     camera.push(frames[0], clock.now_ns())
     d = loop.step()

@@ -12,6 +12,7 @@ from loop_helpers import BlockingModel
 from edge.contracts import MODEL_FAULT, Health
 from edge.errors import ConfigError
 from edge.loop.sensors import SensorSlot
+from edge.loop.swap import SwapSettings
 from edge.models import load_model
 
 TIMEOUT_S = 60
@@ -25,7 +26,7 @@ def _wait_for(cond, timeout: float = TIMEOUT_S) -> None:
 
 
 def test_swap_is_adopted_between_two_frames(harness, v1_model, loop_models, frames) -> None:
-    h = harness(v1_model, swap_probation_frames=3)
+    h = harness(v1_model, swap=SwapSettings(probation_frames=3))
     h.push_step(frames[0])
     ticket = h.loop.swap(loop_models["v2_pkg"])
     assert ticket.wait_ready(TIMEOUT_S) == "staged"
@@ -59,7 +60,7 @@ def test_corrupt_package_is_refused_and_the_running_model_keeps_going(harness, v
 
 
 def test_a_failing_new_model_is_rolled_back_automatically(harness, v1_model, loop_models, frames) -> None:
-    h = harness(v1_model, swap_failure_frames=3)
+    h = harness(v1_model, swap=SwapSettings(failure_frames=3))
     h.push_step(frames[0])
     ticket = h.loop.swap(loop_models["nan_pkg"])  # loads fine, but every output is NaN
     assert ticket.wait_ready(TIMEOUT_S) == "staged"

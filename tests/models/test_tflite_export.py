@@ -371,7 +371,7 @@ def test_loop_frames_on_the_int8_tflite_model_allocate_nothing(tmp_path: Path) -
 
     from edge.loop.clock import LockstepClock
     from edge.loop.policy import RegressionPolicy
-    from edge.loop.runner import Loop
+    from edge.loop.runner import Loop, Timing
     from edge.loop.sensors import SensorSlot
     from edge.models.manage import pack_model
 
@@ -379,7 +379,9 @@ def test_loop_frames_on_the_int8_tflite_model_allocate_nothing(tmp_path: Path) -
     pkg = pack_model(paths["int8_tflite"], tmp_path / "alloc.tgz", name="alloc", version="1",
                      preprocess={"mean": list(MEAN), "std": list(STD), "layout": "NHWC"})  # fmt: skip
     camera = SensorSlot("camera", (24, 32, 3), stale_ns=25_000_000)
-    loop = Loop(load_model(pkg, threads=1), RegressionPolicy(1), [camera], clock=LockstepClock(), rate_hz=100)
+    loop = Loop(
+        load_model(pkg, threads=1), RegressionPolicy(1), [camera], clock=LockstepClock(), timing=Timing(rate_hz=100)
+    )
     frames = camera_frames(np.random.default_rng(SEED + 9), 16, (24, 32))
     i = [0]
 

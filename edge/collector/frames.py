@@ -185,8 +185,8 @@ def implementations(backend: str) -> tuple[Callable[..., Envelope | None], Calla
         return window_envelope_twin, window_digest_block_twin
     if backend != "native":
         raise ValueError(f"backend: expected 'native' or 'python', got {backend!r}")
-    from edge._native.wire import window_digest_block as block
-    from edge._native.wire import window_envelope as envelope
+    from edge._native.wire_digest import window_digest_block as block
+    from edge._native.wire_accept import window_envelope as envelope
 
     return envelope, block
 

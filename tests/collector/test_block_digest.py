@@ -14,7 +14,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from edge.collector import frames
+from edge import kernels
 from edge.collector.engine import DriftEngine, ModelReference
 from edge.telemetry.protocol import Record
 
@@ -25,7 +25,7 @@ REF_PREDICTIONS = np.array([40, 0, 30, 20, 10])
 
 def _block(backend: str) -> Callable[..., int]:
     try:
-        return frames.implementations(backend)[1]
+        return kernels.implementation(backend)["window_digest_block"]
     except ImportError as exc:
         if os.environ.get("EDGE_REQUIRE_NATIVE") == "1":
             raise
@@ -97,7 +97,7 @@ def _expected_extra(body: dict[str, Any], n_lat: int, n_pred: int) -> np.ndarray
     return np.array(row, dtype=np.float64)
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("backend", ["native", "numpy"])
 def test_block_digest_reads_what_the_engine_reads(backend: str, rng: np.random.Generator) -> None:
     block = _block(backend)
     engine = _engine(rng)
@@ -112,7 +112,7 @@ def test_block_digest_reads_what_the_engine_reads(backend: str, rng: np.random.G
     assert {int(f) for f in extra[:, 5]} == {0, 1} and {int(f) for f in extra[:, 6 + n_lat]} == {0, 1}
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("backend", ["native", "numpy"])
 def test_block_digest_declines_what_it_cannot_read_and_reads_the_rest(backend: str, rng: np.random.Generator) -> None:
     block = _block(backend)
     engine = _engine(rng)
@@ -164,7 +164,7 @@ def test_native_block_digest_declines_a_repeated_key(rng: np.random.Generator) -
 
 
 def test_native_and_twin_agree_on_many_windows(rng: np.random.Generator) -> None:
-    native, twin = _block("native"), _block("python")
+    native, twin = _block("native"), _block("numpy")
     engine = _engine(rng)
     items = [_frame(_body(rng, k), k + 1) for k in range(300)]
     a, b = _digest(native, engine, items), _digest(twin, engine, items)
@@ -173,7 +173,7 @@ def test_native_and_twin_agree_on_many_windows(rng: np.random.Generator) -> None
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("backend", ["native", "numpy"])
 def test_a_layout_that_does_not_describe_the_arrays_is_a_value_error(backend: str, rng: np.random.Generator) -> None:
     block = _block(backend)
     engine = _engine(rng)
@@ -197,7 +197,7 @@ def test_engine_scores_digests_exactly_like_decoded_bodies(rng: np.random.Genera
     for size in (1, 5, 12, 2, 9):
         bodies = [_body(rng, seq + i) for i in range(size)]
         items = [_frame(b, seq + i + 1) for i, b in enumerate(bodies)]
-        live, extra, _, n = _digest(frames.window_digest_block, fast, items)
+        live, extra, _, n = _digest(kernels.window_digest_block, fast, items)
         assert n == size
         got = fast.observe_digests("d", MODEL, seq + size, live, extra)
         for i, frame in enumerate(items):
@@ -223,7 +223,7 @@ def test_hostile_frames_never_crash_the_native_reader_and_the_twin_reads_the_sam
     not crash it; a frame it digests is one its twin digests to the same values."""
     from test_fuzz import corpus
 
-    native, twin = _block("native"), _block("python")
+    native, twin = _block("native"), _block("numpy")
     engine = _engine(rng)
     items = corpus(rng, _frame(_body(rng, 0)), 3000)
     a, b = _digest(native, engine, items), _digest(twin, engine, items)

@@ -280,4 +280,4 @@ def test_hypothesis_windows_same_verdicts(native, twin) -> None:
         seen[expected is not None] += 1
 
     one()
-    assert seen[True] > 100 and seen[False] > 100
+    assert seen[True] > 50 and seen[False] > 50  # both verdicts, many times (about 1 in 5 frames is valid)

@@ -16,6 +16,8 @@ from wire_cursor cimport (
     K_ARRAY, K_FLOAT, K_MAP, K_NEG, K_STR, K_UINT, MAX_FEATURES, Cursor, Head, _be, _head, _is, _key, _skip,
 )
 
+from edge import _kernel_checks as _checks
+
 
 cdef int _pack_counts(Cursor* c, double* row, Py_ssize_t n, Py_ssize_t width) noexcept nogil:
     """Counts of ``n`` items into ``row``: ``c[:-1]`` at the start, the last (NaN) count at ``width - 1``."""
@@ -265,34 +267,30 @@ cdef int _block_one(const uint8_t* data, Py_ssize_t size, const Layout* lay, dou
 
 
 def window_digest_block(list frames, str model, tuple names, tuple lengths, Py_ssize_t width, Py_ssize_t moments_row,
-                        str stage, Py_ssize_t n_lat, Py_ssize_t n_pred, double[:, :, ::1] counts, double[:, ::1] extra,
-                        unsigned char[::1] ok):
+                        str stage, Py_ssize_t n_lat, Py_ssize_t n_pred, counts, extra, ok):
     """Digest stored (validated) window frames of ``model`` for the drift engine, without the GIL: for frame ``i``,
     its feature counts packed into ``counts[i]`` (float64 (F, ``width``); row r holds ``c[:-1]`` of ``lengths[r]``
     counts, zeros, the NaN count last) and ``extra[i]``: the counters frames, deadline_misses, fallbacks, the
     moments count ``m[0]`` and ``m[0] * m[1]`` of feature ``moments_row`` (when ``m[0] > 0``), a flag and the
     ``n_lat`` counts of latency ``stage``, a flag and the ``n_pred`` prediction counts (a flag is 1 when the counts
     had that length; -1: never). ``ok[i]``: 1 when digested, 0 when the frame is not such a window (decode it
-    whole). All arrays are the caller's. Returns the number digested. ValueError when the layout does not
-    describe the arrays. Twin: :func:`edge.kernels.reference_wire.window_digest_block`."""
+    whole). All arrays are the caller's. Returns the number digested. ShapeError when the layout does not
+    describe the arrays (checked by :func:`edge._kernel_checks.digest_block`, as in the twin:
+    :func:`edge.kernels.reference_wire.window_digest_block`)."""
     cdef Layout lay
     cdef Py_ssize_t i, k = len(frames), size, digested = 0
     cdef const uint8_t** data
     cdef Py_ssize_t* sizes
+    lay.extra = _checks.digest_block(k, names, lengths, width, moments_row, n_lat, n_pred, counts, extra, ok)
+    cdef double[:, :, ::1] counts_v = counts
+    cdef double[:, ::1] extra_v = extra
+    cdef unsigned char[::1] ok_v = ok
     lay.count, lay.width, lay.moments_row, lay.n_lat, lay.n_pred = len(names), width, moments_row, n_lat, n_pred
+    if lay.count > MAX_FEATURES:  # the check's limit and this table's size must agree
+        raise RuntimeError(f"window_digest_block: at most {MAX_FEATURES} features fit the layout, got {lay.count}")
     lay.lat_at = 5
     lay.pred_at = 6 + max(n_lat, 0)
-    lay.extra = lay.pred_at + 1 + max(n_pred, 0)
-    if (lay.count > MAX_FEATURES or lay.count < 1 or len(lengths) != lay.count or width < 2
-            or not -1 <= moments_row < lay.count or counts.shape[0] < k or counts.shape[1] != lay.count
-            or counts.shape[2] != width or extra.shape[0] < k or extra.shape[1] != lay.extra or ok.shape[0] < k):
-        raise ValueError(f"window_digest_block: expected counts (>={k}, {lay.count}, {width}), extra (>={k}, "
-                         f"{lay.extra}), ok (>={k},), got {tuple(counts.shape)[:3]}, {tuple(extra.shape)[:2]}, "
-                         f"{ok.shape[0]}")
     for i in range(lay.count):
-        if type(names[i]) is not str or not 1 <= lengths[i] <= width:
-            raise ValueError(f"window_digest_block: expected names (str) with 1..{width} counts, got "
-                             f"{names[i]!r} with {lengths[i]!r}")
         lay.names[i] = PyUnicode_AsUTF8AndSize(names[i], &size)
         lay.name_len[i] = size
         lay.counts_len[i] = lengths[i]
@@ -315,8 +313,8 @@ def window_digest_block(list frames, str model, tuple names, tuple lengths, Py_s
                 data[i], sizes[i] = NULL, 0
         with nogil:
             for i in range(k):
-                ok[i] = data[i] != NULL and _block_one(data[i], sizes[i], &lay, &counts[i, 0, 0], &extra[i, 0]) == 0
-                digested += ok[i]
+                ok_v[i] = data[i] != NULL and _block_one(data[i], sizes[i], &lay, &counts_v[i, 0, 0], &extra_v[i, 0]) == 0
+                digested += ok_v[i]
     finally:
         free(data)
         free(sizes)

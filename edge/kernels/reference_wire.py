@@ -16,6 +16,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from edge import _kernel_checks as _checks
+
 __all__ = ["Envelope", "window_digest_block", "window_envelope"]
 
 Envelope = tuple[str, str, int, int, int]  # device, boot, seq, t_ns (device loop clock, ns), wall_ns (Unix, ns)
@@ -147,39 +149,16 @@ def window_digest_block(
     pred counts (n_pred)…]``; a flag is 1 when the latency sketch ``stage`` / the predictions had that many counts
     (``-1``: never read), and the counts are then there. ``ok[i]`` 1 when digested, 0 when not (decode it whole;
     the native reader also answers 0 for a repeated key). Arrays are the caller's. Returns the number digested;
-    ValueError when the layout does not describe the arrays."""
-    k, f = len(frames), len(names)
-    lat_at = 5
-    pred_at = 6 + max(n_lat, 0)
-    n_extra = pred_at + 1 + max(n_pred, 0)
-    if (
-        not 1 <= f <= 256
-        or len(lengths) != f
-        or width < 2
-        or not -1 <= moments_row < f
-        or counts.ndim != 3
-        or counts.shape[0] < k
-        or counts.shape[1:] != (f, width)
-        or extra.ndim != 2
-        or extra.shape[0] < k
-        or extra.shape[1] != n_extra
-        or ok.shape[0] < k
-    ):
-        raise ValueError(
-            f"window_digest_block: expected counts (>={k}, {f}, {width}), extra (>={k}, {n_extra}), ok (>={k},), "
-            f"got {counts.shape}, {extra.shape}, {ok.shape[0]}"
-        )
-    for name, n in zip(names, lengths, strict=True):
-        if type(name) is not str or not 1 <= n <= width:
-            raise ValueError(
-                f"window_digest_block: expected names (str) with 1..{width} counts, got {name!r} with {n!r}"
-            )
+    ShapeError when the layout does not describe the arrays (both backends check with
+    :func:`edge._kernel_checks.digest_block`)."""
+    _checks.digest_block(len(frames), names, lengths, width, moments_row, n_lat, n_pred, counts, extra, ok)
+    lat_at, pred_at = 5, 6 + max(n_lat, 0)
     for i, frame in enumerate(frames):
         counts[i] = 0.0
         extra[i] = 0.0
         ok[i] = _digest_one(frame, model, names, lengths, width, moments_row, stage, n_lat, n_pred,
                             counts[i], extra[i], lat_at, pred_at)  # fmt: skip
-    return int(np.count_nonzero(ok[:k]))
+    return int(np.count_nonzero(ok[: len(frames)]))
 
 
 def _digest_one(

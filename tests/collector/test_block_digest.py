@@ -16,6 +16,7 @@ import pytest
 
 from edge import kernels
 from edge.collector.engine import DriftEngine, ModelReference
+from edge.errors import ConfigError, ShapeError
 from edge.telemetry.protocol import Record
 
 MODEL = streams.MODEL
@@ -175,17 +176,29 @@ def test_native_and_twin_agree_on_many_windows(rng: np.random.Generator) -> None
 
 @pytest.mark.parametrize("backend", ["native", "numpy"])
 def test_a_layout_that_does_not_describe_the_arrays_is_a_value_error(backend: str, rng: np.random.Generator) -> None:
+    """Both backends check the call with edge._kernel_checks.digest_block: the same error type and message."""
     block = _block(backend)
     engine = _engine(rng)
     names, lengths, width, moments_row, stage, n_lat, n_pred = engine.digest_layout("d", MODEL)
     items = [_frame(_body(rng, 0))]
     live, extra, ok = np.empty((1, len(names), width)), np.empty((1, 7 + n_lat + n_pred)), np.empty(1, np.uint8)
-    with pytest.raises(ValueError, match="expected counts"):
+    with pytest.raises(ShapeError, match="expected counts"):
         block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, n_pred, live[:, :-1], extra, ok)
-    with pytest.raises(ValueError, match="expected counts"):
+    with pytest.raises(ShapeError, match="expected counts"):
         block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, -1, live, extra, ok)  # extra too wide
-    with pytest.raises(ValueError, match="expected names"):
+    with pytest.raises(ConfigError, match="expected names"):
         block(items, MODEL, names, (width + 1, *lengths[1:]), width, moments_row, stage, n_lat, n_pred, live, extra, ok)
+    read_only = live.copy()
+    read_only.flags.writeable = False
+    for bad, message in [
+        (live.astype(np.float32), r"counts: expected 3-D float64 array, got float32"),
+        (read_only, "counts: expected a writable array"),
+        (np.empty((1, len(names), 2 * width))[:, :, ::2], "counts: expected a C-contiguous array"),
+    ]:
+        with pytest.raises(ShapeError, match=message):
+            block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, n_pred, bad, extra, ok)
+    with pytest.raises(ShapeError, match="ok: expected 1-D uint8 array, got bool"):
+        block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, n_pred, live, extra, ok.astype(bool))
     assert block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, n_pred, live, extra, ok) == 1
 
 

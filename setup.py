@@ -1,8 +1,10 @@
 """Build the Cython kernels in ``native/`` into the private namespace ``edge._native``.
 
-Every ``native/<name>.pyx`` becomes the extension ``edge._native.<name>``. The Cython compiler directives live in one
-place, ``cython_directives()`` below; ``EDGE_CYTHON_DEBUG=1`` turns on bounds checks, wraparound and line tracing and
-compiles with ``-O0 -g`` (CI builds this flavour too).
+Every ``native/<name>.pyx`` becomes the extension ``edge._native.<name>``; a ``native/<name>.pxd`` without a .pyx is
+shared code (``wire_cursor.pxd``: the msgpack cursor of ``wire_accept`` and ``wire_digest``, inline functions each
+module compiles in). The Cython compiler directives live in one place, ``cython_directives()`` below;
+``EDGE_CYTHON_DEBUG=1`` turns on bounds checks, wraparound and line tracing and compiles with ``-O0 -g`` (CI builds
+this flavour too).
 
 Where no C compiler (or no Cython) is available the extensions are optional: the package still installs and
 ``edge.kernels`` falls back, with a warning, to the pure-NumPy twins. Set ``EDGE_REQUIRE_NATIVE=1`` to turn a failed
@@ -12,6 +14,7 @@ native build into an error instead (CI does, so a broken kernel can never pass a
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -52,6 +55,16 @@ def compile_args(debug: bool) -> tuple[list[str], list[tuple[str, str | None]]]:
     return args, macros
 
 
+def shared_code(pyx: Path) -> list[str]:
+    """The lone ``native/*.pxd`` files (shared code, no .pyx of their own) that ``pyx`` cimports."""
+    text = pyx.read_text()
+    return [
+        str(pxd.relative_to(HERE))
+        for pxd in sorted(NATIVE.glob("*.pxd"))
+        if not pxd.with_suffix(".pyx").exists() and re.search(rf"^\s*(from|cimport)\s+{pxd.stem}\b", text, re.M)
+    ]
+
+
 def native_extensions() -> list[Extension]:
     pyx_files = sorted(NATIVE.glob("*.pyx"))
     try:
@@ -70,6 +83,7 @@ def native_extensions() -> list[Extension]:
             include_dirs=[numpy.get_include()],
             extra_compile_args=args,
             define_macros=macros,
+            depends=shared_code(pyx),  # rebuilt when the shared code it cimports changes
             optional=not REQUIRE_NATIVE,
         )
         for pyx in pyx_files

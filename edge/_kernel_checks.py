@@ -305,3 +305,51 @@ def sketch_merge(dst_counts: object, dst_moments: object, src_counts: object, sr
     src_counts = array("src_counts", src_counts, np.int64, shape=(f, b))
     src_moments = array("src_moments", src_moments, np.float64, shape=(f, 5))
     return dst_counts, dst_moments, src_counts, src_moments
+
+
+# --------------------------------------------------------------------------------------------------- wire readers
+
+MAX_DIGEST_FEATURES = 256  # PROTOCOL.md §6: features in a window
+
+
+def digest_block(
+    k: int,
+    names: Sequence[object],
+    lengths: Sequence[int],
+    width: int,
+    moments_row: int,
+    n_lat: int,
+    n_pred: int,
+    counts: object,
+    extra: object,
+    ok: object,
+) -> int:
+    """Validate a ``window_digest_block`` call for ``k`` frames: float64 ``counts`` (>=k, F, ``width``) and ``extra``
+    (>=k, 7 + ``n_lat`` + ``n_pred``, negatives counting 0) and uint8 ``ok`` (>=k,), all writable and C-contiguous;
+    F = len(``names``) in 1..256, each a str with 1..``width`` counts. Returns the number of ``extra`` columns."""
+    counts = array("counts", counts, np.float64, ndim=3, writable=True, contiguous=True)
+    extra = array("extra", extra, np.float64, ndim=2, writable=True, contiguous=True)
+    ok = array("ok", ok, np.uint8, ndim=1, writable=True, contiguous=True)
+    f = len(names)
+    n_extra = 7 + max(n_lat, 0) + max(n_pred, 0)
+    if (
+        not 1 <= f <= MAX_DIGEST_FEATURES
+        or len(lengths) != f
+        or width < 2
+        or not -1 <= moments_row < f
+        or counts.shape[0] < k
+        or counts.shape[1:] != (f, width)
+        or extra.shape[0] < k
+        or extra.shape[1] != n_extra
+        or ok.shape[0] < k
+    ):
+        raise ShapeError(
+            f"window_digest_block: expected counts (>={k}, {f}, {width}), extra (>={k}, {n_extra}), ok (>={k},), "
+            f"got {counts.shape}, {extra.shape}, {ok.shape}"
+        )
+    for name, n in zip(names, lengths, strict=True):
+        if type(name) is not str or not 1 <= n <= width:
+            raise ConfigError(
+                f"window_digest_block: expected names (str) with 1..{width} counts, got {name!r} with {n!r}"
+            )
+    return n_extra

@@ -7,6 +7,7 @@ import inspect
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,79 @@ def test_a_compiled_module_imports_on_its_own() -> None:
     result = _python("import edge._native.preprocess as m; import edge.kernels as k; print(k.BACKEND)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "native"
+
+
+WIRE = {"wire_accept": ("window_envelope",), "wire_digest": ("window_digest_block",)}
+
+
+def test_the_wire_readers_are_kernels() -> None:
+    """The collector's readers of untrusted network bytes are part of the one kernel API, each with its twin."""
+    for module, names in WIRE.items():
+        assert KERNEL_API[module] == names
+        assert set(names) <= set(edge.kernels.__all__)
+    assert implementation("numpy")["window_envelope"].__module__ == "edge.kernels.reference_wire"
+    assert implementation("numpy")["window_digest_block"].__module__ == "edge.kernels.reference_wire"
+
+
+_ORIGINS = (
+    "import edge.kernels as k\n"
+    "from edge.cli import version_line\n"
+    "print(k.BACKEND)\n"
+    "print(version_line())\n"
+    "print(sorted({getattr(k, n).__module__.rsplit('.', 1)[0] for g in k.KERNEL_API.values() for n in g}))\n"
+)
+
+
+@pytest.mark.parametrize("purepython", ["0", "1"])
+def test_every_kernel_comes_from_the_reported_backend(purepython: str) -> None:
+    result = _python(_ORIGINS, EDGE_PUREPYTHON=purepython)
+    assert result.returncode == 0, result.stderr
+    backend, version, packages = result.stdout.splitlines()
+    assert backend == ("numpy" if purepython == "1" else _native_or_numpy())
+    assert f"kernels: {backend}" in version
+    assert packages == str(["edge._native" if backend == "native" else "edge.kernels"])
+
+
+@pytest.mark.parametrize("missing", ["wire_accept", "wire_digest", "sketch"])
+def test_a_partial_build_never_mixes_backends(missing: str) -> None:
+    """One compiled module missing (the others built): the whole API falls back to the twins, says which module is
+    missing, and `edge --version` reports numpy."""
+    try:
+        implementation("native")
+    except ImportError:
+        pytest.skip("native kernels not built")
+    code = (
+        "import sys, warnings\n"
+        f"sys.modules['edge._native.{missing}'] = None  # as if this one extension had not been built\n"
+        "warnings.simplefilter('always')\n" + _ORIGINS
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    backend, version, packages = result.stdout.splitlines()
+    assert (backend, packages) == ("numpy", str(["edge.kernels"]))
+    assert "kernels: numpy" in version
+    assert "NativeKernelsMissing" in result.stderr and f"edge._native.{missing}" in result.stderr
+
+
+def _imports_native(path: Path) -> bool:
+    return any("edge._native" in line and "import" in line for line in path.read_text().splitlines())
+
+
+def test_only_edge_kernels_imports_the_compiled_modules() -> None:
+    """STYLE.md habit 1: edge._native.* is imported by edge.kernels alone (and the kernels import nothing above them:
+    no telemetry, no collector)."""
+    root = Path(edge.kernels.__file__).parents[2]
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("edge", "sim")
+        for path in (root / folder).rglob("*.py")
+        if path.parent.name not in ("kernels", "_native") and _imports_native(path)
+    ]
+    assert offenders == []
+    result = _python(
+        "import sys, edge.kernels as k; k.implementation('numpy')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('edge.telemetry', 'edge.collector'))))",
+        EDGE_PUREPYTHON="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,12 +1,14 @@
 """The one entry point to ``edge``'s native code.
 
 The rest of ``edge`` imports kernels from here, never from ``edge._native`` directly. The choice between the
-compiled kernels (``edge._native``, built from ``native/*.pyx``) and their pure-NumPy twins
-(:mod:`edge.kernels.reference`) is made once, at import:
+compiled kernels (``edge._native``, built from ``native/*.pyx``) and their twins (the pure-NumPy ones in
+:mod:`edge.kernels.reference`; the msgpack wire readers' in :mod:`edge.kernels.reference_wire`) is made once, at
+import, for the whole API:
 
 * ``EDGE_PUREPYTHON=1`` forces the twins;
 * otherwise the compiled kernels are used, and if they are missing (no compiler at install time, or a source tree
   that was never built) a :class:`NativeKernelsMissing` warning says so and how to build them, and the twins are used.
+  A partial build (one compiled module missing) counts as missing: the backends never mix.
 
 :data:`BACKEND` names the active backend (``"native"`` or ``"numpy"``); ``edge --version`` and the telemetry hello
 report it. Every name in :data:`__all__` is provided by both backends with the same signature and the same errors.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from importlib import import_module
 from types import ModuleType
 
 from edge._kernel_checks import ResizePlan
@@ -35,6 +38,8 @@ __all__ = [
     "sketch_merge",
     "sketch_update",
     "softmax_topk",
+    "window_digest_block",
+    "window_envelope",
 ]
 
 # The kernel API each backend must export: (compiled module in edge._native, names it provides).
@@ -43,7 +48,11 @@ KERNEL_API: dict[str, tuple[str, ...]] = {
     "quantize": ("quantize", "dequantize"),
     "postprocess": ("softmax_topk", "nms", "decode_anchors"),
     "sketch": ("sketch_update", "sketch_merge", "SketchAccumulator"),
+    "wire_accept": ("window_envelope",),  # untrusted network bytes: the collector's fast accept of window frames
+    "wire_digest": ("window_digest_block",),  # stored window frames, read for the drift engine
 }
+# Where each compiled module's twin lives (a module of edge.kernels); the others' are in reference.py.
+TWINS: dict[str, str] = {"wire_accept": "reference_wire", "wire_digest": "reference_wire"}
 
 BUILD_HINT = "build them with `pip install -e .` (needs a C compiler and Python headers), or set EDGE_PUREPYTHON=1"
 
@@ -57,15 +66,14 @@ def implementation(backend: str) -> dict[str, object]:
 
     Tests use this to run the two side by side; it raises ImportError when the native kernels are not built.
     """
-    if backend == "numpy":
-        from edge.kernels import reference
-
-        return {name: getattr(reference, name) for names in KERNEL_API.values() for name in names}
-    if backend != "native":
+    if backend not in ("native", "numpy"):
         raise ValueError(f"backend: expected 'native' or 'numpy', got {backend!r}")
     api: dict[str, object] = {}
     for module_name, names in KERNEL_API.items():
-        module: ModuleType = __import__(f"edge._native.{module_name}", fromlist=list(names))
+        if backend == "numpy":
+            module: ModuleType = import_module(f"edge.kernels.{TWINS.get(module_name, 'reference')}")
+        else:
+            module = import_module(f"edge._native.{module_name}")
         for name in names:
             api[name] = getattr(module, name)
     return api
@@ -96,4 +104,6 @@ decode_anchors = _api["decode_anchors"]
 sketch_update = _api["sketch_update"]
 sketch_merge = _api["sketch_merge"]
 SketchAccumulator = _api["SketchAccumulator"]
+window_envelope = _api["window_envelope"]
+window_digest_block = _api["window_digest_block"]
 del _api

@@ -14,8 +14,9 @@ import msgpack
 import numpy as np
 import pytest
 
-from edge.collector import frames
+from edge import kernels
 from edge.collector.engine import DriftEngine, ModelReference
+from edge.errors import ConfigError, ShapeError
 from edge.telemetry.protocol import Record
 
 MODEL = streams.MODEL
@@ -25,7 +26,7 @@ REF_PREDICTIONS = np.array([40, 0, 30, 20, 10])
 
 def _block(backend: str) -> Callable[..., int]:
     try:
-        return frames.implementations(backend)[1]
+        return kernels.implementation(backend)["window_digest_block"]
     except ImportError as exc:
         if os.environ.get("EDGE_REQUIRE_NATIVE") == "1":
             raise
@@ -97,7 +98,7 @@ def _expected_extra(body: dict[str, Any], n_lat: int, n_pred: int) -> np.ndarray
     return np.array(row, dtype=np.float64)
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("backend", ["native", "numpy"])
 def test_block_digest_reads_what_the_engine_reads(backend: str, rng: np.random.Generator) -> None:
     block = _block(backend)
     engine = _engine(rng)
@@ -112,7 +113,7 @@ def test_block_digest_reads_what_the_engine_reads(backend: str, rng: np.random.G
     assert {int(f) for f in extra[:, 5]} == {0, 1} and {int(f) for f in extra[:, 6 + n_lat]} == {0, 1}
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("backend", ["native", "numpy"])
 def test_block_digest_declines_what_it_cannot_read_and_reads_the_rest(backend: str, rng: np.random.Generator) -> None:
     block = _block(backend)
     engine = _engine(rng)
@@ -164,7 +165,7 @@ def test_native_block_digest_declines_a_repeated_key(rng: np.random.Generator) -
 
 
 def test_native_and_twin_agree_on_many_windows(rng: np.random.Generator) -> None:
-    native, twin = _block("native"), _block("python")
+    native, twin = _block("native"), _block("numpy")
     engine = _engine(rng)
     items = [_frame(_body(rng, k), k + 1) for k in range(300)]
     a, b = _digest(native, engine, items), _digest(twin, engine, items)
@@ -173,19 +174,31 @@ def test_native_and_twin_agree_on_many_windows(rng: np.random.Generator) -> None
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("backend", ["native", "numpy"])
 def test_a_layout_that_does_not_describe_the_arrays_is_a_value_error(backend: str, rng: np.random.Generator) -> None:
+    """Both backends check the call with edge._kernel_checks.digest_block: the same error type and message."""
     block = _block(backend)
     engine = _engine(rng)
     names, lengths, width, moments_row, stage, n_lat, n_pred = engine.digest_layout("d", MODEL)
     items = [_frame(_body(rng, 0))]
     live, extra, ok = np.empty((1, len(names), width)), np.empty((1, 7 + n_lat + n_pred)), np.empty(1, np.uint8)
-    with pytest.raises(ValueError, match="expected counts"):
+    with pytest.raises(ShapeError, match="expected counts"):
         block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, n_pred, live[:, :-1], extra, ok)
-    with pytest.raises(ValueError, match="expected counts"):
+    with pytest.raises(ShapeError, match="expected counts"):
         block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, -1, live, extra, ok)  # extra too wide
-    with pytest.raises(ValueError, match="expected names"):
+    with pytest.raises(ConfigError, match="expected names"):
         block(items, MODEL, names, (width + 1, *lengths[1:]), width, moments_row, stage, n_lat, n_pred, live, extra, ok)
+    read_only = live.copy()
+    read_only.flags.writeable = False
+    for bad, message in [
+        (live.astype(np.float32), r"counts: expected 3-D float64 array, got float32"),
+        (read_only, "counts: expected a writable array"),
+        (np.empty((1, len(names), 2 * width))[:, :, ::2], "counts: expected a C-contiguous array"),
+    ]:
+        with pytest.raises(ShapeError, match=message):
+            block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, n_pred, bad, extra, ok)
+    with pytest.raises(ShapeError, match="ok: expected 1-D uint8 array, got bool"):
+        block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, n_pred, live, extra, ok.astype(bool))
     assert block(items, MODEL, names, lengths, width, moments_row, stage, n_lat, n_pred, live, extra, ok) == 1
 
 
@@ -197,7 +210,7 @@ def test_engine_scores_digests_exactly_like_decoded_bodies(rng: np.random.Genera
     for size in (1, 5, 12, 2, 9):
         bodies = [_body(rng, seq + i) for i in range(size)]
         items = [_frame(b, seq + i + 1) for i, b in enumerate(bodies)]
-        live, extra, _, n = _digest(frames.window_digest_block, fast, items)
+        live, extra, _, n = _digest(kernels.window_digest_block, fast, items)
         assert n == size
         got = fast.observe_digests("d", MODEL, seq + size, live, extra)
         for i, frame in enumerate(items):
@@ -223,7 +236,7 @@ def test_hostile_frames_never_crash_the_native_reader_and_the_twin_reads_the_sam
     not crash it; a frame it digests is one its twin digests to the same values."""
     from test_fuzz import corpus
 
-    native, twin = _block("native"), _block("python")
+    native, twin = _block("native"), _block("numpy")
     engine = _engine(rng)
     items = corpus(rng, _frame(_body(rng, 0)), 3000)
     a, b = _digest(native, engine, items), _digest(twin, engine, items)

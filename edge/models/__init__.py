@@ -46,6 +46,8 @@ def read_model_source(path: str | os.PathLike[str], trust_key: Any | None = None
     """
     path = Path(path)
     key = trust_key if trust_key is not None else trust_key_from_env()
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or folder")
     if path.is_dir() or is_archive(path):
         pkg = read_package(path, key)
         return pkg.format, pkg.model_bytes, pkg

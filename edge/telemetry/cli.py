@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-from edge.errors import EdgeError
 
 __all__ = ["register"]
 
@@ -13,11 +10,7 @@ __all__ = ["register"]
 def _gen(args: argparse.Namespace) -> int:
     from edge.telemetry.security import generate_keypair
 
-    try:
-        public, secret = generate_keypair(args.out, args.name)
-    except (EdgeError, OSError) as exc:
-        print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    public, secret = generate_keypair(args.out, args.name)  # errors: edge.cli.main reports them
     print(f"public key: {public}\nsecret key: {secret} (mode 0600)")
     return 0
 

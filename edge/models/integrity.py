@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError, IntegrityError
+from edge.errors import ConfigError, IntegrityError, UnavailableError
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -44,7 +44,7 @@ def _crypto() -> Any:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
-        raise ConfigError("package signing needs `cryptography`: pip install cryptography") from None
+        raise UnavailableError("package signing needs `cryptography`: pip install cryptography") from None
     return serialization, ed25519
 
 

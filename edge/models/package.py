@@ -11,6 +11,7 @@ that were hashed, so nothing can change between the check and the load.
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import tomllib
@@ -130,9 +131,13 @@ def read_package(path: str | Path, trust_key: Any | None = None) -> Package:
     if MANIFEST not in files:
         raise IntegrityError(f"{path}: no {MANIFEST} in the package")
     manifest_bytes = files.pop(MANIFEST)
-    signed_by = verify_manifest_signature(manifest_bytes, trust_key) if trust_key is not None else None
-    split_signature(manifest_bytes)  # a malformed signature table is refused even without a trust key
-    manifest = _parse_manifest(manifest_bytes, f"{path}/{MANIFEST}")
+    where = f"{path}/{MANIFEST}"
+    try:
+        signed_by = verify_manifest_signature(manifest_bytes, trust_key) if trust_key is not None else None
+        split_signature(manifest_bytes)  # a malformed signature table is refused even without a trust key
+    except IntegrityError as exc:
+        raise IntegrityError(f"{where}: {exc}") from exc
+    manifest = _parse_manifest(manifest_bytes, where)
     listed = manifest["files"]
     missing = sorted(set(listed) - set(files))
     unlisted = sorted(set(files) - set(listed))
@@ -177,16 +182,19 @@ def build_manifest(
 
 def write_package(out: str | Path, files: dict[str, bytes]) -> Path:
     """Write ``files`` (manifest included) as a folder, or as a tar archive when ``out`` ends in .tar/.tar.gz/.tgz.
-    The archive is written to a temporary name and renamed, so a reader never sees half a package."""
+    The archive is written to a temporary name and renamed, so a reader never sees half a package; it holds no time
+    or temporary name, so the same files give the same bytes."""
     out = Path(out)
     if out.name.lower().endswith(ARCHIVE_SUFFIXES):
-        mode = "w" if out.name.lower().endswith(".tar") else "w:gz"
-        tmp = out.with_name(out.name + ".partial")
-        with tarfile.open(tmp, mode) as tar:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
             for name in sorted(files):
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(files[name]), 0o644, 0
                 tar.addfile(info, io.BytesIO(files[name]))
+        data = buf.getvalue() if out.name.lower().endswith(".tar") else gzip.compress(buf.getvalue(), mtime=0)
+        tmp = out.with_name(out.name + ".partial")
+        tmp.write_bytes(data)
         tmp.replace(out)
     else:
         out.mkdir(parents=True, exist_ok=True)

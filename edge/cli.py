@@ -27,7 +27,7 @@ OK = 0
 CHECK_FAILED = 1  # the command ran and its check said no: package integrity, a scenario's assertions
 BAD_INPUT = 2  # usage, configuration, a missing or unreadable file, a model the runtime refuses
 NOT_RUN = 3  # something the command needs is missing here: an extra, a runtime, a provider (strict), a sensor,
-# or the system refused it (a port in use, a permission)
+# or the system refused it (a permission, a read-only disk)
 INTERNAL_ERROR = 4  # a bug in edge: the traceback is printed
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
@@ -132,8 +132,8 @@ def foreign_error(exc: BaseException, command: str | None) -> EdgeError | None:
     """The ``edge`` error for a foreign one that reached :func:`main`, or ``None`` when it is a bug.
 
     A missing optional module: :class:`UnavailableError` naming the extra (:func:`unavailable`). An ``OSError``:
-    a path that does not exist is bad input (:class:`ConfigError`); anything else the system refused (a port in
-    use, a permission) is an :class:`UnavailableError`.
+    a path that does not exist is bad input (:class:`ConfigError`); anything else the system refused (a
+    permission, a read-only disk) is an :class:`UnavailableError`.
     """
     if isinstance(exc, ModuleNotFoundError):
         return unavailable(exc, command)

@@ -51,4 +51,4 @@ class SensorFault(EdgeError, RuntimeError):
 class UnavailableError(EdgeError, RuntimeError):
     """Something a command needs is not on this machine: an optional extra or area (the message names the
     ``pip install`` that brings it), a model runtime, an execution provider asked for in strict mode; or the system
-    refused a resource (a port in use, a permission)."""
+    refused a resource (a permission, a read-only disk)."""

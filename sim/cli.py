@@ -49,9 +49,11 @@ def _run(args: argparse.Namespace) -> int:
             endpoint=args.endpoint,
             progress=None if args.json or args.quiet else _progress_line,
         )
-        result = run_scenario(scenario, opts)
-    if opts.progress is not None:
-        print(file=sys.stderr)
+        try:
+            result = run_scenario(scenario, opts)
+        finally:
+            if opts.progress is not None:
+                print(file=sys.stderr)  # end the progress line, also before an error's line
     summary = result.summary()
     if args.report:
         from edge.sim.report import write_report

@@ -208,3 +208,19 @@ def test_device_commands_import_no_extra_in_the_full_venv(tmp_path: Path) -> Non
                               cwd=tmp_path, timeout=120)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout.splitlines()[-1]) == [0, []], (argv, proc.stdout, proc.stderr)
+
+
+def test_the_command_table_matches_what_each_area_registers() -> None:
+    """``edge --help`` shows :data:`edge.cli.COMMANDS` without importing the areas: its names and help lines must be
+    the ones each area's ``register`` adds."""
+    import argparse
+    import importlib
+
+    from edge.cli import COMMANDS
+
+    registered: dict[str, tuple[str, str | None]] = {}
+    for module in dict.fromkeys(c.module for c in COMMANDS.values()):
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(sub)
+        registered |= {a.dest: (module, a.help) for a in sub._choices_actions}
+    assert registered == {name: (c.module, c.help) for name, c in COMMANDS.items()}

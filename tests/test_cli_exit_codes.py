@@ -109,6 +109,9 @@ def test_bad_input_exits_2(tmp_path, capsys) -> None:
     not_a_model.write_bytes(b"this is not protobuf")
     code, err = _run(capsys, "model", "inspect", str(not_a_model))
     assert code == BAD_INPUT and _one_line(err).startswith("edge: ModelError: ")
+    jetson = ROOT / "toolchains" / "jetson" / "profile.toml"  # trt_int8 = "auto": the graph is parsed before loading
+    code, err = _run(capsys, "bench", str(not_a_model), "--profile", str(jetson))
+    assert code == BAD_INPUT and _one_line(err).startswith("edge: ModelError: parsing ONNX model: DecodeError")
 
 
 def test_usage_errors_exit_2(capsys) -> None:

@@ -20,7 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
+import zmq
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -149,6 +151,12 @@ def test_commands_of_a_missing_area_exit_3_naming_the_extra(
 
 
 def test_edge_run_runs_without_the_extras(device: dict[str, Path]) -> None:
+    """The loop starts, publishes decisions (fallback ones: no camera frames are sent) and stops on SIGTERM."""
+    ctx = zmq.Context()
+    decisions = ctx.socket(zmq.SUB)
+    decisions.setsockopt(zmq.LINGER, 0)
+    decisions.setsockopt(zmq.SUBSCRIBE, b"")
+    decisions.connect(f"ipc://{device['dir']}/decisions.ipc")
     proc = subprocess.Popen(
         [str(device["python"]), "-m", "edge", "run", "device.toml"],
         cwd=device["dir"],
@@ -160,9 +168,13 @@ def test_edge_run_runs_without_the_extras(device: dict[str, Path]) -> None:
     try:
         first = _read_line(proc, timeout_s=120)
         assert first.startswith("edge run: cnn@v1.0 at 50 Hz"), (first, proc.stderr.read() if not first else "")
-        proc.send_signal(signal.SIGTERM)
+        assert decisions.poll(60_000), "no decision from the running loop"
+        assert msgpack.unpackb(decisions.recv())["source"] in ("loop", "fallback")
+        proc.send_signal(signal.SIGTERM)  # the loop is running: its stop is not lost before Loop.run starts
         out, err = proc.communicate(timeout=60)
     finally:
+        decisions.close()
+        ctx.term()
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=30)

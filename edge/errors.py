@@ -2,7 +2,8 @@
 
 Every error ``edge`` raises on purpose is an :class:`EdgeError`. Subclasses also inherit the builtin a caller would
 naturally catch (``ShapeError`` is a ``ValueError``), so code written against NumPy or onnxruntime conventions keeps
-working. Messages say what was expected and what arrived.
+working. Messages say what was expected and what arrived. The command line turns each class into one exit code
+(``edge.cli.EXIT_CODES``, the README's "Exit codes").
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ __all__ = [
     "ProtocolError",
     "SensorFault",
     "ShapeError",
+    "UnavailableError",
 ]
 
 
@@ -44,3 +46,9 @@ class ProtocolError(EdgeError, ValueError):
 
 class SensorFault(EdgeError, RuntimeError):
     """A sensor reading is stale, frozen or invalid (NaN, out of range)."""
+
+
+class UnavailableError(EdgeError, RuntimeError):
+    """Something a command needs is not on this machine: an optional extra or area (the message names the
+    ``pip install`` that brings it), a model runtime, an execution provider asked for in strict mode; or the system
+    refused a resource (a permission, a read-only disk)."""

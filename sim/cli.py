@@ -1,7 +1,8 @@
 """``edge sim run SCENARIO.toml`` and ``edge demo``: closed-loop scenario runs from the command line.
 
-``edge sim run`` exits 0 when every assertion of the scenario holds, 1 when one fails (each failure printed), 2 on
-bad input. ``--json`` prints the summary as JSON; ``--report DIR`` writes ``summary.json`` and the PNG plots there.
+``edge sim run`` exits 0 when every assertion of the scenario holds, 1 when one fails (each failure printed); errors
+are raised, and :func:`edge.cli.main` prints them and picks the exit code (2 on bad input).
+``--json`` prints the summary as JSON; ``--report DIR`` writes ``summary.json`` and the PNG plots there.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-
-from edge.errors import EdgeError
 
 __all__ = ["register"]
 
@@ -40,11 +39,7 @@ def _progress_line(t_s: float, duration_s: float, res) -> None:
 def _run(args: argparse.Namespace) -> int:
     from edge.sim.harness import HarnessOptions, run_scenario
 
-    try:
-        scenario = _scenario(args.scenario)
-    except EdgeError as exc:
-        print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    scenario = _scenario(args.scenario)
     with tempfile.TemporaryDirectory(prefix="edge-sim-") as tmp:
         opts = HarnessOptions(
             workdir=Path(tmp),
@@ -56,11 +51,9 @@ def _run(args: argparse.Namespace) -> int:
         )
         try:
             result = run_scenario(scenario, opts)
-        except EdgeError as exc:
-            print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 2
-    if opts.progress is not None:
-        print(file=sys.stderr)
+        finally:
+            if opts.progress is not None:
+                print(file=sys.stderr)  # end the progress line, also before an error's line
     summary = result.summary()
     if args.report:
         from edge.sim.report import write_report

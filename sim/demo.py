@@ -82,12 +82,8 @@ def run_demo(
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        serve = sys.stdin.isatty() if args.serve is None else args.serve
-        return run_demo(Path(args.out), http=args.http, serve=serve)
-    except EdgeError as exc:
-        print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    serve = sys.stdin.isatty() if args.serve is None else args.serve
+    return run_demo(Path(args.out), http=args.http, serve=serve)  # errors: edge.cli.main reports them
 
 
 def _host_port(text: str) -> tuple[str, int]:

@@ -11,7 +11,7 @@ import numpy as np
 from edge.sim.harness_result import RunResult
 from edge.sim.track import track_for
 
-from edge.errors import ConfigError
+from edge.errors import UnavailableError
 
 __all__ = ["write_report"]
 
@@ -20,7 +20,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError as exc:
-        raise ConfigError(
+        raise UnavailableError(
             "report: expected matplotlib (pip install -e '.[sim]'), got an ImportError: " + str(exc)
         ) from None
     matplotlib.use("Agg")

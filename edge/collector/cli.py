@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
-
-from edge.errors import EdgeError
 
 __all__ = ["register"]
 
@@ -49,11 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    try:
-        server = CollectorServer(settings)
-    except (EdgeError, OSError) as exc:
-        print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    server = CollectorServer(settings)  # errors: edge.cli.main reports them
     http = f", dashboard {server.http.url}/" if server.http is not None else ""
     print(f"edge collector: ingest on {server.endpoint}, db {settings.db}{http}", flush=True)
     try:

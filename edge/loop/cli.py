@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-
-from edge.errors import EdgeError
 
 __all__ = ["register"]
 
@@ -17,11 +14,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    try:
-        return run_service(args.config)
-    except EdgeError as exc:
-        print(f"edge run: {exc}", file=sys.stderr)
-        return 2
+    return run_service(args.config)  # errors: edge.cli.main prints them and picks the exit code
 
 
 def _unit(args: argparse.Namespace) -> int:

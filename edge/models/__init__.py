@@ -45,6 +45,8 @@ def read_model_source(path: str | os.PathLike[str], trust_key: Any | None = None
     """
     path = Path(path)
     key = trust_key if trust_key is not None else trust_key_from_env()
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or folder")
     if path.is_dir() or is_archive(path):
         pkg = read_package(path, key)
         return pkg.format, pkg.model_bytes, pkg
@@ -97,8 +99,9 @@ def load_model(
     override ``options``; ``profile`` (a provider profile file such as ``toolchains/jetson/profile.toml``, see
     :mod:`edge.models.profile`) is applied on top of ``options`` and under the keywords. ``trust_key`` (Ed25519
     public key: PEM path, PEM bytes or key object; default ``$EDGE_TRUST_KEY``) makes a valid signature mandatory.
-    Raises :class:`ModelError` (unknown type, corrupt file, missing provider in strict mode),
-    :class:`IntegrityError` (package tampered, signature missing or wrong), :class:`ConfigError` (bad option).
+    Raises :class:`ModelError` (missing file, unknown type, corrupt model), :class:`UnavailableError` (a runtime
+    missing, or a provider in strict mode), :class:`IntegrityError` (package tampered, malformed, signature missing
+    or wrong), :class:`ConfigError` (bad option).
     A failed load leaves nothing loaded.
     """
     base = options or RuntimeOptions()

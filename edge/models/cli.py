@@ -1,20 +1,13 @@
-"""``edge model pack|verify|sign|inspect`` and ``edge bench``."""
+"""``edge model pack|verify|sign|inspect`` and ``edge bench``. Handlers raise ``edge`` errors; :func:`edge.cli.main`
+prints them and picks the exit code."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from edge.errors import EdgeError
-
 __all__ = ["register"]
-
-
-def _fail(exc: EdgeError) -> int:
-    print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-    return 1
 
 
 def _pack(args: argparse.Namespace) -> int:
@@ -99,16 +92,6 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(fn: Any) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except EdgeError as exc:
-            return _fail(exc)
-
-    return handler
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``model`` (pack, verify, sign, inspect) and ``bench``."""
     model = subparsers.add_parser("model", help="prepare and check a model package")
@@ -126,23 +109,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reference-profile", help="drift reference profile file to put in the package")
     p.add_argument("--file", action="append", default=[], help="extra file to include (repeatable)")
     p.add_argument("--key", help="Ed25519 private key (PEM) to sign with")
-    p.set_defaults(handler=_guard(_pack))
+    p.set_defaults(handler=_pack)
 
     p = sub.add_parser("verify", help="check every file against the manifest (and the signature with a trust key)")
     p.add_argument("package")
     p.add_argument("--trust-key", help="Ed25519 public key (PEM); default $EDGE_TRUST_KEY")
-    p.set_defaults(handler=_guard(_verify))
+    p.set_defaults(handler=_verify)
 
     p = sub.add_parser("sign", help="sign a package's manifest with an Ed25519 private key")
     p.add_argument("package")
     p.add_argument("--key", required=True, help="Ed25519 private key (PEM)")
-    p.set_defaults(handler=_guard(_sign))
+    p.set_defaults(handler=_sign)
 
     p = sub.add_parser("inspect", help="IO spec, quantization, operators, opset and size of a model or package")
     p.add_argument("path")
     p.add_argument("--trust-key", help="Ed25519 public key (PEM) to check a package's signature with")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_guard(_inspect))
+    p.set_defaults(handler=_inspect)
 
     from edge.tooling.cli import register_model_actions
 
@@ -157,4 +140,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--strict", action="store_true", help="fail when --provider is not available")
     b.add_argument("--profile", help="provider profile TOML, e.g. toolchains/jetson/profile.toml")
     b.add_argument("--json", action="store_true")
-    b.set_defaults(handler=_guard(_bench))
+    b.set_defaults(handler=_bench)

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError, IntegrityError
+from edge.errors import ConfigError, IntegrityError, UnavailableError
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -44,7 +44,7 @@ def _crypto() -> Any:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
-        raise ConfigError("package signing needs `cryptography`: pip install cryptography") from None
+        raise UnavailableError("package signing needs `cryptography`: pip install cryptography") from None
     return serialization, ed25519
 
 
@@ -108,10 +108,10 @@ def split_signature(manifest: bytes) -> tuple[bytes, dict[str, Any] | None]:
         whole = tomllib.loads(manifest.decode("utf-8"))
         head = tomllib.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise IntegrityError(f"manifest.toml: not valid UTF-8 TOML ({exc})") from exc
+        raise IntegrityError(f"expected UTF-8 TOML, got {type(exc).__name__}: {exc}") from exc
     sig = whole.pop("signature", None)
     if whole != head or not isinstance(sig, dict):
-        raise IntegrityError("manifest.toml: expected [signature] to be the last table, found content after it")
+        raise IntegrityError("expected [signature] to be the last table, found content after it")
     return payload, sig
 
 

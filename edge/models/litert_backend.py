@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge.contracts import TensorSpec
-from edge.errors import ModelError
+from edge.errors import UnavailableError
 from edge.models._foreign import model_error
 from edge.models.base import BoundModel
 from edge.models.options import RuntimeOptions
@@ -40,7 +40,7 @@ def interpreter_class() -> tuple[Any, Any, str]:
 
         return Interpreter, OpResolverType, "tflite_runtime"
     except ImportError:
-        raise ModelError("TFLite models need LiteRT: pip install 'edge[tflite]' (ai-edge-litert)") from None
+        raise UnavailableError("TFLite models need LiteRT: pip install 'edge[tflite]' (ai-edge-litert)") from None
 
 
 def _litert_provider(opts: RuntimeOptions) -> str:
@@ -52,7 +52,7 @@ def _litert_provider(opts: RuntimeOptions) -> str:
     if prefs[0] not in ("xnnpack", "cpu"):
         msg = f"provider {prefs[0]!r} is not available for LiteRT; available: xnnpack, cpu"
         if opts.strict:
-            raise ModelError(f"strict provider mode: {msg}")
+            raise UnavailableError(f"strict provider mode: {msg}")
         log.warning("%s; falling back to %s", msg, (usable or ["xnnpack"])[0])
     return (usable or ["xnnpack"])[0]
 

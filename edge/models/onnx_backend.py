@@ -67,7 +67,10 @@ def has_qdq(model_bytes: bytes) -> bool:
     """Whether the graph carries QuantizeLinear/DequantizeLinear nodes (an explicitly quantized model)."""
     import onnx
 
-    model = onnx.load_model_from_string(model_bytes)
+    try:
+        model = onnx.load_model_from_string(model_bytes)
+    except Exception as exc:  # DecodeError on bytes that are not an ONNX model
+        raise model_error(exc, "parsing ONNX model") from exc
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 
 

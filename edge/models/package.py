@@ -11,6 +11,7 @@ that were hashed, so nothing can change between the check and the load.
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import tomllib
@@ -21,6 +22,8 @@ from typing import Any
 from edge.contracts import TensorSpec
 from edge.errors import IntegrityError, ModelError
 from edge.models import _toml
+from edge.models._foreign import PACKAGE_ERRORS, package_error
+from edge.models.archive import MAX_FILE_BYTES, read_archive, safe_name
 from edge.models.integrity import sha256_hex, split_signature, verify_manifest_signature
 
 __all__ = [
@@ -39,7 +42,6 @@ MANIFEST = "manifest.toml"
 SCHEMA = 1
 MODEL_FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-MAX_FILE_BYTES = 2 << 30  # refuse archive members over 2 GiB before reading them
 
 
 @dataclass(frozen=True)
@@ -69,58 +71,74 @@ def is_archive(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def _safe_name(name: str, where: Path) -> str:
-    name = name.removeprefix("./")
-    if not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise IntegrityError(f"{where}: expected flat file names in the package, got {name!r}")
-    return name
-
-
 def read_files(path: Path) -> dict[str, bytes]:
-    """Every file of a package folder or archive, read into memory (links and sub-folders are refused)."""
+    """Every file of a package folder or archive, read into memory (links and sub-folders are refused; an archive
+    is checked as :mod:`edge.models.archive` says)."""
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or folder")
+    if not path.is_dir():
+        if is_archive(path):
+            return read_archive(path)
+        raise ModelError(f"{path}: expected a package folder or a {'/'.join(ARCHIVE_SUFFIXES)} archive")
     files: dict[str, bytes] = {}
     try:
-        if path.is_dir():
-            for p in sorted(path.iterdir()):
-                if p.is_symlink() or not p.is_file():
-                    raise IntegrityError(f"{path}: expected only regular files in the package, found {p.name!r}")
-                files[_safe_name(p.name, path)] = p.read_bytes()
-        elif is_archive(path):
-            with tarfile.open(path, "r:*") as tar:
-                for m in tar.getmembers():
-                    if m.isdir() and m.name in (".", "./"):
-                        continue
-                    if not m.isfile():
-                        raise IntegrityError(f"{path}: expected only regular files in the archive, found {m.name!r}")
-                    if m.size > MAX_FILE_BYTES:
-                        raise IntegrityError(f"{path}: member {m.name!r} is {m.size} bytes, over the limit")
-                    fh = tar.extractfile(m)
-                    files[_safe_name(m.name, path)] = fh.read() if fh else b""
-        else:
-            raise ModelError(f"{path}: expected a package folder or a {'/'.join(ARCHIVE_SUFFIXES)} archive")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise IntegrityError(f"{path}: cannot read the package ({exc})") from exc
+        for p in sorted(path.iterdir()):
+            if p.is_symlink() or not p.is_file():
+                raise IntegrityError(f"{path}: expected only regular files in the package, found {p.name!r}")
+            if p.stat().st_size > MAX_FILE_BYTES:
+                raise IntegrityError(f"{path}/{p.name}: {p.stat().st_size} bytes, over the {MAX_FILE_BYTES} limit")
+            files[safe_name(p.name, path)] = p.read_bytes()
+    except OSError as exc:
+        raise package_error(exc, path) from exc
     return files
+
+
+_TABLES = ("model", "files", "preprocess", "reference_profile", "signature")
+
+
+def _parse_manifest(manifest_bytes: bytes, where: str) -> dict[str, Any]:
+    """The manifest as a dict, its shape checked: what readers of a package index into is there, of the right type."""
+    try:
+        manifest = tomllib.loads(manifest_bytes.decode("utf-8"))
+    except PACKAGE_ERRORS as exc:
+        raise package_error(exc, where) from exc
+    if manifest.get("schema") != SCHEMA:
+        raise IntegrityError(f"{where}: expected schema = {SCHEMA}, got {manifest.get('schema')!r}")
+    for key in _TABLES:
+        if not isinstance(manifest.get(key, {}), dict):
+            raise IntegrityError(f"{where}: expected [{key}] to be a table, got {type(manifest[key]).__name__}")
+    for key in ("inputs", "outputs"):
+        tables = manifest.get(key, [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise IntegrityError(f"{where}: expected [[{key}]] to be an array of tables")
+    model, listed = manifest.get("model", {}), manifest.get("files")
+    if not isinstance(model.get("file"), str) or model.get("format") not in MODEL_FORMATS.values():
+        raise IntegrityError(
+            f"{where}: expected [model] file (a name) and format ({' or '.join(MODEL_FORMATS.values())}), "
+            f"got file={model.get('file')!r} format={model.get('format')!r}"
+        )
+    if listed is None or not all(isinstance(v, str) for v in listed.values()):
+        raise IntegrityError(f"{where}: expected a [files] table of sha256 hex digests")
+    return manifest
 
 
 def read_package(path: str | Path, trust_key: Any | None = None) -> Package:
     """Read and verify a package. :class:`IntegrityError` when any file differs from its sha256 in the manifest,
-    a file is missing or unlisted, or — with ``trust_key`` — the signature is missing or wrong."""
+    a file is missing or unlisted, the archive or manifest is malformed, or — with ``trust_key`` — the signature
+    is missing or wrong; :class:`ModelError` when ``path`` is missing or not a package."""
     path = Path(path)
     files = read_files(path)
     if MANIFEST not in files:
         raise IntegrityError(f"{path}: no {MANIFEST} in the package")
     manifest_bytes = files.pop(MANIFEST)
-    signed_by = verify_manifest_signature(manifest_bytes, trust_key) if trust_key is not None else None
-    split_signature(manifest_bytes)  # a malformed signature table is refused even without a trust key
+    where = f"{path}/{MANIFEST}"
     try:
-        manifest = tomllib.loads(manifest_bytes.decode("utf-8"))
-        listed = dict(manifest["files"])
-        model_file = manifest["model"]["file"]
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"{path}/{MANIFEST}: expected [model] file and [files] tables ({exc})") from exc
-    if manifest.get("schema") != SCHEMA:
-        raise IntegrityError(f"{path}/{MANIFEST}: expected schema = {SCHEMA}, got {manifest.get('schema')!r}")
+        signed_by = verify_manifest_signature(manifest_bytes, trust_key) if trust_key is not None else None
+        split_signature(manifest_bytes)  # a malformed signature table is refused even without a trust key
+    except IntegrityError as exc:
+        raise IntegrityError(f"{where}: {exc}") from exc
+    manifest = _parse_manifest(manifest_bytes, where)
+    listed = manifest["files"]
     missing = sorted(set(listed) - set(files))
     unlisted = sorted(set(files) - set(listed))
     if missing or unlisted:
@@ -129,6 +147,7 @@ def read_package(path: str | Path, trust_key: Any | None = None) -> Package:
         got = sha256_hex(data)
         if got != listed[name]:
             raise IntegrityError(f"{path}/{name}: sha256 expected {listed[name]}, got {got}: the file was changed")
+    model_file = manifest["model"]["file"]
     if model_file not in files:
         raise IntegrityError(f"{path}/{MANIFEST}: model file {model_file!r} is not in [files]")
     return Package(path, manifest, manifest_bytes, files, signed_by)
@@ -163,16 +182,19 @@ def build_manifest(
 
 def write_package(out: str | Path, files: dict[str, bytes]) -> Path:
     """Write ``files`` (manifest included) as a folder, or as a tar archive when ``out`` ends in .tar/.tar.gz/.tgz.
-    The archive is written to a temporary name and renamed, so a reader never sees half a package."""
+    The archive is written to a temporary name and renamed, so a reader never sees half a package; it holds no time
+    or temporary name, so the same files give the same bytes."""
     out = Path(out)
     if out.name.lower().endswith(ARCHIVE_SUFFIXES):
-        mode = "w" if out.name.lower().endswith(".tar") else "w:gz"
-        tmp = out.with_name(out.name + ".partial")
-        with tarfile.open(tmp, mode) as tar:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
             for name in sorted(files):
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(files[name]), 0o644, 0
                 tar.addfile(info, io.BytesIO(files[name]))
+        data = buf.getvalue() if out.name.lower().endswith(".tar") else gzip.compress(buf.getvalue(), mtime=0)
+        tmp = out.with_name(out.name + ".partial")
+        tmp.write_bytes(data)
         tmp.replace(out)
     else:
         out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError, ModelError
+from edge.errors import ConfigError, UnavailableError
 from edge.models.options import RuntimeOptions
 
 __all__ = ["DEFAULT_PREFERENCE", "ORT_NAMES", "canonical", "resolve_ort", "session_options"]
@@ -86,7 +86,7 @@ def resolve_ort(
     """The ``(provider, options)`` list to hand to ``InferenceSession``, best first, CPU last.
 
     ``available`` defaults to ``onnxruntime.get_available_providers()``. ``quantized`` says whether the graph has
-    QuantizeLinear/DequantizeLinear nodes (it decides ``trt_int8="auto"``). Raises :class:`ModelError` in strict
+    QuantizeLinear/DequantizeLinear nodes (it decides ``trt_int8="auto"``). Raises :class:`UnavailableError` in strict
     mode when the first choice is missing.
     """
     if available is None:
@@ -101,7 +101,7 @@ def resolve_ort(
     if ORT_NAMES[prefs[0]] not in available:
         msg = f"provider {prefs[0]!r} ({ORT_NAMES[prefs[0]]}) is not installed; available: {', '.join(available)}"
         if opts.strict:
-            raise ModelError(f"strict provider mode: {msg}")
+            raise UnavailableError(f"strict provider mode: {msg}")
         log.log(logging.WARNING if asked else logging.INFO, "%s; falling back to %s", msg, (have or ["CPU"])[0])
     chosen = [(name, _provider_options(_SHORT[name], opts, quantized)) for name in have]
     if "CPUExecutionProvider" not in have:

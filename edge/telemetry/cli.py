@@ -4,9 +4,6 @@ bound to the device id (or pattern) it may send as; enrolling a device's public 
 from __future__ import annotations
 
 import argparse
-import sys
-
-from edge.errors import EdgeError
 
 __all__ = ["register"]
 
@@ -14,11 +11,7 @@ __all__ = ["register"]
 def _gen(args: argparse.Namespace) -> int:
     from edge.telemetry.security import generate_keypair
 
-    try:
-        public, secret = generate_keypair(args.out, args.name, device=args.device)
-    except (EdgeError, OSError) as exc:
-        print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    public, secret = generate_keypair(args.out, args.name, device=args.device)  # errors: edge.cli.main reports them
     print(f"public key: {public}\nsecret key: {secret} (mode 0600)\nbound to device: {args.device or args.name}")
     return 0
 
@@ -26,12 +19,8 @@ def _gen(args: argparse.Namespace) -> int:
 def _allow(args: argparse.Namespace) -> int:
     from edge.telemetry.security import device_binding, enroll_device_key
 
-    try:
-        target = enroll_device_key(args.key, args.keys, device=args.device)
-        binding = device_binding(target)
-    except (EdgeError, OSError) as exc:
-        print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    target = enroll_device_key(args.key, args.keys, device=args.device)  # errors: edge.cli.main reports them
+    binding = device_binding(target)
     print(f"allowed: {target} (may send as device {binding!r}; a running collector reads it at its next start)")
     return 0
 

@@ -8,12 +8,11 @@ profile, ``pixel_stats`` (float (N, 2, 3): the camera frames' per-channel mean a
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ConfigError, EdgeError
+from edge.errors import ConfigError
 
 __all__ = ["register_model_actions"]
 
@@ -78,17 +77,6 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(fn):
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except EdgeError as exc:
-            print(f"edge: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
 def register_model_actions(sub: argparse._SubParsersAction) -> None:
     """Add ``quantize`` and ``profile`` to ``edge model``'s actions."""
     p = sub.add_parser("quantize", help="calibrate and quantize a float ONNX model to U8S8 QDQ")
@@ -99,7 +87,7 @@ def register_model_actions(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--std", type=_floats, default=(1.0, 1.0, 1.0), help="preprocessing std (per channel)")
     p.add_argument("--limit", type=int, default=200, help="calibration frames used at most (evenly spaced)")
     p.add_argument("--float-input", action="store_true", help="keep the float input (default: a uint8 input)")
-    p.set_defaults(handler=_guard(_quantize))
+    p.set_defaults(handler=_quantize)
 
     p = sub.add_parser("profile", help="compute a model's drift reference profile on held-out frames")
     p.add_argument("model", help="model or package (its [preprocess] gives mean and std)")
@@ -113,7 +101,7 @@ def register_model_actions(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictions", action=argparse.BooleanOptionalAction, default=False,
                    help="the first output is a classification output: store its reference top-1 class counts "
                         "(the collector's chi-square on the live class mix)")  # fmt: skip
-    p.set_defaults(handler=_guard(_profile))
+    p.set_defaults(handler=_profile)
     register_tflite_action(sub)
 
 
@@ -133,4 +121,4 @@ def register_tflite_action(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", type=Path, help="U8S8 QDQ .onnx with a uint8 input (or a float .onnx with --float)")
     p.add_argument("out", type=Path, help="the .tflite to write")
     p.add_argument("--float", action="store_true", help="convert a float ONNX model to a float32 TFLite model")
-    p.set_defaults(handler=_guard(_tflite))
+    p.set_defaults(handler=_tflite)

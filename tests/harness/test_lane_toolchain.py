@@ -90,7 +90,7 @@ def test_model_quantize_and_profile_commands(tmp_path, rng, capsys) -> None:
                  "-o", str(tmp_path / "p.json")]) == 0  # fmt: skip
     assert load_profile(tmp_path / "p.json").names[0] == "pixel_mean_c0"
     np.savez(tmp_path / "bad.npz", images=frames)
-    assert main(["model", "profile", str(fp), "--frames", str(tmp_path / "bad.npz"), "-o", str(tmp_path / "x")]) == 1
+    assert main(["model", "profile", str(fp), "--frames", str(tmp_path / "bad.npz"), "-o", str(tmp_path / "x")]) == 2
     assert "expected arrays ['frames', 'pixel_stats']" in capsys.readouterr().err
 
 

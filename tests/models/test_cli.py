@@ -59,7 +59,7 @@ def test_inspect_bare_models(model_dir: Path, capsys: pytest.CaptureFixture[str]
 
 def test_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "m.bin").write_bytes(b"x")
-    assert main(["model", "inspect", str(tmp_path / "m.bin")]) == 1
+    assert main(["model", "inspect", str(tmp_path / "m.bin")]) == 2  # bad input (README "Exit codes")
     assert "ModelError" in capsys.readouterr().err
 
 

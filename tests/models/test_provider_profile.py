@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import ConfigError, ModelError
+from edge.errors import ConfigError, UnavailableError
 from edge.models import load_model
 from edge.models.onnx_backend import has_qdq
 from edge.models.options import RuntimeOptions
@@ -128,7 +128,7 @@ def test_load_with_jetson_profile_on_a_cpu_machine(
         model = load_model(model_dir / "u8s8.onnx", profile=profile)
     assert model.provider == "cpu"
     assert "'tensorrt' (TensorrtExecutionProvider) is not installed" in caplog.text
-    with pytest.raises(ModelError, match="strict provider mode"):
+    with pytest.raises(UnavailableError, match="strict provider mode"):
         load_model(model_dir / "u8s8.onnx", profile=profile, strict=True)
 
 

@@ -262,7 +262,7 @@ def test_cli_converts_and_reports_refusals(pilotnet: dict[str, Path], tmp_path: 
     assert out.read_bytes() == pilotnet["int8_tflite"].read_bytes()
     assert main(["model", "tflite", "--float", str(pilotnet["float"]), str(tmp_path / "f.tflite")]) == 0
     assert load_model(tmp_path / "f.tflite", warmup=0).inputs[0].dtype == np.float32
-    assert main(["model", "tflite", str(pilotnet["float"]), str(tmp_path / "bad.tflite")]) == 1
+    assert main(["model", "tflite", str(pilotnet["float"]), str(tmp_path / "bad.tflite")]) == 2
     assert "ModelError" in capsys.readouterr().err and not (tmp_path / "bad.tflite").exists()
 
 

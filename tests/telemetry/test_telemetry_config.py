@@ -88,7 +88,7 @@ def test_keys_gen_writes_a_pair_with_a_private_secret(tmp_path: Path, capsys) ->
     assert "public-key" in public.read_text() and "secret-key" not in public.read_text()
     assert "secret-key" in secret.read_text()
     assert "robot-7.key_secret" in capsys.readouterr().out
-    assert main(["keys", "gen", "--out", str(tmp_path / "k"), "--name", "../evil"]) == 1
+    assert main(["keys", "gen", "--out", str(tmp_path / "k"), "--name", "../evil"]) == 2
 
 
 def test_readme_example_table_is_valid(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import time
 
 from loop_helpers import BlockingModel
 
-from edge.contracts import FALLBACK, Health
+from edge.contracts import FALLBACK
 from edge.loop.clock import MonotonicClock
 from edge.loop.sensors import SensorSlot
 from edge.loop.sinks import CallableSink
@@ -58,4 +58,6 @@ def test_watchdog_safe_stops_a_hung_loop_through_its_own_sink(harness, loop_mode
         runner.join(10)
     assert not runner.is_alive()
     assert ("watchdog", {"trips": 1}) in h.tap.events
-    assert h.loop.health.state in (Health.DEGRADED, Health.OK)  # the hung frame missed its deadline
+    # the hung frame missed its deadline (what health did next depends on how loaded the machine is: consecutive
+    # misses on a busy CI machine can hold the safe stop past the hang, so the state is not asserted)
+    assert h.loop.ctx.deadline_misses >= 1

@@ -49,7 +49,8 @@ COUNTER_HELP = {
     "messages": "messages received on the ingest socket",
     "alerts": "alert lifecycle events (open, acknowledged, resolved)",
     "windows_scored": "windows scored by the drift engine",
-    "windows_unscored": "windows stored and acknowledged but not scored (the scoring queue was full)",
+    "windows_from_store": "windows the scoring thread read back from the store (stored before a restart, or past "
+    "its in-memory queue)",
     "engine_errors": "windows the drift engine could not score",
     "unknown_profile": "hellos naming a reference profile the collector does not know",
     "profile_uploads": "reference profiles uploaded in a device's hello and taken",

@@ -3,7 +3,7 @@
 Routes (all GET unless noted; JSON bodies are UTF-8, NaN as null):
 
 * ``/`` — the dashboard (:mod:`edge.collector.dashboard`: one self-contained page, nothing fetched elsewhere)
-* ``/api/summary`` — counters, device and open-alert counts
+* ``/api/summary`` — counters (this process's), records stored (all time), device and open-alert counts
 * ``/api/devices`` — devices with model, profile, first/last seen (ns since the epoch) and open alerts
 * ``/api/models`` — models and their profiles, with device counts
 * ``/api/drift?scope=S&model=M&metric=psi&horizon=H`` — a drift series (scope: a device id or ``fleet``; horizon
@@ -123,6 +123,7 @@ class CollectorHttp:
         return {
             "counters": dict(self.counters),
             "devices": len(self.store.devices()),
+            "stored_records": self.store.stored_records(),  # all time (``counters``: this process's)
             "open_alerts": sum(1 for a in alerts if a.state != "resolved"),
             "scopes": [{"scope": s, "model": m} for s, m in self.series.scopes()],
             "now_ns": time.time_ns(),

@@ -237,6 +237,12 @@ class RecordStore:
                 return self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
             return self._db.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (kind,)).fetchone()[0]
 
+    def stored_records(self) -> int:
+        """Records stored in all (cheap: records are never deleted and a rowid is never reused, so the largest
+        rowid is their count)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0])
+
     def keys(self) -> set[tuple[str, str, int]]:
         with self._lock:
             return {tuple(r) for r in self._db.execute("SELECT device, boot, seq FROM records")}

@@ -197,3 +197,6 @@ def test_sigkill_with_windows_queued_then_restart_scores_each_once(
         assert_same_points(expected, latest(again))
         with urllib.request.urlopen(f"{again.http.url}/api/heatmap?scope=fleet&model={streams.MODEL}", timeout=10) as r:
             assert json.loads(r.read())["cells"]
+        with urllib.request.urlopen(f"{again.http.url}/api/summary", timeout=10) as r:
+            summary = json.loads(r.read())
+        assert summary["stored_records"] == total and summary["counters"]["records"] == 0  # all time; this process

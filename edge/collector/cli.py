@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = CollectorSettings(
         bind=args.bind,
-        db=Path(args.db),
+        db=args.db,
         http=None if args.no_http else args.http,
         keys=None if args.keys is None else Path(args.keys),
         profiles=None if args.profiles is None else Path(args.profiles),
@@ -72,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("collector", help="run the fleet drift collector (ingest, store, drift, alerts, HTTP)")
     p.add_argument("--bind", default="tcp://127.0.0.1:7450", help="ZeroMQ endpoint devices connect to")
-    p.add_argument("--db", default="collector.db", metavar="PATH", help="SQLite database file (WAL mode)")
+    p.add_argument("--db", default="collector.db", metavar="URL",
+                   help="the store: a SQLite file (PATH, sqlite:///PATH) or postgresql://USER@HOST/DB")  # fmt: skip
     p.add_argument("--http", type=_host_port, default=("127.0.0.1", 8080), metavar="HOST:PORT",
                    help="dashboard, JSON API and /metrics")  # fmt: skip
     p.add_argument("--no-http", action="store_true", help="no HTTP server")

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 from edge.collector.dashboard import DASHBOARD_HTML
 from edge.collector.profiles import ProfileLibrary
 from edge.collector.series import DriftSeries
-from edge.collector.store import RecordStore
+from edge.collector.stores import Store
 from edge.errors import ConfigError
 
 __all__ = ["CollectorHttp", "prometheus_text"]
@@ -87,7 +87,7 @@ class CollectorHttp:
 
     def __init__(
         self,
-        store: RecordStore,
+        store: Store,
         series: DriftSeries,
         counters: Mapping[str, int],
         acknowledge: Callable[[int], dict[str, Any]],

@@ -51,8 +51,9 @@ import numpy as np
 from edge.collector.alerts import AlertEvent, AlertPolicy, AlertSink
 from edge.collector.engine import DriftEngine
 from edge.collector.frames import window_digest_block
-from edge.collector.scoring_log import ScoringLog, StoredWindow
+from edge.collector.scoring_log import StoredWindow
 from edge.collector.series import DriftSeries
+from edge.collector.stores import ScoringCursorLog
 from edge.errors import EdgeError
 
 __all__ = ["ScoringWorker"]
@@ -77,7 +78,7 @@ class ScoringWorker:
         series: DriftSeries,
         counters: dict[str, int],
         make_sinks: Callable[[], tuple[list[AlertSink], list[Any]]],
-        scoring_log: ScoringLog,
+        scoring_log: ScoringCursorLog,
         capacity: int = 16384,
     ) -> None:
         self.engine, self.policy, self.series, self.counters = engine, policy, series, counters

@@ -50,7 +50,8 @@ from edge.collector.http import CollectorHttp
 from edge.collector.profiles import ProfileLibrary
 from edge.collector.scoring import ScoringWorker
 from edge.collector.series import DriftSeries
-from edge.collector.store import CommitResult, RecordStore
+from edge.collector.store import CommitResult
+from edge.collector.stores import open_store
 from edge.errors import ConfigError, EdgeError, ProtocolError
 from edge.telemetry.protocol import (
     MAX_BATCH_RECORDS,
@@ -79,7 +80,8 @@ COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_s
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    """``bind``: ZeroMQ endpoint; ``db``: SQLite file; ``http``: ``(host, port)`` or None; ``keys``: a directory
+    """``bind``: ZeroMQ endpoint; ``db``: the store, a SQLite file or a URL (:func:`~edge.collector.stores.open_store`:
+    ``sqlite:///PATH``, ``postgresql://...``); ``http``: ``(host, port)`` or None; ``keys``: a directory
     with ``collector.key_secret`` and the allowed devices' ``*.key`` (in ``devices/`` when that folder exists);
     ``profiles``: a directory of model packages / profile JSON files; ``horizons`` in windows (the first drives
     alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame). The server takes no process-wide action:
@@ -87,7 +89,7 @@ class CollectorSettings:
     does (:mod:`edge.collector.cli`)."""
 
     bind: str = "tcp://127.0.0.1:7450"
-    db: Path = Path("collector.db")
+    db: Path | str = Path("collector.db")
     http: tuple[str, int] | None = ("127.0.0.1", 8080)
     keys: Path | None = None
     profiles: Path | None = None
@@ -131,7 +133,7 @@ class CollectorServer:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self.store = RecordStore(settings.db)
+        self.store = open_store(settings.db)
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
             self.profiles.load_dir(settings.profiles)

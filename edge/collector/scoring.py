@@ -115,7 +115,7 @@ class ScoringWorker:
         if not windows:
             return
         with self._cond:
-            self._target = max(self._target, windows[-1][0])
+            self._target = max(self._target, max(w[0] for w in windows))
             if self._waiting + len(windows) <= self.capacity:
                 self._items.append(windows)
                 self._waiting += len(windows)
@@ -240,6 +240,7 @@ class ScoringWorker:
             self.policy.publish(event)
         windows = [w for w in batch if not isinstance(w, AlertEvent) and w[0] > self.cursor]
         points: list[Any] = []
+        last = max((w[0] for w in windows), default=self.cursor)
         try:
             if windows:
                 self._score_windows(windows, points)
@@ -247,11 +248,11 @@ class ScoringWorker:
             try:
                 if windows:
                     self.scored_total += len(windows)
-                    self.log.commit(windows[-1][0], self.scored_total, points)
+                    self.log.commit(last, self.scored_total, points)
             finally:
                 with self._cond:
                     if windows:
-                        self.cursor = windows[-1][0]
+                        self.cursor = last
                     self._events -= len(events)
                     self._cond.notify_all()
 

@@ -23,7 +23,7 @@ import zmq
 from collector_devices import Device
 
 from edge.collector.server import CollectorServer, CollectorSettings
-from edge.collector.store import RecordStore
+from edge.collector.stores import open_store
 from edge.drift.profile import save_profile
 from edge.telemetry.protocol import Record, encode_record
 
@@ -38,7 +38,7 @@ CHILD = textwrap.dedent(
     import sys
     from pathlib import Path
     from edge.collector.server import CollectorServer, CollectorSettings
-    settings = CollectorSettings(bind="tcp://127.0.0.1:0", db=Path(sys.argv[1]), http=("127.0.0.1", 0),
+    settings = CollectorSettings(bind="tcp://127.0.0.1:0", db=sys.argv[1], http=("127.0.0.1", 0),
                                  profiles=Path(sys.argv[2]), horizons=(5, 20))
     server = CollectorServer(settings)
     print(server.endpoint, server.http.url, flush=True)
@@ -129,8 +129,9 @@ def assert_same_points(a: dict[tuple[str, int], Any], b: dict[tuple[str, int], A
 
 
 def test_sigkill_with_windows_queued_then_restart_scores_each_once(
-    tmp_path: Path, child: list[subprocess.Popen], ctx: zmq.Context, rng: np.random.Generator
+    tmp_path: Path, store_url: str, child: list[subprocess.Popen], ctx: zmq.Context, rng: np.random.Generator
 ) -> None:
+    """On both backends; the uninterrupted run is on SQLite (so PostgreSQL's values are checked against it too)."""
     prof = streams.profile(rng)
     (tmp_path / "profiles").mkdir()
     save_profile(prof, tmp_path / "profiles" / "p.json")
@@ -144,8 +145,8 @@ def test_sigkill_with_windows_queued_then_restart_scores_each_once(
         assert uninterrupted.drain(30.0) and uninterrupted.counters["windows_scored"] == total
         expected = latest(uninterrupted)
 
-    db = tmp_path / "crash.db"
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(tmp_path / "profiles")], cwd=REPO,
+    db = store_url
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, db, str(tmp_path / "profiles")], cwd=REPO,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
     child.append(proc)
@@ -168,11 +169,14 @@ def test_sigkill_with_windows_queued_then_restart_scores_each_once(
     for dev in devices:
         dev.close()
 
-    with RecordStore(db) as store:
-        log = store.scoring_log()
+    store = open_store(db)
+    log = store.scoring_log()
+    try:
         assert store.record_count("window") == total
         assert log.cursor()[1] == DEVICES * KILL_AFTER  # the windows stored after it were never scored
+    finally:
         log.close()
+        store.close()
     restart = CollectorSettings(bind="tcp://127.0.0.1:0", db=db, http=("127.0.0.1", 0),
                                 profiles=tmp_path / "profiles", horizons=HORIZONS)  # fmt: skip
     t0 = time.monotonic()

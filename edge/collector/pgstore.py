@@ -6,6 +6,9 @@ transaction (``synchronous_commit`` as the server has it: ``on`` by default, i.e
 deduplicated on ``(device, boot, seq)`` by a UNIQUE constraint (``INSERT ... ON CONFLICT DO NOTHING RETURNING``
 tells the new rows apart). Each record's frame is kept as it arrived (``bytea``).
 
+A connection lost (the server restarted, the network dropped) fails the operation in hand, which the caller sees
+as an error (a commit not made: nothing acknowledged, the devices resend); the next operation connects again.
+
 The scoring cursor counts in record ids (``bigserial``). One collector process writes records through one
 connection under a lock, so ids grow in commit order and the cursor misses none; several processes writing one
 database at once (the distributed roles) need their own log between them, which this store is not.
@@ -53,6 +56,11 @@ CREATE INDEX IF NOT EXISTS series_key ON series (scope, model, horizon, id);
 """
 _COLUMNS = "(device, boot, seq, kind, t_ns, wall_ns, received_ns, body)"
 _ALERT = "id, scope, model, feature, metric, state, value, threshold, opened_ns, acked_ns, resolved_ns, message"
+
+
+def _live(db: Any, url: str) -> Any:
+    """``db``, or a new connection to ``url`` when it was closed or lost."""
+    return db if not (db.closed or db.broken) else _connect(url)
 
 
 def _connect(url: str) -> Any:
@@ -111,6 +119,7 @@ class PostgresStore:
         import psycopg
 
         with self._lock:
+            self._db = _live(self._db, self.url)
             try:
                 with self._db.transaction():
                     new = self._insert(batch, bulk=True)
@@ -152,6 +161,7 @@ class PostgresStore:
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
+            self._db = _live(self._db, self.url)
             return self._db.execute(sql, tuple(args)).fetchall()
 
     def record_count(self, kind: str | None = None) -> int:
@@ -276,12 +286,22 @@ class PostgresScoringLog:
     lose the last scoring commits, cursor and series together, which are then scored again)."""
 
     def __init__(self, url: str, capacity: int = 600) -> None:
-        self._db = _connect(url)
-        self._db.execute("SET synchronous_commit = off")
+        self.url = url
+        self._db = self._open()
         self.capacity = capacity
 
+    def _open(self) -> Any:
+        db = _connect(self.url)
+        db.execute("SET synchronous_commit = off")
+        return db
+
+    def _live(self) -> Any:
+        if self._db.closed or self._db.broken:
+            self._db = self._open()
+        return self._db
+
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._db.execute(sql, tuple(args)).fetchall()
+        return self._live().execute(sql, tuple(args)).fetchall()
 
     def cursor(self) -> tuple[int, int]:
         rows = self._rows("SELECT last_id, windows FROM scoring_cursor WHERE name = 'scoring'")
@@ -311,7 +331,8 @@ class PostgresScoringLog:
 
     def commit(self, last_id: int, windows: int, points: Iterable[tuple[str, str, int, int, dict[str, Any]]]) -> None:
         rows = [(s, m, h, t, msgpack.packb(p, use_bin_type=True)) for s, m, h, t, p in points]
-        with self._db.transaction(), self._db.cursor() as cur:
+        db = self._live()
+        with db.transaction(), db.cursor() as cur:
             if rows:
                 cur.executemany("INSERT INTO series (scope, model, horizon, t_ns, point) VALUES (%s, %s, %s, %s, %s)",
                                 rows)  # fmt: skip

@@ -111,3 +111,41 @@ def test_a_collector_on_each_backend_keeps_its_history(store_url: str, tmp_path:
     finally:
         ctx.destroy(linger=0)
     assert np.isfinite(before["values"][-1]).all()
+
+
+def test_a_postgresql_restart_acks_nothing_unstored_and_recovers(pg_cluster, tmp_path: Path, rng) -> None:
+    """While the server is down the collector acknowledges nothing (the device keeps resending); once it is back the
+    collector connects again by itself, and every window is stored and scored once."""
+    prof = streams.profile(rng)
+    (tmp_path / "p").mkdir()
+    save_profile(prof, tmp_path / "p" / "p.json")
+    settings = CollectorSettings(bind="tcp://127.0.0.1:0", db=pg_cluster.database(), http=None,
+                                 profiles=tmp_path / "p", horizons=(5,))  # fmt: skip
+    ctx = zmq.Context()
+    try:
+        with CollectorServer(settings) as server:
+            dev = Device(ctx, server.endpoint, "dev-1")
+            dev.send_records(dev.record("hello", streams.hello_body(prof)))
+            assert dev.reply() is not None
+            for k in range(5):
+                dev.send_records(dev.record("window", streams.window_body(rng), k))
+                assert dev.reply() is not None
+            assert server.drain(30.0)
+            pg_cluster.stop()
+            try:
+                late = dev.record("window", streams.window_body(rng), 5)
+                dev.send_records(late)
+                assert dev.reply(timeout_ms=1500) is None and 6 not in dev.acked  # not stored: not acknowledged
+            finally:
+                pg_cluster.start()
+            for _ in range(20):  # the device's spool resends until acknowledged
+                dev.send_records(late)
+                if dev.reply(timeout_ms=1500) is not None and 6 in dev.acked:
+                    break
+            assert dev.acked == set(range(1, 7))
+            assert server.drain(30.0)
+            assert server.scoring.scored_total == server.store.record_count("window") == 6
+            assert server.counters["windows_scored"] == 6
+            dev.close()
+    finally:
+        ctx.destroy(linger=0)

@@ -132,6 +132,11 @@ class ScoringWorker:
             self._cond.notify()
 
     @property
+    def stopping(self) -> bool:
+        """:meth:`close` was called: the worker ends after the batch in hand."""
+        return self._stopping
+
+    @property
     def queued(self) -> int:
         """Windows (and alert events) waiting for the scoring thread in memory."""
         return self._waiting

@@ -4,6 +4,7 @@ device merged exactly; the store's frame format and its old body-only format."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import collector_streams as streams
@@ -28,15 +29,15 @@ def frames(rng: np.random.Generator, n: int, device: str = "d", shift: float = 0
 
 
 def worker(
-    tmp_path: Path, rng: np.random.Generator, capacity: int
+    tmp_path: Path, rng: np.random.Generator, capacity: int, store: RecordStore | None = None
 ) -> tuple[ScoringWorker, dict[str, int], RecordStore]:
-    """A started worker on an empty store at ``tmp_path``, done with its start-up catch-up (the caller closes
-    both)."""
+    """A started worker on ``store`` (default a new one at ``tmp_path``), done with its start-up catch-up (the
+    caller closes both)."""
     engine = DriftEngine(horizons=(5,))
     engine.set_reference(streams.reference(rng))
     policy = AlertPolicy(rules=(Rule("psi", 0.25, 0.1, persistence=3, min_samples=200),), horizon=5)
     counters = dict.fromkeys(("windows_scored", "windows_from_store", "engine_errors", "alerts"), 0)
-    store = RecordStore(tmp_path / "w.db")
+    store = RecordStore(tmp_path / "w.db") if store is None else store
     w = ScoringWorker(engine, policy, DriftSeries(5), counters, lambda: ([], []), store.scoring_log(),
                       capacity=capacity)  # fmt: skip
     w.start()
@@ -191,3 +192,27 @@ def test_a_commit_longer_than_a_batch_is_split_in_order_and_scored_whole(
         last = one_by_one.observe_window("d", msgpack.unpackb(frame)["body"], t_ns, score_fleet=False)[-1]
     assert merged.t_ns == last.t_ns == 11
     np.testing.assert_array_equal(np.array(merged.scores["psi"]), last.scores["psi"])
+
+
+def test_a_stop_needs_no_drain_the_next_start_scores_the_rest_once(tmp_path: Path, rng: np.random.Generator) -> None:
+    """close() ends after the batch in hand, however long the backlog (the stop that timed out after a device-id
+    flood); the next worker on the store scores exactly the windows the first one left."""
+    w, counters, store = worker(tmp_path, np.random.default_rng(5), capacity=4096)
+    w.batch_windows = 8
+    try:
+        closer = threading.Thread(target=w.close, name="test-closer")
+        with w.lock:
+            w.submit(stored(store, frames(rng, 400)))
+            wait_for(lambda: w.queued == 392, what="the worker to take its first batch")
+            closer.start()
+            wait_for(lambda: w.stopping, what="close() to be called")
+        closer.join(10.0)
+        assert not closer.is_alive() and counters["windows_scored"] == 8
+        assert store.scoring_log().cursor() == (8, 8)
+        again, counters2, _ = worker(tmp_path, np.random.default_rng(5), capacity=4096, store=store)
+        again.close()
+        assert counters2["windows_from_store"] == 392 and counters2["windows_scored"] == 392
+        assert store.scoring_log().cursor() == (400, 400)
+    finally:
+        w.close()
+        store.close()

@@ -47,7 +47,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     state TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, threshold DOUBLE PRECISION NOT NULL,
     opened_ns BIGINT NOT NULL, acked_ns BIGINT, resolved_ns BIGINT, message TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS scoring_cursor (name TEXT PRIMARY KEY, last_id BIGINT NOT NULL, windows BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS scoring_cursor (
+    name TEXT PRIMARY KEY, last_id BIGINT NOT NULL, windows BIGINT NOT NULL, quiet_until BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO scoring_cursor (name, last_id, windows) VALUES ('scoring', 0, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS series (
     id BIGSERIAL PRIMARY KEY, scope TEXT NOT NULL, model TEXT NOT NULL, horizon INTEGER NOT NULL,
     t_ns BIGINT NOT NULL, point BYTEA NOT NULL
@@ -306,6 +309,9 @@ class PostgresScoringLog:
     def cursor(self) -> tuple[int, int]:
         rows = self._rows("SELECT last_id, windows FROM scoring_cursor WHERE name = 'scoring'")
         return (0, 0) if not rows else (int(rows[0][0]), int(rows[0][1]))
+
+    def quiet_until(self) -> int:
+        return 0  # no PostgreSQL store predates the cursor
 
     def last_window_id(self) -> int:
         return int(self._rows("SELECT COALESCE(MAX(id), 0) FROM records WHERE kind = 'window'")[0][0])

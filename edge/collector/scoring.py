@@ -12,7 +12,9 @@ The fast path stays in memory: the ingest thread commits and acks, then hands ea
 ``(rowid, device, t_ns, frame)`` to :meth:`ScoringWorker.submit` as one item of a bounded queue (``capacity``
 windows waiting), and the worker scores them without reading the store. A commit that finds the queue full is not
 queued: the worker reads the windows it missed from the store instead (counted in ``windows_from_store``, as are
-those it catches up on at start); windows at or below the cursor are never scored again. :meth:`drain` waits
+those it catches up on at start); windows at or below the cursor are never scored again. The windows of a store
+made before the cursor existed are scored once, batch by batch apart from live ones, without evaluating alerts
+(their series come back; a webhook does not hear of them again). :meth:`drain` waits
 until the cursor reaches the newest window submitted; :meth:`close` stops after the batch in hand (nothing needs
 draining: the next start resumes from the cursor).
 
@@ -91,6 +93,7 @@ class ScoringWorker:
         self._events = 0  # alert events submitted, not yet published
         self.cursor, self.scored_total = scoring_log.cursor()  # the worker's (persisted after each batch)
         self._target = max(self.cursor, scoring_log.last_window_id())  # the newest window drain() waits for
+        self._quiet_until = scoring_log.quiet_until()  # history from before the cursor: scored, not alerted on
         self._behind = True  # read the store (at start: what was stored after the cursor)
         self._stopping = False
         self._idle = False  # the worker waits for work
@@ -190,8 +193,11 @@ class ScoringWorker:
             self._waiting -= len(batch)
         if behind:  # every window after the cursor, from the store; queued ones at or below it are skipped later
             batch = self.log.windows_after(self.cursor, self.batch_windows)
+            full = len(batch) == self.batch_windows
+            if batch and self.cursor < self._quiet_until < batch[-1][0]:  # a batch is history or live, not both
+                batch, full = [w for w in batch if w[0] <= self._quiet_until], True
             self.counters["windows_from_store"] += len(batch)
-            if len(batch) == self.batch_windows:
+            if full:
                 with self._cond:
                     self._behind = True
         return batch, False
@@ -248,7 +254,7 @@ class ScoringWorker:
         last = max((w[0] for w in windows), default=self.cursor)
         try:
             if windows:
-                self._score_windows(windows, points)
+                self._score_windows(windows, points, alert=last > self._quiet_until)
         finally:  # also after a bug: these windows are consumed (merging them again would count them twice)
             try:
                 if windows:
@@ -261,9 +267,9 @@ class ScoringWorker:
                     self._events -= len(events)
                     self._cond.notify_all()
 
-    def _score_windows(self, windows: list[StoredWindow], points: list[Any]) -> None:
+    def _score_windows(self, windows: list[StoredWindow], points: list[Any], alert: bool = True) -> None:
         """Digest and score ``windows`` (device by device, the fleet once per model); their series points are
-        appended to ``points``."""
+        appended to ``points``; alerts are evaluated unless ``alert`` is False (history)."""
         by_device: dict[str, list[tuple[int, bytes]]] = {}
         for _, device, t_ns, frame in windows:
             by_device.setdefault(device, []).append((t_ns, frame))
@@ -273,7 +279,7 @@ class ScoringWorker:
                 self._digest(device, items, groups)
             last_of_model = {model: i for i, (_, model) in enumerate(groups)}
             for i, ((device, model), group) in enumerate(groups.items()):  # the fleet: once per model and batch
-                points += self._score(device, model, group, score_fleet=last_of_model[model] == i)
+                points += self._score(device, model, group, score_fleet=last_of_model[model] == i, alert=alert)
 
     def _digest(self, device: str, items: list[tuple[int, bytes]], groups: dict[tuple[str, Any], list[_Entry]]) -> None:
         """What the engine reads of a device's queued windows, appended to ``groups[(device, model)]`` in order:
@@ -302,7 +308,7 @@ class ScoringWorker:
             groups.setdefault((device, body.get("model")), []).append((t_ns, body, None, 0))
 
     def _score(
-        self, device: str, model: Any, group: list[_Entry], score_fleet: bool, replay: bool = False
+        self, device: str, model: Any, group: list[_Entry], score_fleet: bool, replay: bool = False, alert: bool = True
     ) -> list[tuple[str, str, int, int, dict[str, Any]]]:
         """Merge a device's queued windows of one model, score once after the last one: each run of digested
         windows (consecutive rows of one block) in one :meth:`~edge.collector.engine.DriftEngine.observe_digests`,
@@ -347,6 +353,8 @@ class ScoringWorker:
             point = self.series.append(ev)
             if point is not None:
                 points.append(point)
+            if not alert:
+                continue
             found = self.policy.evaluate(ev, self.engine.devices(ev.model), windows=max(merged, 1))
             self.counters["alerts"] += len(found)
         return points

@@ -6,6 +6,10 @@ scored in all (``scoring_cursor``, one row). Each scoring batch ends in one tran
 drift series points (``series``: what the dashboard plots) and moves the cursor, so after a crash or a restart
 scoring resumes just after the last window whose results were kept: every stored window is scored exactly once.
 
+A store made before the cursor existed (its windows stored, none of their results kept) gets the cursor row when
+it is opened, with ``quiet_until`` at its last window: those windows are scored once, which rebuilds their series,
+without evaluating alerts (they were evaluated when they arrived, and a webhook should not hear of them again).
+
 The series keep the last ``capacity`` points of each (scope, model, horizon); older ones are deleted in the same
 transaction. This connection runs with ``synchronous=NORMAL`` (WAL: a commit is not fsynced, so it costs the
 ingest thread no fsync; a process crash loses nothing committed, a power cut may lose the last scoring commits,
@@ -28,7 +32,7 @@ __all__ = ["SCORING_SCHEMA", "ScoringLog", "StoredWindow"]
 
 SCORING_SCHEMA = """
 CREATE TABLE IF NOT EXISTS scoring_cursor (
-    name TEXT PRIMARY KEY, last_id INTEGER NOT NULL, windows INTEGER NOT NULL
+    name TEXT PRIMARY KEY, last_id INTEGER NOT NULL, windows INTEGER NOT NULL, quiet_until INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY, scope TEXT NOT NULL, model TEXT NOT NULL, horizon INTEGER NOT NULL,
@@ -63,6 +67,12 @@ class ScoringLog:
         """``(rowid of the last window scored, windows scored in all)``; ``(0, 0)`` before the first scoring."""
         row = self._db.execute("SELECT last_id, windows FROM scoring_cursor WHERE name = 'scoring'").fetchone()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def quiet_until(self) -> int:
+        """The rowid up to which windows are scored without evaluating alerts (a store's history from before the
+        cursor existed); 0 when none."""
+        row = self._db.execute("SELECT quiet_until FROM scoring_cursor WHERE name = 'scoring'").fetchone()
+        return 0 if row is None else int(row[0])
 
     def last_window_id(self) -> int:
         """The rowid of the newest stored window (0 when none)."""

@@ -124,6 +124,10 @@ class RecordStore:
             fresh = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'records'").fetchone() is None
             self._db.executescript(_SCHEMA)
             self._db.executescript(SCORING_SCHEMA)
+            self._db.execute(  # a file from before the cursor: its windows are history (scoring_log.py)
+                "INSERT OR IGNORE INTO scoring_cursor (name, last_id, windows, quiet_until) "
+                "SELECT 'scoring', 0, 0, COALESCE(MAX(id), 0) FROM records WHERE kind = 'window'"
+            )
             if fresh:
                 self._db.execute(f"PRAGMA user_version={FRAME_FORMAT}")
             self._frames = self._db.execute("PRAGMA user_version").fetchone()[0] == FRAME_FORMAT

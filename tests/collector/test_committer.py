@@ -126,6 +126,7 @@ def test_ingest_holds_new_messages_while_scoring_is_far_behind(tmp_path: Path, r
     ctx = zmq.Context()
     try:
         dev = Device(ctx, server.endpoint, "dev-b")
+        assert server.drain(20)  # the scoring thread's start-up catch-up is done: what follows reaches it in memory
         with server.scoring.lock:  # the scoring thread takes what is queued, then waits here
             dev.send_records(dev.record("window", streams.window_body(rng)))
             assert dev.reply() is not None

@@ -204,3 +204,33 @@ def test_sigkill_with_windows_queued_then_restart_scores_each_once(
         with urllib.request.urlopen(f"{again.http.url}/api/summary", timeout=10) as r:
             summary = json.loads(r.read())
         assert summary["stored_records"] == total and summary["counters"]["records"] == 0  # all time; this process
+
+
+def test_a_store_from_before_the_cursor_gets_its_history_without_alerting_again(
+    tmp_path: Path, ctx: zmq.Context, rng: np.random.Generator
+) -> None:
+    """A file whose windows were stored by a collector without the scoring cursor: its windows are scored once on
+    the next start (series back, counted), no alert is opened for them; windows that arrive afterwards alert."""
+    import sqlite3
+
+    prof = streams.profile(rng)
+    (tmp_path / "profiles").mkdir()
+    save_profile(prof, tmp_path / "profiles" / "p.json")
+    settings = CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "old.db", http=None,
+                                 profiles=tmp_path / "profiles", horizons=HORIZONS)  # fmt: skip
+    rounds = stream(rng)  # dev-2 drifts from round 15: the policy opens alerts
+    with CollectorServer(settings) as first:
+        send(connect(ctx, first.endpoint, streams.hello_body(prof)), rounds[:30])
+        assert first.drain(30.0) and first.store.alerts(), "the drift opened no alert to begin with"
+    raw = sqlite3.connect(tmp_path / "old.db")  # what a collector from before the cursor left: no cursor, no series
+    raw.executescript("DROP TABLE scoring_cursor; DROP TABLE series; DELETE FROM alerts;")
+    raw.close()
+    with CollectorServer(settings) as upgraded:
+        assert upgraded.drain(30.0)
+        assert upgraded.scoring.scored_total == upgraded.counters["windows_from_store"] == DEVICES * 30
+        assert upgraded.series.series("fleet", streams.MODEL, "psi")["t_ns"][-1] == 30 * 1_000_000_000
+        assert upgraded.store.alerts() == [] and upgraded.counters["alerts"] == 0
+        devices = [Device(ctx, upgraded.endpoint, f"dev-{d}") for d in range(DEVICES)]
+        send(devices, rounds[30:])
+        assert upgraded.drain(30.0) and upgraded.scoring.scored_total == DEVICES * ROUNDS
+        assert upgraded.store.alerts(), "live windows after the history alert as before"

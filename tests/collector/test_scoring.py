@@ -45,6 +45,15 @@ def worker(
     return w, counters, store
 
 
+def persisted(store: RecordStore) -> tuple[int, int]:
+    """The scoring cursor as stored: (rowid of the last window scored, windows scored)."""
+    log = store.scoring_log()
+    try:
+        return log.cursor()
+    finally:
+        log.close()
+
+
 def stored(store: RecordStore, batch: list[tuple[str, int, bytes]]) -> list[tuple[int, str, int, bytes]]:
     """Commit ``batch``'s windows; what the server submits for them: ``(rowid, device, t_ns, frame)``."""
     for device, seq, frame in batch:
@@ -66,7 +75,7 @@ def test_a_full_queue_is_read_back_from_the_store(tmp_path: Path, rng: np.random
         assert w.drain(30)
         assert counters["windows_scored"] == 6 and counters["windows_from_store"] == 5
         assert counters["engine_errors"] == 0
-        assert store.scoring_log().cursor() == (6, 6)  # persisted: rowid of the last window, windows scored
+        assert persisted(store) == (6, 6)  # persisted: rowid of the last window, windows scored
     finally:
         w.close()
         store.close()
@@ -208,11 +217,11 @@ def test_a_stop_needs_no_drain_the_next_start_scores_the_rest_once(tmp_path: Pat
             wait_for(lambda: w.stopping, what="close() to be called")
         closer.join(10.0)
         assert not closer.is_alive() and counters["windows_scored"] == 8
-        assert store.scoring_log().cursor() == (8, 8)
+        assert persisted(store) == (8, 8)
         again, counters2, _ = worker(tmp_path, np.random.default_rng(5), capacity=4096, store=store)
         again.close()
         assert counters2["windows_from_store"] == 392 and counters2["windows_scored"] == 392
-        assert store.scoring_log().cursor() == (400, 400)
+        assert persisted(store) == (400, 400)
     finally:
         w.close()
         store.close()

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The Debian packages the test suite drives as real programs, installed when missing (the README's test line runs this
-# first). Today: headless Chromium, which opens the collector's dashboard in tests/collector/test_http.py.
+# first). Today: headless Chromium, which opens the collector's dashboard in tests/collector/test_http.py, and
+# PostgreSQL, whose initdb/pg_ctl start a throw-away server for the collector's store tests (tests/collector/pg_cluster.py).
 #
 #   sh tests/system-packages.sh          # installs what is missing (needs root, or sudo), else does nothing
 #
@@ -8,7 +9,7 @@
 # printed). The tests never skip for a missing program: they fail and name this script.
 set -eu
 
-PACKAGES="chromium"
+PACKAGES="chromium postgresql"
 
 missing=""
 for pkg in $PACKAGES; do

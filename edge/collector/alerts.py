@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.collector.engine import FLEET, Evaluation
-from edge.collector.store import RecordStore
+from edge.collector.stores import Store
 from edge.errors import ConfigError
 
 __all__ = ["COHORT", "DEFAULT_RULES", "AlertEvent", "AlertPolicy", "AlertSink", "Rule"]
@@ -119,7 +119,7 @@ class AlertPolicy:
 
     rules: Sequence[Rule] = DEFAULT_RULES
     sinks: list[AlertSink] = field(default_factory=list)
-    store: RecordStore | None = None
+    store: Store | None = None
     horizon: int | None = None  # the horizon alerts use (None: any)
     cohort_fraction: float = 0.2
     cohort_min_devices: int = 3

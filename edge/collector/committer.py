@@ -14,7 +14,8 @@ import os
 import threading
 from typing import Any
 
-from edge.collector.store import CommitResult, RecordStore
+from edge.collector.store import CommitResult
+from edge.collector.stores import Store
 
 __all__ = ["GroupCommitter"]
 
@@ -23,7 +24,7 @@ class GroupCommitter:
     """A commit thread for ``store``. ``submit(rows, tag)`` (ingest thread, only when not :attr:`busy`), then poll
     :meth:`fileno` for reading; :meth:`result` returns ``(tag, CommitResult or the exception the commit raised)``."""
 
-    def __init__(self, store: RecordStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)

@@ -95,7 +95,7 @@ async function refresh() {
   const cards = document.getElementById("cards");
   cards.replaceChildren();
   const c = sum.counters || {};
-  [["devices", sum.devices], ["records", c.records], ["rejects", c.rejects], ["duplicates", c.duplicates],
+  [["devices", sum.devices], ["records", sum.stored_records], ["rejects", c.rejects], ["duplicates", c.duplicates],
    ["open alerts", sum.open_alerts]].forEach(([k, v]) => {
     const d = document.createElement("div"); d.className = "card"; d.id = "card-" + k.replace(" ", "-");
     d.innerHTML = `<b>${v === undefined ? 0 : v}</b>${k}`; cards.appendChild(d);

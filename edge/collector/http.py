@@ -3,7 +3,7 @@
 Routes (all GET unless noted; JSON bodies are UTF-8, NaN as null):
 
 * ``/`` — the dashboard (:mod:`edge.collector.dashboard`: one self-contained page, nothing fetched elsewhere)
-* ``/api/summary`` — counters, device and open-alert counts
+* ``/api/summary`` — counters (this process's), records stored (all time), device and open-alert counts
 * ``/api/devices`` — devices with model, profile, first/last seen (ns since the epoch) and open alerts
 * ``/api/models`` — models and their profiles, with device counts
 * ``/api/drift?scope=S&model=M&metric=psi&horizon=H`` — a drift series (scope: a device id or ``fleet``; horizon
@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 from edge.collector.dashboard import DASHBOARD_HTML
 from edge.collector.profiles import ProfileLibrary
 from edge.collector.series import DriftSeries
-from edge.collector.store import RecordStore
+from edge.collector.stores import Store
 from edge.errors import ConfigError
 
 __all__ = ["CollectorHttp", "prometheus_text"]
@@ -49,7 +49,8 @@ COUNTER_HELP = {
     "messages": "messages received on the ingest socket",
     "alerts": "alert lifecycle events (open, acknowledged, resolved)",
     "windows_scored": "windows scored by the drift engine",
-    "windows_unscored": "windows stored and acknowledged but not scored (the scoring queue was full)",
+    "windows_from_store": "windows the scoring thread read back from the store (stored before a restart, or past "
+    "its in-memory queue)",
     "engine_errors": "windows the drift engine could not score",
     "unknown_profile": "hellos naming a reference profile the collector does not know",
     "profile_uploads": "reference profiles uploaded in a device's hello and taken",
@@ -86,7 +87,7 @@ class CollectorHttp:
 
     def __init__(
         self,
-        store: RecordStore,
+        store: Store,
         series: DriftSeries,
         counters: Mapping[str, int],
         acknowledge: Callable[[int], dict[str, Any]],
@@ -122,6 +123,7 @@ class CollectorHttp:
         return {
             "counters": dict(self.counters),
             "devices": len(self.store.devices()),
+            "stored_records": self.store.stored_records(),  # all time (``counters``: this process's)
             "open_alerts": sum(1 for a in alerts if a.state != "resolved"),
             "scopes": [{"scope": s, "model": m} for s, m in self.series.scopes()],
             "now_ns": time.time_ns(),

@@ -14,7 +14,7 @@ import logging
 import threading
 from pathlib import Path
 
-from edge.collector.store import RecordStore
+from edge.collector.stores import Store
 from edge.drift.profile import ReferenceProfile, load_profile
 from edge.errors import ConfigError, EdgeError
 
@@ -26,7 +26,7 @@ log = logging.getLogger("edge.collector")
 class ProfileLibrary:
     """Profiles by id; thread-safe (uploads arrive on HTTP threads, lookups on the ingest thread)."""
 
-    def __init__(self, store: RecordStore | None = None) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._profiles: dict[str, ReferenceProfile] = {}

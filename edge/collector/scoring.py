@@ -1,18 +1,31 @@
-"""The scoring worker: drift scoring and alerting off the ingest (ack) path.
+"""The scoring worker: drift scoring and alerting off the ingest (ack) path, reading the store through a cursor.
 
-The ingest thread commits and acks, then hands each commit's newly stored windows to :class:`ScoringWorker` as one
-item of a bounded queue (``capacity`` windows waiting). The worker owns the
-:class:`~edge.collector.engine.DriftEngine` (under ``lock``, which the ingest thread also takes for a hello), the
-:class:`~edge.collector.alerts.AlertPolicy` and its sinks (the PUB sink's socket is made and used on this thread
-only). It takes everything queued (up to ``batch_windows`` windows) at once and scores it in arrival order: the
+The store is the log between ingest and scoring, and a persistent cursor (:mod:`edge.collector.scoring_log`: the
+rowid of the last window scored, and the count of windows scored) says how far scoring has read it. Each scoring
+batch ends in one transaction that appends the batch's drift series points and moves the cursor, so a crash or a
+restart resumes just after the last window whose results were kept: every stored window is scored exactly once.
+On start the worker rebuilds the engine's rolling horizons from the stored windows up to the cursor (each device's
+last ``max(horizons)`` windows: sketches are monoids, a horizon is the sum of its windows, so nothing but the
+windows needs keeping), then scores what was stored after it.
+
+The fast path stays in memory: the ingest thread commits and acks, then hands each commit's newly stored windows
+``(rowid, device, t_ns, frame)`` to :meth:`ScoringWorker.submit` as one item of a bounded queue (``capacity``
+windows waiting), and the worker scores them without reading the store. A commit that finds the queue full is not
+queued: the worker reads the windows it missed from the store instead (counted in ``windows_from_store``, as are
+those it catches up on at start); windows at or below the cursor are never scored again. The windows of a store
+made before the cursor existed are scored once, batch by batch apart from live ones, without evaluating alerts
+(their series come back; a webhook does not hear of them again). :meth:`drain` waits
+until the cursor reaches the newest window submitted; :meth:`close` stops after the batch in hand (nothing needs
+draining: the next start resumes from the cursor).
+
+The worker owns the :class:`~edge.collector.engine.DriftEngine` (under ``lock``, which the ingest thread also takes
+for a hello), the :class:`~edge.collector.alerts.AlertPolicy` and its sinks (the PUB sink's socket is made and used
+on this thread only). It takes up to ``batch_windows`` windows at once and scores them in arrival order: the
 windows of each device (and model) are merged into its horizons as one block (exact: counts add) and scored once,
 after the last one, and that evaluation counts as that many windows for alert persistence
-(``AlertPolicy.evaluate(windows=k)``); the longer horizons and the fleet are scored once per model per batch. When
-the worker keeps up, a batch holds one commit's windows. A window that finds the queue full is not scored; it is
-counted (``windows_unscored``) and logged, never dropped silently. :meth:`drain` waits until everything queued is
-scored.
+(``AlertPolicy.evaluate(windows=k)``); the longer horizons and the fleet are scored once per model per batch.
 
-A window reaches the engine as a digest: a device's queued windows are read together by
+A window reaches the engine as a digest: a device's windows are read together by
 :func:`~edge.collector.frames.window_digest_block`, which packs their feature counts straight into one block in the
 engine's layout (float64 (k, F, B)) and the counters, confidence moments, latency and prediction counts into
 another, building no Python object per window and, natively, without holding the GIL (the ingest and commit
@@ -21,8 +34,8 @@ window (and any window the digest declines: another model, a feature missing or 
 is decoded whole, and the engine says what is wrong with it.
 
 The worker shares the interpreter with the ingest and commit threads, which hold the GIL only briefly between I/O
-waits; the server shortens the interpreter's switch interval (``CollectorSettings.gil_switch_interval_s``) so that
-they get it back within half a millisecond of asking rather than five.
+waits; ``edge collector`` shortens the interpreter's switch interval so that they get it back within half a
+millisecond of asking rather than five (a process-wide setting, so the program sets it, not this library).
 """
 
 from __future__ import annotations
@@ -40,14 +53,14 @@ import numpy as np
 from edge.collector.alerts import AlertEvent, AlertPolicy, AlertSink
 from edge.collector.engine import DriftEngine
 from edge.collector.frames import window_digest_block
+from edge.collector.scoring_log import StoredWindow
 from edge.collector.series import DriftSeries
+from edge.collector.stores import ScoringCursorLog
 from edge.errors import EdgeError
 
 __all__ = ["ScoringWorker"]
 
 log = logging.getLogger("edge.collector")
-
-_STOP = object()
 
 # a window for the engine: t_ns, its body decoded whole (or None), the (counts, extra) block holding its digest
 # (or None), its row there
@@ -55,9 +68,10 @@ _Entry = tuple[int, "dict[str, Any] | None", "tuple[np.ndarray, np.ndarray] | No
 
 
 class ScoringWorker:
-    """A thread that scores committed windows; ``counters`` (shared with the server) gets ``windows_scored``,
-    ``windows_unscored``, ``engine_errors`` and ``alerts``. ``make_sinks`` runs on the worker thread at start and
-    returns the sinks and those of them this thread closes when it stops (e.g. the PUB sink, whose socket it owns)."""
+    """A thread that scores stored windows from ``scoring_log``'s cursor on; ``counters`` (shared with the server)
+    gets ``windows_scored``, ``windows_from_store``, ``engine_errors`` and ``alerts``. ``make_sinks`` runs on the
+    worker thread at start and returns the sinks and those of them this thread closes when it stops (e.g. the PUB
+    sink, whose socket it owns). The worker closes ``scoring_log`` when it stops."""
 
     def __init__(
         self,
@@ -66,15 +80,23 @@ class ScoringWorker:
         series: DriftSeries,
         counters: dict[str, int],
         make_sinks: Callable[[], tuple[list[AlertSink], list[Any]]],
+        scoring_log: ScoringCursorLog,
         capacity: int = 16384,
     ) -> None:
         self.engine, self.policy, self.series, self.counters = engine, policy, series, counters
+        self.log = scoring_log
         self.lock = threading.Lock()
         self.capacity = capacity
         self._cond = threading.Condition()
-        self._items: deque[Any] = deque()  # lists of windows, alert events, _STOP; in submission order
+        self._items: deque[Any] = deque()  # lists of windows or of one alert event, in submission order
         self._waiting = 0  # windows and events queued, not yet taken by the worker
-        self._unfinished = 0  # windows and events submitted, not yet scored / published
+        self._events = 0  # alert events submitted, not yet published
+        self.cursor, self.scored_total = scoring_log.cursor()  # the worker's (persisted after each batch)
+        self._target = max(self.cursor, scoring_log.last_window_id())  # the newest window drain() waits for
+        self._quiet_until = scoring_log.quiet_until()  # history from before the cursor: scored, not alerted on
+        self._behind = True  # read the store (at start: what was stored after the cursor)
+        self._stopping = False
+        self._idle = False  # the worker waits for work
         self._make_sinks = make_sinks
         self.batch_windows = 1024  # taken at once at most: bounds the block arrays (about 5 MB at 32 features)
         self._models: dict[str, Any] = {}  # device → the model of its last window decoded whole
@@ -89,45 +111,45 @@ class ScoringWorker:
 
     # --------------------------------------------------------------------------------------------- producer
 
-    def submit(self, windows: list[tuple[str, int, bytes]]) -> None:
-        """Queue ``(device, t_ns, frame)`` windows (committed; ``frame``: the validated record frame, read again
-        here) as one item; never blocks the ingest thread. Those beyond ``capacity`` waiting windows are not
-        scored: counted in ``windows_unscored`` and logged."""
+    def submit(self, windows: list[StoredWindow]) -> None:
+        """Queue ``(rowid, device, t_ns, frame)`` windows (committed, in rowid order; ``frame``: the validated
+        record frame, read again here) as one item; never blocks the ingest thread. When they do not fit in
+        ``capacity`` waiting windows, none is queued and the worker reads them from the store."""
         if not windows:
             return
         with self._cond:
-            room = max(0, self.capacity - self._waiting)
-            taken = windows if len(windows) <= room else windows[:room]
-            if taken:
-                self._items.append(taken)
-                self._waiting += len(taken)
-                self._unfinished += len(taken)
-                self._cond.notify()
-        for w in windows[len(taken) :]:
-            self.counters["windows_unscored"] += 1
-            log.warning("collector: scoring queue full; a window of %s is stored but not scored", w[0])
+            self._target = max(self._target, max(w[0] for w in windows))
+            if self._waiting + len(windows) <= self.capacity:
+                self._items.append(windows)
+                self._waiting += len(windows)
+            else:
+                self._behind = True
+            self._cond.notify()
 
     def publish(self, event: AlertEvent) -> None:
         """Send an alert transition made elsewhere (an operator's acknowledgement) to the sinks, on this thread."""
         with self._cond:
-            if self._waiting >= self.capacity:
-                log.warning("collector: scoring queue full; alert event %s not published", event.alert_id)
-                return
             self._items.append([event])
             self._waiting += 1
-            self._unfinished += 1
+            self._events += 1
             self._cond.notify()
 
     @property
+    def stopping(self) -> bool:
+        """:meth:`close` was called: the worker ends after the batch in hand."""
+        return self._stopping
+
+    @property
     def queued(self) -> int:
-        """Windows (and alert events) waiting for the scoring thread."""
+        """Windows (and alert events) waiting for the scoring thread in memory."""
         return self._waiting
 
     def drain(self, timeout_s: float = 30.0) -> bool:
-        """Wait until everything submitted so far is scored; False on timeout."""
+        """Wait until the worker is idle with nothing left: every window submitted (or stored before the start)
+        scored and every event published; False on timeout."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._unfinished:
+            while not self._idle or self._items or self._behind or self.cursor < self._target or self._events:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
                     return False
@@ -135,26 +157,33 @@ class ScoringWorker:
         return True
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Stop after the batch in hand (what is queued stays in the store, past the cursor, for the next start)."""
         if self._thread.is_alive():
             with self._cond:
-                self._items.append(_STOP)
+                self._stopping = True
                 self._cond.notify()
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 raise RuntimeError(f"collector scoring thread did not stop within {timeout_s} s")
+        else:
+            self.log.close()
 
     # --------------------------------------------------------------------------------------------- worker
 
     def _take(self) -> tuple[list[Any], bool]:
-        """Wait for work; take up to ``batch_windows`` items in order (a long list is split). ``(items, stop)``."""
+        """Wait for work; take up to ``batch_windows`` items in order (a long list is split), or, when behind,
+        read them from the store. ``(items, stop)``."""
         batch: list[Any] = []
         with self._cond:
-            self._cond.wait_for(lambda: self._items)
-            while self._items and len(batch) < self.batch_windows:
+            self._idle = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._items or self._behind or self._stopping)
+            self._idle = False
+            if self._stopping:
+                return batch, True
+            behind, self._behind = self._behind, False
+            while not behind and self._items and len(batch) < self.batch_windows:
                 head = self._items[0]
-                if head is _STOP:
-                    self._items.popleft()
-                    return batch, True
                 room = self.batch_windows - len(batch)
                 if len(head) <= room:
                     batch += self._items.popleft()
@@ -162,6 +191,15 @@ class ScoringWorker:
                     batch += head[:room]
                     self._items[0] = head[room:]
             self._waiting -= len(batch)
+        if behind:  # every window after the cursor, from the store; queued ones at or below it are skipped later
+            batch = self.log.windows_after(self.cursor, self.batch_windows)
+            full = len(batch) == self.batch_windows
+            if batch and self.cursor < self._quiet_until < batch[-1][0]:  # a batch is history or live, not both
+                batch, full = [w for w in batch if w[0] <= self._quiet_until], True
+            self.counters["windows_from_store"] += len(batch)
+            if full:
+                with self._cond:
+                    self._behind = True
         return batch, False
 
     def _run(self) -> None:
@@ -170,35 +208,70 @@ class ScoringWorker:
         except BaseException as exc:  # reported to the server's constructor
             self.error = exc
             self._ready.set()
+            self.log.close()
             return
         self.policy.sinks = sinks
         self._ready.set()
         try:
+            self._restore()
             while True:
                 batch, stop = self._take()
-                try:
-                    if batch:
-                        self._score_batch(batch)
-                except Exception:  # a bug must not stop scoring
-                    log.exception("collector: scoring batch failed")
-                finally:
-                    with self._cond:
-                        self._unfinished -= len(batch)
-                        self._cond.notify_all()
                 if stop:
                     return
+                try:
+                    self._score_batch(batch)
+                except Exception:  # a bug must not stop scoring
+                    log.exception("collector: scoring batch failed")
         finally:
             for sink in owned:
                 sink.close()
+            self.log.close()
+            with self._cond:
+                self._cond.notify_all()
+
+    def _restore(self) -> None:
+        """Rebuild the engine's rolling horizons from each device's last stored windows up to the cursor (merged,
+        not scored: their scores were kept when they were scored)."""
+        recent = self.log.recent_windows(self.cursor, max(self.engine.horizons))
+        with self.lock:
+            scored, skipped = self.engine.windows_scored, self.engine.windows_skipped
+            for device, rows in recent.items():
+                groups: dict[tuple[str, Any], list[_Entry]] = {}
+                self._digest(device, [(t_ns, frame) for _, _, t_ns, frame in rows], groups)
+                for (dev, model), group in groups.items():
+                    self._score(dev, model, group, score_fleet=False, replay=True)
+            self.engine.windows_scored, self.engine.windows_skipped = scored, skipped
 
     def _score_batch(self, batch: list[Any]) -> None:
-        windows = [w for w in batch if not isinstance(w, AlertEvent)]
-        for item in batch:
-            if isinstance(item, AlertEvent):
-                self.counters["alerts"] += 1
-                self.policy.publish(item)
+        """Score ``batch``'s windows above the cursor and publish its events; then persist the series points it
+        made and the cursor, in one transaction."""
+        events = [item for item in batch if isinstance(item, AlertEvent)]
+        for event in events:
+            self.counters["alerts"] += 1
+            self.policy.publish(event)
+        windows = [w for w in batch if not isinstance(w, AlertEvent) and w[0] > self.cursor]
+        points: list[Any] = []
+        last = max((w[0] for w in windows), default=self.cursor)
+        try:
+            if windows:
+                self._score_windows(windows, points, alert=last > self._quiet_until)
+        finally:  # also after a bug: these windows are consumed (merging them again would count them twice)
+            try:
+                if windows:
+                    self.scored_total += len(windows)
+                    self.log.commit(last, self.scored_total, points)
+            finally:
+                with self._cond:
+                    if windows:
+                        self.cursor = last
+                    self._events -= len(events)
+                    self._cond.notify_all()
+
+    def _score_windows(self, windows: list[StoredWindow], points: list[Any], alert: bool = True) -> None:
+        """Digest and score ``windows`` (device by device, the fleet once per model); their series points are
+        appended to ``points``; alerts are evaluated unless ``alert`` is False (history)."""
         by_device: dict[str, list[tuple[int, bytes]]] = {}
-        for device, t_ns, frame in windows:
+        for _, device, t_ns, frame in windows:
             by_device.setdefault(device, []).append((t_ns, frame))
         with self.lock:
             groups: dict[tuple[str, Any], list[_Entry]] = {}
@@ -206,7 +279,7 @@ class ScoringWorker:
                 self._digest(device, items, groups)
             last_of_model = {model: i for i, (_, model) in enumerate(groups)}
             for i, ((device, model), group) in enumerate(groups.items()):  # the fleet: once per model and batch
-                self._score(device, model, group, score_fleet=last_of_model[model] == i)
+                points += self._score(device, model, group, score_fleet=last_of_model[model] == i, alert=alert)
 
     def _digest(self, device: str, items: list[tuple[int, bytes]], groups: dict[tuple[str, Any], list[_Entry]]) -> None:
         """What the engine reads of a device's queued windows, appended to ``groups[(device, model)]`` in order:
@@ -234,10 +307,14 @@ class ScoringWorker:
             self._models[device] = body.get("model")
             groups.setdefault((device, body.get("model")), []).append((t_ns, body, None, 0))
 
-    def _score(self, device: str, model: Any, group: list[_Entry], score_fleet: bool) -> None:
+    def _score(
+        self, device: str, model: Any, group: list[_Entry], score_fleet: bool, replay: bool = False, alert: bool = True
+    ) -> list[tuple[str, str, int, int, dict[str, Any]]]:
         """Merge a device's queued windows of one model, score once after the last one: each run of digested
         windows (consecutive rows of one block) in one :meth:`~edge.collector.engine.DriftEngine.observe_digests`,
-        a window decoded whole on its own."""
+        a window decoded whole on its own. Returns the series points it appended, for the scoring log. With
+        ``replay`` (a restart rebuilding the horizons) the windows are only merged: nothing scored, counted or
+        appended."""
         merged = 0
         evaluations: list[Any] = []
         start = 0
@@ -248,7 +325,7 @@ class ScoringWorker:
             if block is not None:  # the run of rows that follow in the same block
                 while stop < len(group) and group[stop][2] is block and group[stop][3] == row + stop - start:
                     stop += 1
-            last = stop == len(group)
+            last = stop == len(group) and not replay
             t_ns = group[stop - 1][0]
             try:
                 if block is None:
@@ -259,14 +336,25 @@ class ScoringWorker:
                         device, model, t_ns, live, extra, score_fleet=score_fleet, score=last
                     )
             except EdgeError as exc:
+                if replay:
+                    start = stop
+                    continue
                 self.counters["engine_errors"] += stop - start
                 log.warning("collector: %d window(s) of %s not scored (%s)", stop - start, device, exc)
                 evaluations = []
             else:
                 merged += (stop - start) * referenced
             start = stop
+        if replay:
+            return []
         self.counters["windows_scored"] += merged
+        points = []
         for ev in evaluations:  # those of the last window (none when it failed: the merged ones wait for the next)
-            self.series.append(ev)
+            point = self.series.append(ev)
+            if point is not None:
+                points.append(point)
+            if not alert:
+                continue
             found = self.policy.evaluate(ev, self.engine.devices(ev.model), windows=max(merged, 1))
             self.counters["alerts"] += len(found)
+        return points

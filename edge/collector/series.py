@@ -1,8 +1,9 @@
-"""Drift series in memory: the recent evaluations of each (scope, model), for the HTTP API and the dashboard.
+"""Drift series: the recent evaluations of each (scope, model), for the HTTP API and the dashboard.
 
-The series are derived data (they can be recomputed from the stored windows), so they live in bounded rings, not
-in SQLite: appending costs no I/O on the ingest thread. Appends come from the ingest thread, queries from HTTP
-threads; one lock guards the rings.
+The HTTP threads read bounded rings in memory; the scoring thread appends to them and persists each point it
+appends (:meth:`DriftSeries.append` returns it) in the transaction that moves its cursor
+(:mod:`edge.collector.scoring_log`), and a restarted collector loads them back (:meth:`DriftSeries.load`), so the
+dashboard shows the same history before and after a restart. One lock guards the rings.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ class DriftSeries:
         self._lock = threading.Lock()
         self._rings: dict[tuple[str, str, int], deque[SeriesPoint]] = {}
 
-    def append(self, ev: Evaluation) -> None:
+    def append(self, ev: Evaluation) -> tuple[str, str, int, int, dict[str, Any]] | None:
+        """Keep ``ev`` (when its horizon is kept); returns it as ``(scope, model, horizon, t_ns, point)`` for the
+        scoring log (``point``: a msgpack-able map :meth:`load` reads), else None."""
         if ev.horizon not in self.horizons:
-            return
+            return None
         point = SeriesPoint(
             ev.t_ns,
             ev.features,
@@ -56,7 +59,21 @@ class DriftSeries:
             {k: tuple(float(x) for x in v) for k, v in ev.scores.items()},
             dict(ev.ops),
         )
-        key = (ev.scope, ev.model, ev.horizon)
+        self._keep((ev.scope, ev.model, ev.horizon), point)
+        stored = {"features": list(point.features), "samples": list(point.samples),
+                  "scores": {k: list(v) for k, v in point.scores.items()}, "ops": point.ops}  # fmt: skip
+        return ev.scope, ev.model, ev.horizon, ev.t_ns, stored
+
+    def load(self, points: list[tuple[str, str, int, int, dict[str, Any]]]) -> None:
+        """Keep persisted points (oldest first, as :meth:`append` returned them); those of horizons not kept are
+        left out."""
+        for scope, model, horizon, t_ns, p in points:
+            if horizon in self.horizons:
+                point = SeriesPoint(t_ns, tuple(p["features"]), tuple(p["samples"]),
+                                    {k: tuple(v) for k, v in p["scores"].items()}, dict(p["ops"]))  # fmt: skip
+                self._keep((scope, model, horizon), point)
+
+    def _keep(self, key: tuple[str, str, int], point: SeriesPoint) -> None:
         with self._lock:
             ring = self._rings.get(key)
             if ring is None:

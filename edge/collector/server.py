@@ -10,9 +10,12 @@ commit. While the commit thread writes and fsyncs one batch (one transaction, on
 the ingest thread goes on receiving the next; when the commit is done it answers each message of that batch with
 its acks (stored and duplicate keys, both durable) and its rejections — never before. Newly stored windows then go
 to the :class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, alert policy, sinks and the alert PUB
-socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. When more than half of the
-scoring queue waits, the ingest thread stops taking new messages until scoring catches up (backpressure: devices
-wait for their acks) rather than let windows go unscored. The worker gets the window's
+socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. The store is the source of
+truth for scoring (the worker's persistent cursor, :mod:`edge.collector.scoring_log`): a restarted server loads the
+drift series and rebuilds the engine's references (from the stored hellos and profiles) and horizons, and scores
+what was stored but not yet scored. When more than half of the scoring queue waits, the ingest thread stops taking
+new messages until scoring catches up (backpressure: devices wait for their acks), so that the worker rarely has to
+read windows back from the store. The worker gets the window's
 frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest_block`, a
 device's windows at once, without the GIL): decoded bodies waiting in a queue would be thousands of live containers
 for the garbage collector to walk.
@@ -28,7 +31,6 @@ the listed device keys; a plaintext client fails the handshake.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -48,7 +50,8 @@ from edge.collector.http import CollectorHttp
 from edge.collector.profiles import ProfileLibrary
 from edge.collector.scoring import ScoringWorker
 from edge.collector.series import DriftSeries
-from edge.collector.store import CommitResult, RecordStore
+from edge.collector.store import CommitResult
+from edge.collector.stores import open_store
 from edge.errors import ConfigError, EdgeError, ProtocolError
 from edge.telemetry.protocol import (
     MAX_BATCH_RECORDS,
@@ -70,23 +73,23 @@ log = logging.getLogger("edge.collector")
 # routing id, acked (boot, seq), rejections, the reply's need_profile ("" or a profile id)
 _Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
 
-COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_unscored",
+COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
             "identity_rejects")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    """``bind``: ZeroMQ endpoint; ``db``: SQLite file; ``http``: ``(host, port)`` or None; ``keys``: a directory
+    """``bind``: ZeroMQ endpoint; ``db``: the store, a SQLite file or a URL (:func:`~edge.collector.stores.open_store`:
+    ``sqlite:///PATH``, ``postgresql://...``); ``http``: ``(host, port)`` or None; ``keys``: a directory
     with ``collector.key_secret`` and the allowed devices' ``*.key`` (in ``devices/`` when that folder exists);
     ``profiles``: a directory of model packages / profile JSON files; ``horizons`` in windows (the first drives
-    alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame). ``gil_switch_interval_s``: the
-    interpreter's switch interval while the server runs (``sys.setswitchinterval``, process-wide, restored by
-    :meth:`CollectorServer.close`; None leaves it alone): the ingest and commit threads hold the GIL only briefly
-    between I/O waits, and with the default 5 ms they may wait that long for the scoring thread at every wake-up."""
+    alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame). The server takes no process-wide action:
+    a program that runs it as its main work may shorten the interpreter's switch interval, as ``edge collector``
+    does (:mod:`edge.collector.cli`)."""
 
     bind: str = "tcp://127.0.0.1:7450"
-    db: Path = Path("collector.db")
+    db: Path | str = Path("collector.db")
     http: tuple[str, int] | None = ("127.0.0.1", 8080)
     keys: Path | None = None
     profiles: Path | None = None
@@ -99,7 +102,6 @@ class CollectorSettings:
     batch_messages: int = 256
     poll_ms: int = 50
     scoring_queue: int = 16384
-    gil_switch_interval_s: float | None = 0.0005
     extra_sinks: list[AlertSink] = field(default_factory=list)
 
 
@@ -131,7 +133,7 @@ class CollectorServer:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self.store = RecordStore(settings.db)
+        self.store = open_store(settings.db)
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
             self.profiles.load_dir(settings.profiles)
@@ -139,6 +141,9 @@ class CollectorServer:
         self.series = DriftSeries(horizon=settings.horizons[0], more=settings.horizons[1:])
         self.policy = AlertPolicy(rules=settings.rules, store=self.store, horizon=settings.horizons[0])
         self.policy.restore()
+        scoring_log = self.store.scoring_log(capacity=self.series.capacity)
+        self.series.load(scoring_log.series_points())
+        self._restore_references()
         self._ctx = zmq.Context()
         self.zap: ZapAllowList | None = None
         self._sock = self._ctx.socket(zmq.ROUTER)
@@ -174,11 +179,8 @@ class CollectorServer:
         self._stop = threading.Event()
         self._closed = False
         self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,
-                                     capacity=settings.scoring_queue).start()  # fmt: skip
+                                     scoring_log, capacity=settings.scoring_queue).start()  # fmt: skip
         self._committer = GroupCommitter(self.store)
-        self._switch_interval = (sys.getswitchinterval(), settings.gil_switch_interval_s)
-        if settings.gil_switch_interval_s is not None:
-            sys.setswitchinterval(settings.gil_switch_interval_s)
         self._thread = threading.Thread(target=self._run, name="edge-collector-ingest", daemon=True)
         if self.scoring.error is not None:
             self.close()
@@ -186,6 +188,22 @@ class CollectorServer:
         self._thread.start()
 
     # ------------------------------------------------------------------------------------------- threads
+
+    def _restore_references(self) -> None:
+        """After a restart: the references and latency edges the stored hellos name (as :meth:`_hello` set them),
+        so the windows stored before the restart are scored as they would have been."""
+        for device, hello in self.store.hellos():
+            try:
+                self.engine.observe_hello(device, hello)
+                model, pid = hello["model"], hello["profile"]
+                if self.engine.has_reference(model):
+                    continue
+                profile = self.profiles.get(pid)
+                if profile is not None:
+                    ref = ModelReference.from_profile(model, profile, self.settings.latency_budget_us)
+                    self.engine.set_reference(ref)
+            except (EdgeError, KeyError, TypeError, ValueError) as exc:
+                log.warning("collector: the stored hello of %s restores no reference (%s)", device, exc)
 
     def _make_sinks(self) -> tuple[list[AlertSink], list[Any]]:
         """Runs on the scoring thread: the alert sinks, and the PUB sink it owns (and closes)."""
@@ -312,12 +330,12 @@ class CollectorServer:
         self.counters["records"] += len(result.stored)
         self.counters["duplicates"] += len(result.duplicates)
         self.counters["rejects"] += len(result.failed)
-        stored = set(result.stored)  # a resent window is acked again but scored once
+        stored = dict(zip(result.stored, result.ids, strict=True))  # a resent window is acked again, scored once
         fresh = []
         for key, t_ns, frame in batch.windows:
-            if key in stored:
-                stored.discard(key)
-                fresh.append((key[0], t_ns, frame))
+            rowid = stored.pop(key, None)
+            if rowid is not None:
+                fresh.append((rowid, key[0], t_ns, frame))
         self.scoring.submit(fresh)  # before the acks: a drain() after an ack covers its windows (never blocks)
         failed = {(b, s) for _, b, s in result.failed}
         send = self._sock.send_multipart
@@ -374,7 +392,8 @@ class CollectorServer:
     # ------------------------------------------------------------------------------------------- lifecycle
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Stop ingest, commit and score what is queued, close the store; a second call does nothing."""
+        """Stop ingest and commit what was received, stop scoring after its batch in hand (the rest waits in the
+        store, past the scoring cursor, for the next start), close the store; a second call does nothing."""
         if self._closed:
             return
         self._closed = True
@@ -384,10 +403,7 @@ class CollectorServer:
             if self._thread.is_alive():
                 raise RuntimeError(f"collector ingest thread did not stop within {timeout_s} s")
         self._committer.close(timeout_s)
-        self.scoring.close(timeout_s)  # scores what is queued first
-        before, ours = self._switch_interval
-        if ours is not None and sys.getswitchinterval() == ours:
-            sys.setswitchinterval(before)
+        self.scoring.close(timeout_s)
         if self.http is not None:
             self.http.close(timeout_s)
         for sink in self._sinks:

@@ -10,8 +10,9 @@ so ingest does not encode it again; :meth:`RecordStore.iter_records` returns the
 (``PRAGMA user_version`` 0 with records) hold the body alone, and are read as such.
 
 Besides records the store keeps devices (last hello, last seen), reference profiles by id, and alerts with their
-lifecycle (the drift series are derived data and live in memory, :mod:`edge.collector.series`). One connection,
-guarded by a lock: the ingest thread writes, the HTTP threads read.
+lifecycle; the scoring cursor and the drift series live beside them (:mod:`edge.collector.scoring_log`, which
+the scoring thread reads and writes on a connection of its own). One connection, guarded by a lock: the ingest
+thread writes, the HTTP threads read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import msgpack
 
+from edge.collector.scoring_log import SCORING_SCHEMA, ScoringLog
 from edge.errors import ConfigError
 
 __all__ = ["AlertRow", "CommitResult", "RecordStore"]
@@ -78,11 +80,13 @@ def _insert_rows(n: int) -> str:
 class CommitResult:
     """Keys ``(device, boot, seq)`` made durable by one commit: ``stored`` new, ``duplicates`` already there.
     Both may be acknowledged. ``failed``: records SQLite could not take (e.g. an integer beyond int64), left out
-    of the transaction without spoiling the rest of it; never acknowledge those."""
+    of the transaction without spoiling the rest of it; never acknowledge those. ``ids``: the rowid each
+    ``stored`` record got (same order; the scoring cursor counts in rowids)."""
 
     stored: tuple[tuple[str, str, int], ...]
     duplicates: tuple[tuple[str, str, int], ...]
     failed: tuple[tuple[str, str, int], ...] = ()
+    ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,11 @@ class RecordStore:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             fresh = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'records'").fetchone() is None
             self._db.executescript(_SCHEMA)
+            self._db.executescript(SCORING_SCHEMA)
+            self._db.execute(  # a file from before the cursor: its windows are history (scoring_log.py)
+                "INSERT OR IGNORE INTO scoring_cursor (name, last_id, windows, quiet_until) "
+                "SELECT 'scoring', 0, 0, COALESCE(MAX(id), 0) FROM records WHERE kind = 'window'"
+            )
             if fresh:
                 self._db.execute(f"PRAGMA user_version={FRAME_FORMAT}")
             self._frames = self._db.execute("PRAGMA user_version").fetchone()[0] == FRAME_FORMAT
@@ -166,7 +175,7 @@ class RecordStore:
         """Write ``batch`` (from :meth:`take_pending`) in one transaction; returns after the commit is durable. Any
         thread may call it (the store's lock serializes it with the readers); SQLite releases the GIL while it
         writes and fsyncs."""
-        stored, dups, failed = [], [], []
+        stored, dups, failed, ids = [], [], [], []
         if not batch:
             return CommitResult((), ())
         with self._lock:
@@ -183,12 +192,16 @@ class RecordStore:
                     except (OverflowError, ValueError, sqlite3.InterfaceError):
                         failed.append((row[0], row[1], row[2]))
                         continue
-                    (stored if cur.rowcount == 1 else dups).append((row[0], row[1], row[2]))
+                    if cur.rowcount == 1:
+                        stored.append((row[0], row[1], row[2]))
+                        ids.append(int(cur.lastrowid))
+                    else:
+                        dups.append((row[0], row[1], row[2]))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return CommitResult(tuple(stored), tuple(dups), tuple(failed))
+        return CommitResult(tuple(stored), tuple(dups), tuple(failed), tuple(ids))
 
     def _insert_all(self, cur: sqlite3.Cursor, batch: list[tuple[Any, ...]]) -> CommitResult | None:
         """The whole batch in multi-row INSERTs of up to :data:`ROWS_PER_INSERT` rows; None (with nothing inserted)
@@ -208,23 +221,31 @@ class RecordStore:
             return None
         cur.execute("RELEASE bulk")
         keys = [(r[0], r[1], r[2]) for r in batch]
-        if inserted == len(batch):
-            return CommitResult(tuple(keys), ())
-        new = set(cur.execute("SELECT device, boot, seq FROM records WHERE id > ?", (before,)).fetchall())
-        stored, dups = [], []
+        if inserted == len(batch):  # one writer: the new rows took the ids after the largest, in order
+            return CommitResult(tuple(keys), (), (), tuple(range(before + 1, before + 1 + inserted)))
+        rows = cur.execute("SELECT device, boot, seq, id FROM records WHERE id > ?", (before,)).fetchall()
+        new = {(d, b, s): i for d, b, s, i in rows}
+        stored, dups, ids = [], [], []
         for k in keys:
-            if k in new:
-                new.discard(k)
+            i = new.pop(k, None)
+            if i is not None:
                 stored.append(k)
+                ids.append(i)
             else:
                 dups.append(k)
-        return CommitResult(tuple(stored), tuple(dups))
+        return CommitResult(tuple(stored), tuple(dups), (), tuple(ids))
 
     def record_count(self, kind: str | None = None) -> int:
         with self._lock:
             if kind is None:
                 return self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
             return self._db.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (kind,)).fetchone()[0]
+
+    def stored_records(self) -> int:
+        """Records stored in all (cheap: records are never deleted and a rowid is never reused, so the largest
+        rowid is their count)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0])
 
     def keys(self) -> set[tuple[str, str, int]]:
         with self._lock:
@@ -255,6 +276,18 @@ class RecordStore:
                 "profile = COALESCE(excluded.profile, profile), hello = COALESCE(excluded.hello, hello)",
                 (device, boot, model, profile, blob, now_ns, now_ns),
             )
+
+    def hellos(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(device, its last hello body)`` of every device that sent one (what a restart restores references
+        and latency edges from)."""
+        with self._lock:
+            rows = self._db.execute("SELECT device, hello FROM devices WHERE hello IS NOT NULL ORDER BY device")
+            return [(d, msgpack.unpackb(h, raw=False)) for d, h in rows.fetchall()]
+
+    def scoring_log(self, capacity: int = 600) -> ScoringLog:
+        """The scoring cursor and persisted series of this store, on a connection of their own (the caller's to
+        close); its writes share this store's lock."""
+        return ScoringLog(self.path, self._lock, self._frames, capacity)
 
     def devices(self) -> list[dict[str, Any]]:
         with self._lock:

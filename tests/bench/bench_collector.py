@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO / "tests" / "collector"))
 
 import collector_streams as streams  # noqa: E402
 
+from edge.collector.cli import SWITCH_INTERVAL_S  # noqa: E402
 from edge.collector.server import CollectorServer, CollectorSettings  # noqa: E402
 from edge.drift.profile import save_profile  # noqa: E402
 
@@ -156,6 +157,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer records and runs (under a minute)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `edge collector` runs it (the library leaves it alone)
     n, runs = (3_200, 3) if args.quick else (32_000, 5)
     rng = np.random.default_rng(20261121)
     prof = streams.profile(rng, n_features=N_FEATURES)

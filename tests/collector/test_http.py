@@ -50,9 +50,12 @@ def app(tmp_path: Path, rng: np.random.Generator) -> Iterator[CollectorHttp]:
         for dev in ("bus-01", "bus-02", "van-07"):
             body = streams.window_body(rng, shift=1.0 if dev == "van-07" and k >= 10 else 0.0, misses=k % 3)
             counters["records"] += 1
+            store.add(dev, "boot-1", k + 1, "window", k * 1_000_000_000, 0, body)
             for ev in engine.observe_window(dev, body, t_ns=k * 1_000_000_000):
                 series.append(ev)
                 counters["alerts"] += len(policy.evaluate(ev, engine.devices(ev.model)))
+
+    store.commit()  # the dashboard's record count is the store's
 
     def ack(alert_id: int) -> dict:
         return policy.acknowledge(alert_id, 99).to_json()

@@ -1,77 +1,15 @@
-"""Fixtures for the robot I/O tests: small videos and image folders made in the test with PyAV (a moving pattern
-whose frame index can be read back from the decoded pixels), and a guard that fails a test leaving a thread."""
+"""Fixtures for the robot I/O tests: videos and image folders made in the test (io_media), a small generated model
+package, and a guard that fails a test leaving a thread."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-try:
-    import av
-except ImportError as exc:  # never a silent skip: the README's test line installs it (dev extra)
-    raise RuntimeError(f"tests/io need PyAV: pip install -e '.[dev]' ({exc})") from exc
-
-FRAMES = 64
-H, W = 48, 64
-BLOCK = 4  # the index is written as 6 bits, one 8-pixel-wide black/white block per bit, on the top rows
-
-
-def pattern(i: int, h: int = H, w: int = W) -> np.ndarray:
-    """Frame ``i``: a bar moving across a gradient, and ``i`` in binary as black/white blocks on the top rows
-    (robust to lossy codecs)."""
-    img = np.zeros((h, w, 3), np.uint8)
-    img[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
-    img[..., 1] = np.linspace(0, 255, h, dtype=np.uint8)[:, None]
-    x = (i * 3) % w
-    img[BLOCK * 2 :, x : x + 4, 2] = 255
-    for bit in range(6):
-        img[: BLOCK * 2, bit * 8 : bit * 8 + 8, :] = 255 if (i >> bit) & 1 else 0
-    return img
-
-
-def index_of(img: np.ndarray) -> int:
-    """The frame index written by :func:`pattern` (read from the centre of each bit block)."""
-    return sum(1 << bit for bit in range(6) if img[BLOCK, bit * 8 + 4].mean() > 127)
-
-
-def make_video(path: Path, codec: str, *, frames: int = FRAMES, fps: int = 100, pix_fmt: str = "yuv420p") -> Path:
-    """Encode ``frames`` pattern frames at ``fps`` into ``path`` (its container from the suffix)."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
-        stream.time_base = Fraction(1, fps)
-        if codec == "libx264":
-            stream.options = {"crf": "10", "preset": "ultrafast", "tune": "zerolatency"}
-        elif codec == "mpeg4":
-            stream.options = {"qscale": "2"}
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(pattern(i), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
-    return path
-
-
-def make_image_folder(folder: Path, frames: int = 12) -> Path:
-    """``frames`` pattern images named so that sorting gives their order (PNG and JPEG mixed)."""
-    folder.mkdir()
-    for i in range(frames):
-        suffix, codec = (".png", "png") if i % 2 == 0 else (".jpg", "mjpeg")
-        with av.open(str(folder / f"img_{i:03d}{suffix}"), "w", format="image2") as out:
-            stream = out.add_stream(codec, rate=1)
-            stream.width, stream.height = W, H
-            stream.pix_fmt = "rgb24" if codec == "png" else "yuvj444p"
-            frame = av.VideoFrame.from_ndarray(pattern(i), format="rgb24")
-            out.mux(stream.encode(frame))
-            out.mux(stream.encode())
-    (folder / "notes.txt").write_text("not an image: ignored")
-    return folder
+from io_media import make_image_folder, make_video
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +37,13 @@ def no_leaked_threads() -> Iterator[None]:
             break
         time.sleep(0.01)
     assert not extra, f"threads left running: {[t.name for t in extra]}"
+
+
+@pytest.fixture(scope="session")
+def model_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated classifier package (U8S8 CNN, 10 classes, 32×32 input; edge.tooling.model_builders)."""
+    from edge.models.manage import pack_model
+    from edge.tooling.model_builders import u8s8_cnn_onnx
+
+    d = tmp_path_factory.mktemp("io_model")
+    return pack_model(u8s8_cnn_onnx(d / "cnn.onnx", seed=0), d / "cnn.tgz", name="cnn", version="1.0")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FRAMES, H, W, index_of, pattern
+from io_media import FRAMES, H, W, index_of, pattern
 
 from edge.errors import ConfigError, SensorFault
 from edge.io.camera import CameraSource, v4l2_options

@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        return run_service(args.config)
+        return run_service(args.config, record=args.record)
     except EdgeError as exc:
         print(f"edge run: {exc}", file=sys.stderr)
         return 2
@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="run the on-device loop described by a device.toml until SIGTERM")
     p.add_argument("config", help="path to device.toml")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--record", metavar="OUT.mcap", help="record frames, decisions, health and timings to MCAP")
     p.set_defaults(handler=_run)
     s = subparsers.add_parser("service", help="service helpers (systemd)")
     sub = s.add_subparsers(dest="service_command", metavar="SUBCOMMAND", required=True)

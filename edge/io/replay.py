@@ -17,7 +17,9 @@ thread: this is an offline tool, not the device's loop thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from edge.io.video import RATES, _Decoded
 from edge.loop.clock import Clock, LockstepClock
 from edge.loop.sensors import SensorSlot
 
-__all__ = ["McapSource", "Recording", "ReplayDriver"]
+__all__ = ["DecisionDiff", "McapSource", "Recording", "ReplayDriver", "compare_decisions"]
 
 
 class Recording:
@@ -101,6 +103,48 @@ class ReplayDriver:
             out.append(self.loop.step().snapshot())
             self.frames += 1
         return out
+
+
+@dataclass(frozen=True)
+class DecisionDiff:
+    """How replayed decisions differ from recorded ones, frame by frame (matched by ``seq``).
+
+    ``frames``: frames compared; ``agreement``: fraction with the same action, fallback and health (and, for
+    regression, a command within ``tolerance``); ``max_command_diff``/``rms_command_diff``: over all command
+    elements (0 for classification); ``first_difference``: ``seq`` of the first frame that disagrees (-1: none).
+    """
+
+    frames: int
+    agreement: float
+    max_command_diff: float
+    rms_command_diff: float
+    first_difference: int
+
+
+def compare_decisions(
+    recorded: Sequence[dict[str, Any]], replayed: Sequence[dict[str, Any]], tolerance: float = 0.0
+) -> DecisionDiff:
+    """Compare decisions (``edge.Decision`` dicts or :meth:`Decision.snapshot` dicts) frame by frame."""
+    by_seq = {d["seq"]: d for d in replayed}
+    same = n = 0
+    first = -1
+    sq, worst, count = 0.0, 0.0, 0
+    for r in recorded:
+        p = by_seq.get(r["seq"])
+        if p is None:
+            continue
+        n += 1
+        diffs = [abs(a - b) for a, b in zip(r["command"], p["command"], strict=False)]
+        worst = max([worst, *diffs])
+        sq += sum(d * d for d in diffs)
+        count += len(diffs)
+        keys_match = all(r[k] == p[k] for k in ("action", "fallback", "health"))
+        if keys_match and all(d <= tolerance for d in diffs):
+            same += 1
+        elif first < 0:
+            first = r["seq"]
+    rms = math.sqrt(sq / count) if count else 0.0
+    return DecisionDiff(n, same / n if n else 0.0, worst, rms, first)
 
 
 class McapSource(_Decoded):

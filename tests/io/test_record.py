@@ -19,7 +19,7 @@ from edge.contracts import STAGES, FrameContext
 from edge.device.service import build_service
 from edge.errors import ConfigError
 from edge.io.record import RecordingTap, segments
-from edge.io.replay import McapSource, Recording, ReplayDriver
+from edge.io.replay import McapSource, Recording, ReplayDriver, compare_decisions
 from edge.loop.clock import LockstepClock
 from edge.loop.config import load_config
 from edge.loop.decision import Decision
@@ -203,6 +203,8 @@ def test_replay_in_lockstep_gives_the_recorded_decisions(tmp_path: Path, model_p
     finally:
         service.close()
     assert [{k: d[k] for k in keys} for d in replayed] == [{k: d[k] for k in keys} for d in recorded]
+    diff = compare_decisions(recorded, replayed)
+    assert (diff.frames, diff.agreement, diff.first_difference) == (60, 1.0, -1)
     conf = [(d["confidence"], r["confidence"]) for d, r in zip(replayed, recorded, strict=True)]
     assert all((r is None and np.isnan(d)) or d == r for d, r in conf), conf
 
@@ -228,3 +230,12 @@ def test_mcap_source_plays_the_recorded_frames_into_a_slot(tmp_path: Path, model
     assert got == expected and src.stats.delivered == len(expected)
     with pytest.raises(ConfigError, match=r"expected images of shape \(24, 32, 3\)"):
         McapSource(SensorSlot("camera", (24, 32, 3)), rec).start()
+
+
+def test_compare_decisions_reports_agreement_and_command_differences() -> None:
+    rec = [{"seq": i, "action": -1, "fallback": False, "health": "OK", "command": [0.1 * i]} for i in range(4)]
+    rep = [{**d, "command": [d["command"][0] + (0.3 if d["seq"] == 2 else 0.0)]} for d in rec]
+    rep[3] = {**rep[3], "fallback": True}
+    diff = compare_decisions(rec, rep, tolerance=0.01)
+    assert diff.frames == 4 and diff.agreement == 0.5 and diff.first_difference == 2
+    assert diff.max_command_diff == pytest.approx(0.3) and diff.rms_command_diff == pytest.approx(0.15)

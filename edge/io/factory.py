@@ -12,9 +12,7 @@ from edge.loop.clock import Clock
 from edge.loop.config import DeviceConfig, RecordConfig, SensorConfig
 from edge.loop.sensors import SensorSlot
 
-__all__ = ["IO_SOURCES", "recorder_from_config", "sources_from_config"]
-
-IO_SOURCES = ("video", "camera", "v4l2", "mcap")
+__all__ = ["recorder_from_config", "sources_from_config"]
 
 
 def _video(s: SensorConfig, slot: SensorSlot, clock: Clock) -> SourceThread:

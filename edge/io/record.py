@@ -97,7 +97,7 @@ class RecordingTap:
         command_size: int = 0,
         max_bytes: int = 256 * 1024 * 1024,
         keep: int = 4,
-        queue_frames: int = 64,
+        queue_frames: int = 16,
     ) -> None:
         if len(frame_shape) != 3 or frame_shape[2] != 3:
             raise ConfigError(f"record: expected a (H, W, 3) primary sensor to record, got shape {frame_shape}")

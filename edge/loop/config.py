@@ -103,7 +103,7 @@ class RecordConfig:
     path: Path
     max_bytes: int = 256 * 1024 * 1024  # one file's size before it is rotated (bytes)
     keep: int = 4  # rotated files kept, the current one included (older ones are deleted)
-    queue_frames: int = 64  # frames the loop thread can hand over before the writer drops (counted)
+    queue_frames: int = 16  # frames handed to the writer before it drops (counted); each a frame buffer
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ _SCHEMA = Schema(
                     "path": string(),
                     "max_bytes": integer(256 * 1024 * 1024, ge=1024 * 1024),
                     "keep": integer(4, ge=1),
-                    "queue_frames": integer(64, ge=2),
+                    "queue_frames": integer(16, ge=2),
                 }
             ),
             optional=True,

@@ -169,11 +169,14 @@ def test_bad_recordings_and_settings_are_config_errors(tmp_path: Path) -> None:
         RecordingTap(tmp_path / "no" / "x.mcap", "camera", (H, W, 3))
 
 
+RECORD = '\n[record]\npath = "rec.mcap"\nqueue_frames = 128\n'  # every frame kept, however slow the writer
+
+
 def _recorded_run(tmp_path: Path, package: Path) -> tuple[Path, list[dict]]:
     """A lockstep loop from device.toml with [record], fed by pushes: new frames, reused frames and a gap that
     makes the sensor stale (fallback, safe stop, recovery)."""
     cfg_path = tmp_path / "device.toml"
-    cfg_path.write_text(device_toml(package, 'source = "push"\nstale_ms = 25', extra='\n[record]\npath = "rec.mcap"\n'))
+    cfg_path.write_text(device_toml(package, 'source = "push"\nstale_ms = 25', extra=RECORD))
     clock = LockstepClock(1_000_000_000)
     service = build_service(load_config(cfg_path), clock=clock)
     live = []

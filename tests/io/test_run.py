@@ -31,7 +31,8 @@ def edge_run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_edge_run_plays_a_video_to_its_end_and_records_it(tmp_path: Path, videos, model_package: Path) -> None:
     cfg = tmp_path / "device.toml"
     sensor = f'source = "video"\npath = "{videos["ffv1_mkv"]}"\nrate = "as_fast_as_loop"\nstale_ms = 200'
-    cfg.write_text(device_toml(model_package, sensor, rate_hz=200))
+    extra = '\n[record]\npath = "ignored.mcap"\nqueue_frames = 256\n'  # --record names the file; no drops
+    cfg.write_text(device_toml(model_package, sensor, rate_hz=200, extra=extra))
     rec = tmp_path / "out.mcap"
     proc = edge_run(str(cfg), "--record", str(rec))
     assert proc.returncode == 0, proc.stderr
@@ -46,6 +47,7 @@ def test_edge_run_plays_a_video_to_its_end_and_records_it(tmp_path: Path, videos
             elif channel.topic == "/edge/decision":
                 decisions.append(msg)
     assert images == list(range(FRAMES))  # every frame of the video, once, in order
+    assert not (tmp_path / "ignored.mcap").exists()
     frames_done = int(proc.stdout.split("after ")[1].split(" frames")[0])
     assert len(decisions) == frames_done >= FRAMES
     from_model = [d for d in decisions if not d["fallback"]]

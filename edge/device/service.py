@@ -222,6 +222,10 @@ def run_service(config_path: str | Path, record: str | Path | None = None) -> in
         f"({loop.overruns} overruns, {loop.ctx.fallbacks} fallbacks)",
         flush=True,
     )
+    for src in service.sources:  # robot I/O sources: what they delivered
+        if (st := getattr(src, "stats", None)) is not None:
+            last = f", last error: {st.last_error}" if st.errors else ""
+            print(f"edge run: {src.name}: {st.delivered} delivered, {st.dropped} dropped, {st.errors} errors{last}")
     return 0
 
 

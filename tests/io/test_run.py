@@ -37,6 +37,9 @@ def test_edge_run_plays_a_video_to_its_end_and_records_it(tmp_path: Path, videos
     proc = edge_run(str(cfg), "--record", str(rec))
     assert proc.returncode == 0, proc.stderr
     assert "edge run: stopped cleanly on end of input after" in proc.stdout
+    assert f"edge run: video source 'camera' ({videos['ffv1_mkv']}): {FRAMES} delivered, 0 dropped, 0 errors" in (
+        proc.stdout
+    )
     images, decisions = [], []
     with rec.open("rb") as f:
         for _s, channel, m in make_reader(f).iter_messages():

@@ -137,7 +137,8 @@ class RecordingTap:
     # ------------------------------------------------------------------------------------------ loop thread
 
     def bind(self, ctx: FrameContext, model: Model) -> None:
-        """Allocate the ring (first bind) and start the writer; a later bind (model swap) only logs an event."""
+        """Allocate the ring and start the writer (first bind); a later bind (a model swap) changes nothing here:
+        the swap reaches the recording as an event, and decisions carry the model's version."""
         if self._ring:
             return
         self._ring = tuple(_Entry(self.frame_shape, self.command_size) for _ in range(self.queue_frames))
@@ -218,7 +219,9 @@ class RecordingTap:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
-        if self._writer is not None:
+        if self._thread.is_alive():  # still writing: the last file is left without its MCAP footer
+            log.warning("record %s: the writer did not finish within %.1f s", self.path, timeout_s)
+        elif self._writer is not None:
             self._writer.finish()
         if self.drops:
             log.warning("record %s: %d frames dropped (the writer fell behind)", self.path, self.drops)

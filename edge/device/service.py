@@ -8,19 +8,21 @@ closed in order (sources, loop helpers, taps, sinks) and ``edge run: stopped cle
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from edge.io.factory import recorder_from_config, sources_from_config
 from edge.loop.clock import Clock, MonotonicClock
-from edge.loop.config import DeviceConfig, load_config
+from edge.loop.config import DeviceConfig, RecordConfig, load_config
 from edge.loop.health import FallbackConfig
 from edge.loop.pipeline import PreprocessSpec
 from edge.loop.policy import ClassificationPolicy, RegressionPolicy
@@ -42,7 +44,7 @@ class Service:
 
     config: DeviceConfig
     loop: Loop
-    sources: list[ZmqSensorSource] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)  # ZmqSensorSource and edge.io sources (close())
 
     def close(self) -> None:
         for src in self.sources:
@@ -61,9 +63,15 @@ def _telemetry_tap(cfg: DeviceConfig) -> Any:
 
 
 def build_service(
-    cfg: DeviceConfig, *, clock: Clock | None = None, sinks: Sequence[DecisionSink] = (), taps: Sequence[Any] = ()
+    cfg: DeviceConfig,
+    *,
+    clock: Clock | None = None,
+    sinks: Sequence[DecisionSink] = (),
+    taps: Sequence[Any] = (),
+    on_input_end: Callable[[], None] | None = None,
 ) -> Service:
-    """Build (but do not start running) the loop described by ``cfg``; start its ZeroMQ receivers."""
+    """Build (but do not start running) the loop described by ``cfg``; start its ZeroMQ receivers and robot I/O
+    sources. ``on_input_end``: called (on a source's thread) when the primary sensor's finite input has ended."""
     p = cfg.policy
     rate = cfg.loop.rate_hz
     policy: Any
@@ -86,6 +94,8 @@ def build_service(
     all_taps = list(taps)
     if cfg.telemetry is not None:
         all_taps.append(_telemetry_tap(cfg))
+    if cfg.record is not None:  # robot I/O: the MCAP recorder ([record], edge run --record)
+        all_taps.append(recorder_from_config(cfg, cfg.record, {s.name: s for s in slots}))
     all_sinks: list[DecisionSink] = list(sinks)
     if cfg.log_every:
         all_sinks.append(LogSink(cfg.log_every))
@@ -123,6 +133,11 @@ def build_service(
                 by_endpoint.setdefault((s.endpoint or "", s.bind, s.stamp), {})[s.name] = loop.slot(s.name)
         for (endpoint, bind, stamp), group in by_endpoint.items():
             service.sources.append(ZmqSensorSource(endpoint, group, bind=bind, stamp=stamp).start())
+        for src in sources_from_config(cfg, loop.slots, loop.clock):  # robot I/O: video, camera, mcap
+            service.sources.append(src)
+            if src.slot is loop.slot(primary.name):
+                src.on_end = on_input_end
+            src.start()
     except BaseException:
         service.close()
         raise
@@ -165,11 +180,23 @@ def _tuple(v: Any) -> tuple[float, ...] | None:
     return v if v is None or isinstance(v, tuple) else (v,)
 
 
-def run_service(config_path: str | Path) -> int:
-    """``edge run``: run the configured loop until SIGTERM/SIGINT; 0 after a clean stop."""
+def run_service(config_path: str | Path, record: str | Path | None = None) -> int:
+    """``edge run``: run the configured loop until SIGTERM/SIGINT (or the end of a finite primary input, such as
+    a video without ``loop``); 0 after a clean stop. ``record``: an MCAP file to record into (as ``[record]``)."""
     cfg = load_config(config_path)
-    service = build_service(cfg)
+    if record is not None:
+        rec = cfg.record or RecordConfig(Path(record))
+        cfg = dataclasses.replace(cfg, record=dataclasses.replace(rec, path=Path(record).resolve()))
+    ended: list[Loop] = []
+
+    def input_ended() -> None:  # robot I/O: the primary's finite input (a video without loop) ends the run
+        received.append("end of input")
+        for lp in ended:
+            lp.stop()
+
+    service = build_service(cfg, on_input_end=input_ended)
     loop = service.loop
+    ended.append(loop)
     received: list[str] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -195,6 +222,10 @@ def run_service(config_path: str | Path) -> int:
         f"({loop.overruns} overruns, {loop.ctx.fallbacks} fallbacks)",
         flush=True,
     )
+    for src in service.sources:  # robot I/O sources: what they delivered
+        if (st := getattr(src, "stats", None)) is not None:
+            last = f", last error: {st.last_error}" if st.errors else ""
+            print(f"edge run: {src.name}: {st.delivered} delivered, {st.dropped} dropped, {st.errors} errors{last}")
     return 0
 
 

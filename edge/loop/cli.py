@@ -14,7 +14,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    return run_service(args.config)  # errors: edge.cli.main prints them and picks the exit code
+    return run_service(args.config, record=args.record)  # errors: edge.cli.main prints them and picks the exit code
 
 
 def _unit(args: argparse.Namespace) -> int:
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="run the on-device loop described by a device.toml until SIGTERM")
     p.add_argument("config", help="path to device.toml")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--record", metavar="OUT.mcap", help="record frames, decisions, health and timings to MCAP")
     p.set_defaults(handler=_run)
     s = subparsers.add_parser("service", help="service helpers (systemd)")
     sub = s.add_subparsers(dest="service_command", metavar="SUBCOMMAND", required=True)

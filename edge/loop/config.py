@@ -3,18 +3,22 @@
 See README.md ("Loop") for a complete sample. Tables: ``[device]`` (``id``); ``[loop]`` (``rate_hz``,
 ``deadline_ms``, ``cpus``, ``fifo_priority``, and ``[loop.budgets_ms]`` with a budget per stage); ``[model]``
 (``package``, ``threads``, ``providers``, ``mean``, ``std``, ``channel_order``, ``layout``); ``[sensors.<name>]``
-(``source`` = "zmq" | "push", ``endpoint``, ``bind``, ``stamp``, ``shape``, ``dtype``, ``channel_order``,
-``stale_ms``, ``min``, ``max``, ``frozen_frames``, ``primary``); ``[sync]`` (``mode``, ``max_skew_ms``); ``[policy]``
+(``source`` = "zmq" | "push" | "video" | "camera" | "v4l2" | "mcap", ``endpoint``, ``bind``, ``stamp``,
+``shape``, ``dtype``, ``channel_order``, ``stale_ms``, ``min``, ``max``, ``frozen_frames``, ``primary``); ``[sync]``
+(``mode``, ``max_skew_ms``); ``[policy]``
 (``kind`` = "classification" | "regression" and their keys); ``[fallback]``; ``[sinks]`` (``zmq_endpoint``,
 ``log_every``); ``[watchdog]`` (``timeout_ms``, ``endpoint``); ``[swap]``; ``[shadow]``; and ``[telemetry]`` (opaque
-here: handed to ``edge.telemetry.tap_from_config``). Relative paths are
+here: handed to ``edge.telemetry.tap_from_config``); ``[record]`` (``path``, ``max_bytes``, ``keep``,
+``queue_frames``: the MCAP recorder of edge.io.record). The keys of the robot I/O sources (``path``, ``rate``,
+``loop``, ``fps``, ``drop_probability``, ``seed``, ``resolution``, ``pixel_format``) are kept together in
+``SensorConfig.options`` for ``edge.io.factory``. Relative paths are
 relative to the config file's folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ __all__ = [
     "LoopConfig",
     "ModelConfig",
     "PolicyConfig",
+    "RecordConfig",
     "SensorConfig",
     "ShadowConfig",
     "load_config",
@@ -88,6 +93,17 @@ class SensorConfig:
     hi: float | None
     frozen_frames: int
     primary: bool
+    options: dict[str, Any] = field(default_factory=dict)  # the robot I/O source's keys (_IO_KEYS), by key
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """``[record]``: the MCAP recorder (``edge run --record PATH`` sets ``path``)."""
+
+    path: Path
+    max_bytes: int = 256 * 1024 * 1024  # one file's size before it is rotated (bytes)
+    keep: int = 4  # rotated files kept, the current one included (older ones are deleted)
+    queue_frames: int = 16  # frames handed to the writer before it drops (counted); each a frame buffer
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,7 @@ class DeviceConfig:
     swap_probation_frames: int
     shadow: ShadowConfig | None
     telemetry: dict[str, Any] | None
+    record: RecordConfig | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -152,9 +169,21 @@ def _path(base: Path, p: str) -> Path:
 
 
 _DTYPES = ("uint8", "int8", "int16", "int32", "float32", "float64")
+# robot I/O sources (edge.io): their kinds and keys, gathered into SensorConfig.options
+_IO_SOURCES = ("video", "camera", "v4l2", "mcap")
+_IO_KEYS = {
+    "path": string(None),  # video file, image folder, camera device or MCAP file
+    "rate": string("native", choices=("native", "as_fast_as_loop")),
+    "loop": boolean(False),
+    "fps": number(None, gt=0),
+    "drop_probability": number(0.0, ge=0, lt=1),
+    "seed": integer(0),
+    "resolution": numbers(None, ints=True, length=2, ge=1),
+    "pixel_format": string(None),
+}
 _SENSOR = Schema(
     {
-        "source": string("push", choices=("zmq", "push")),
+        "source": string("push", choices=("zmq", "push", *_IO_SOURCES)),
         "endpoint": string(None),
         "bind": boolean(False),
         "stamp": string("capture", choices=("capture", "receive")),
@@ -166,6 +195,7 @@ _SENSOR = Schema(
         "max": number(None),
         "frozen_frames": integer(0, ge=0),
         "primary": boolean(False),
+        **_IO_KEYS,
     }
 )
 _SCHEMA = Schema(
@@ -240,6 +270,17 @@ _SCHEMA = Schema(
             optional=True,
         ),
         "telemetry": opaque_table(None),
+        "record": table(
+            Schema(
+                {
+                    "path": string(),
+                    "max_bytes": integer(256 * 1024 * 1024, ge=1024 * 1024),
+                    "keep": integer(4, ge=1),
+                    "queue_frames": integer(16, ge=2),
+                }
+            ),
+            optional=True,
+        ),
     }
 )
 
@@ -250,14 +291,18 @@ def _required(key: str, value: Any, expected: str) -> Any:
     return value
 
 
-def _sensor(name: str, t: dict[str, Any]) -> SensorConfig:
+def _sensor(name: str, t: dict[str, Any], base: Path) -> SensorConfig:
     key = f"sensors.{name}"
+    options = {k: t.pop(k) for k in _IO_KEYS}
+    if t["source"] in _IO_SOURCES:
+        what = "a camera device path" if t["source"] in ("camera", "v4l2") else f"a file path (source {t['source']!r})"
+        options["path"] = _path(base, _required(f"{key}.path", options["path"], what))
     if any(d < 1 for d in t["shape"]):
         raise ConfigError(f"{key}.shape: expected positive dimensions, got {list(t['shape'])}")
     if t["source"] == "zmq":
         _required(f"{key}.endpoint", t["endpoint"], "a string (the ZeroMQ endpoint of source 'zmq')")
     lo, hi = t.pop("min"), t.pop("max")
-    return SensorConfig(name=name, lo=lo, hi=hi, **t)
+    return SensorConfig(name=name, lo=lo, hi=hi, options=options, **t)
 
 
 def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
@@ -266,7 +311,7 @@ def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
     base = path.parent
     if not v["sensors"]:
         raise ConfigError(f"sensors: expected at least one [sensors.<name>] table, got {doc['sensors']!r}")
-    sensors = tuple(_sensor(n, t) for n, t in v["sensors"].items())
+    sensors = tuple(_sensor(n, t, base) for n, t in v["sensors"].items())
     primaries = [s.name for s in sensors if s.primary]
     if len(primaries) > 1:
         raise ConfigError(f"sensors.*.primary: expected at most one primary sensor, got {primaries}")
@@ -307,4 +352,7 @@ def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
         swap_probation_frames=sw["probation_frames"],
         shadow=None if sh is None else ShadowConfig(**{**sh, "package": _path(base, sh["package"])}),
         telemetry=v["telemetry"],
+        record=None
+        if v["record"] is None
+        else RecordConfig(**{**v["record"], "path": _path(base, v["record"]["path"])}),
     )

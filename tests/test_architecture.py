@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("drift",),
     ("models",),
     ("loop",),
-    ("telemetry",),
+    ("telemetry", "io"),  # io: robot I/O adapters (sources, sinks, the recorder) over loop's SensorSlot
     ("device", "collector"),
     ("sim", "tooling"),
     ("cli",),

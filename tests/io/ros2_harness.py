@@ -39,7 +39,8 @@ class Peer:
             bufsize=1,
         )
         self._answers: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.samples: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._samples: dict[str, list[dict[str, Any]]] = {}  # per topic, not yet consumed, in arrival order
+        self._arrived = threading.Condition()
         self._reader = threading.Thread(target=self._read, name="ros2 peer stdout", daemon=True)
         self._reader.start()
 
@@ -47,7 +48,12 @@ class Peer:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             obj = json.loads(line)
-            (self.samples if "sample" in obj else self._answers).put(obj)
+            if "sample" not in obj:
+                self._answers.put(obj)
+                continue
+            with self._arrived:
+                self._samples.setdefault(obj["sample"], []).append(obj["msg"])
+                self._arrived.notify_all()
 
     def request(self, op: str, timeout: float = TIMEOUT_S, **fields: Any) -> Any:
         assert self.proc.stdin is not None
@@ -62,18 +68,20 @@ class Peer:
         assert self.request("wait_matched", topic=topic), f"ros2 peer: {topic} never matched"
 
     def wait_sample(self, topic: str, predicate: Any = None, timeout: float = TIMEOUT_S) -> dict[str, Any]:
-        """The first sample on ``topic`` (for which ``predicate(msg)`` holds) within ``timeout`` s."""
+        """The next sample on ``topic`` (the next for which ``predicate(msg)`` holds; the samples on ``topic``
+        before it are consumed) within ``timeout`` s. Samples on other topics stay for their own waits."""
         end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"ros2 peer: no matching sample on {topic} within {timeout} s")
-            try:
-                s = self.samples.get(timeout=left)
-            except queue.Empty:
-                continue
-            if s["sample"] == topic and (predicate is None or predicate(s["msg"])):
-                return s["msg"]
+        with self._arrived:
+            while True:
+                pending = self._samples.setdefault(topic, [])
+                while pending:
+                    msg = pending.pop(0)
+                    if predicate is None or predicate(msg):
+                        return msg
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"ros2 peer: no matching sample on {topic} within {timeout} s")
+                self._arrived.wait(left)
 
     def close(self) -> None:
         try:

@@ -98,7 +98,7 @@ def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
         ("hold_frames = 5", "hold_frames = 1.5", "fallback.hold_frames: expected an integer >= 0, got 1.5"),
         ("shape = [480, 640, 3]", "shape = [480, 0, 3]", "sensors.camera.shape: expected positive dimensions"),
         ("shape = [480, 640, 3]", "shape = 'big'", "sensors.camera.shape: expected a non-empty list of integers"),
-        ('source = "zmq"', 'source = "serial"', "sensors.camera.source: expected one of ['zmq', 'push']"),
+        ('source = "zmq"', 'source = "serial"', "sensors.camera.source: expected one of ['zmq', 'push', "),
         ("frozen_frames = 30", "frozen_framez = 30", "sensors.camera.frozen_framez: unknown key; expected one of ["),
         ("max_skew_ms = 20", "", "sync.max_skew_ms: required, but missing"),
         ("cpus = [0]", "cpus = [true]", "loop.cpus: expected a non-empty list of integers, got [True]"),

@@ -87,3 +87,15 @@ def test_without_cyclonedds_the_service_says_what_to_install(tmp_path: Path) -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "ROS 2 sources and sinks need the cyclonedds package" in out.stdout, out.stderr
     assert "pip install 'edge[ros2]'" in out.stdout
+
+
+def test_the_readme_ros2_sample_parses(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### ROS 2") :]
+    sample = section[section.index("```toml") + len("```toml") : section.index("```\n", section.index("```toml") + 7)]
+    p = tmp_path / "device.toml"
+    model = REPO / "sim" / "models" / "lane-keeper.tgz"
+    p.write_text(f'[loop]\nrate_hz = 20\n[model]\npackage = "{model}"\n[policy]\nkind = "regression"\n{sample}')
+    cfg = load_config(p)
+    assert [s.ros2.type for s in cfg.sensors] == ["image", "imu"]
+    assert cfg.ros2_sink is not None and cfg.ros2_sink["cmd_topic"] == "/cmd_vel"

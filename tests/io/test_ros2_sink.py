@@ -15,14 +15,21 @@ import numpy as np
 import pytest
 from ros2_harness import Peer, unique_domain, wait_until
 
+from edge import kernels
 from edge.contracts import STALE_SENSOR, Health
 from edge.device.service import build_service
 from edge.errors import ConfigError
 from edge.io.ros2_dds import loopback_config
 from edge.io.ros2_msgs import DiagnosticStatus
 from edge.io.ros2_sink import Ros2DecisionSink, Ros2SinkSettings
+from edge.loop.clock import LockstepClock
 from edge.loop.config import load_config
 from edge.loop.decision import Decision
+from edge.loop.policy import RegressionPolicy
+from edge.loop.runner import Loop
+from edge.loop.sensors import SensorSlot
+from edge.loop.settings import Timing
+from edge.models import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 LANE_MODEL = REPO / "sim" / "models" / "lane-keeper.tgz"
@@ -297,3 +304,54 @@ def test_an_image_on_a_ros2_topic_drives_the_loop_and_the_decision_comes_back_on
         runner.join(10)
         service.close()
     assert not runner.is_alive()
+
+
+@pytest.mark.skipif(
+    kernels.BACKEND != "native",
+    reason="the NumPy twins (EDGE_PUREPYTHON=1) allocate temporaries by nature; the claim is for the native kernels",
+)
+def test_a_loop_with_the_ros2_sink_allocates_nothing_per_frame(domain: int) -> None:
+    """As tests/loop/test_allocation.py, with the ROS 2 sink as the loop's sink (its publisher held, so what is
+    measured is the loop thread's side only)."""
+    warmup, first, more = 300, 1000, 3000
+    sink = _sink(domain, size=1, queue=warmup + first + more + 1)
+    paused = Paused(sink)
+    camera = SensorSlot("camera", (66, 200, 3), stale_ns=25_000_000)
+    loop = Loop(
+        load_model(LANE_MODEL, threads=1),
+        RegressionPolicy(1, lo=-0.5, hi=0.5, max_rate=2.0, rate_hz=100),
+        [camera],
+        clock=LockstepClock(),
+        timing=Timing(rate_hz=100),
+        sinks=[sink],
+    )
+    frame = np.random.default_rng(3).integers(0, 256, (66, 200, 3), dtype=np.uint8)
+    try:
+        with loop:
+
+            def frames(n: int) -> None:
+                for _ in range(n):
+                    camera.push(frame, loop.schedule.next_ns)
+                    loop.step()
+
+            gc.collect()
+            gc.disable()
+            tracemalloc.start()
+            try:
+                frames(warmup)
+                c0 = tracemalloc.get_traced_memory()[0]
+                tracemalloc.reset_peak()
+                frames(first)
+                c1, p1 = tracemalloc.get_traced_memory()
+                tracemalloc.reset_peak()
+                frames(more)
+                c2, p2 = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+                gc.enable()
+            assert sink.dropped == 0 and loop.ctx.fallbacks == 0
+            paused.release()
+    finally:
+        paused.release()
+    assert c1 - c0 <= 256 and c2 - c1 <= 256, f"kept {c1 - c0} B over {first} frames, {c2 - c1} B over {more}"
+    assert p1 - c0 <= 8192 and p2 - c1 <= p1 - c0 + 256, f"transient peaks {p1 - c0} B, {p2 - c1} B"

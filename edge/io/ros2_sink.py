@@ -122,7 +122,7 @@ class Ros2DecisionSink:
         self._dp, self._domain = participant(s.domain_id, config)
         self._twist = self._writer(s.cmd_topic, Twist) if kind == "regression" else None
         self._decision = self._writer(s.decision_topic, String) if s.decision_topic else None
-        self._diagnostics = self._writer(s.diagnostics_topic, DiagnosticArray)
+        self._diagnostics: DataWriter | None = self._writer(s.diagnostics_topic, DiagnosticArray)
         self._thread = threading.Thread(target=self._publish_loop, name="edge-io ros2 sink", daemon=True)
         self._thread.start()
 
@@ -131,7 +131,7 @@ class Ros2DecisionSink:
 
     @property
     def writers(self) -> dict[str, DataWriter]:
-        """The DDS writers by ROS 2 topic (tests wait on their matched subscriptions)."""
+        """The DDS writers by ROS 2 topic (tests wait on their matched subscriptions; empty after close)."""
         s = self.settings
         pairs = (
             (s.cmd_topic, self._twist),
@@ -244,6 +244,8 @@ class Ros2DecisionSink:
         return DiagnosticArray(header=Header(stamp=stamp), status=[status])
 
     def _publish_diagnostics(self) -> None:
+        if self._diagnostics is None:
+            return
         try:
             self._diagnostics.write(self.diagnostics())
             self.diagnostics_published += 1
@@ -261,3 +263,8 @@ class Ros2DecisionSink:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("ros2 sink: publisher thread did not stop within %.1f s", timeout_s)
+            return
+        self._twist = self._decision = self._diagnostics = None  # the DDS entities go with the last reference
+        self._dp = self._domain = None

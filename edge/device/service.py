@@ -22,7 +22,7 @@ from typing import Any
 from edge.errors import ConfigError
 from edge.io.factory import recorder_from_config, sources_from_config
 from edge.loop.clock import Clock, MonotonicClock
-from edge.loop.config import DeviceConfig, RecordConfig, load_config
+from edge.loop.config import DeviceConfig, RecordConfig, SensorConfig, load_config
 from edge.loop.health import FallbackConfig
 from edge.loop.pipeline import PreprocessSpec
 from edge.loop.policy import ClassificationPolicy, RegressionPolicy
@@ -101,6 +101,8 @@ def build_service(
         all_sinks.append(LogSink(cfg.log_every))
     if cfg.zmq_endpoint:
         all_sinks.append(ZmqDecisionSink(cfg.zmq_endpoint))
+    if cfg.ros2_sink is not None:  # ROS 2: [sinks.ros2]
+        all_sinks.append(_ros2_sink(cfg))
     load_options: dict[str, Any] = {}
     if m.threads is not None:
         load_options["threads"] = m.threads
@@ -138,10 +140,53 @@ def build_service(
             if src.slot is loop.slot(primary.name):
                 src.on_end = on_input_end
             src.start()
+        for s in cfg.sensors:  # ROS 2: source = "ros2"
+            if s.ros2 is not None:
+                service.sources.append(_ros2_source(s, loop.slot(s.name)))
     except BaseException:
         service.close()
         raise
     return service
+
+
+# --- ROS 2 (edge.io.ros2_source, edge.io.ros2_sink; cyclonedds is imported only when a config uses them) -----------
+
+
+def _ros2_module(name: str) -> Any:
+    try:
+        if name == "ros2_source":
+            from edge.io import ros2_source as mod
+        else:
+            from edge.io import ros2_sink as mod
+        return mod
+    except ImportError as exc:
+        raise ConfigError(
+            f"ROS 2 sources and sinks need the cyclonedds package ({exc}); install it with: pip install 'edge[ros2]'"
+        ) from exc
+
+
+def _ros2_source(s: SensorConfig, slot: SensorSlot) -> Any:
+    """Start the ROS 2 subscription of sensor ``s`` feeding ``slot``."""
+    assert s.ros2 is not None
+    r = s.ros2
+    src = _ros2_module("ros2_source").Ros2Source(
+        s.name, r.topic, r.type, slot, domain_id=r.domain_id, stamp=s.stamp, channel_order=s.channel_order
+    )
+    src.start()
+    return src
+
+
+def _ros2_sink(cfg: DeviceConfig) -> DecisionSink:
+    """The ``[sinks.ros2]`` publisher of decisions and diagnostics."""
+    mod = _ros2_module("ros2_sink")
+    settings = mod.Ros2SinkSettings(**(cfg.ros2_sink or {}))
+    size = cfg.policy.size if cfg.policy.kind == "regression" else 0
+    return mod.Ros2DecisionSink(
+        cfg.policy.kind, size, settings, name=cfg.model.package.stem, hardware_id=cfg.device_id or ""
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 def _make_loop(

@@ -94,6 +94,7 @@ class SensorConfig:
     frozen_frames: int
     primary: bool
     options: dict[str, Any] = field(default_factory=dict)  # the robot I/O source's keys (_IO_KEYS), by key
+    ros2: Ros2SensorConfig | None = None  # source "ros2": its topic, message type and DDS domain
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class DeviceConfig:
     shadow: ShadowConfig | None
     telemetry: dict[str, Any] | None
     record: RecordConfig | None = None
+    ros2_sink: dict[str, Any] | None = None  # [sinks.ros2] (edge.io.ros2_sink.Ros2SinkSettings keys)
 
     @property
     def base_dir(self) -> Path:
@@ -181,9 +183,56 @@ _IO_KEYS = {
     "resolution": numbers(None, ints=True, length=2, ge=1),
     "pixel_format": string(None),
 }
+
+
+# --- ROS 2 (edge.io.ros2_source, edge.io.ros2_sink) ------------------------------------------------------------------
+# [sensors.<name>] with source = "ros2": ``topic`` (required, e.g. "/camera/image_raw"), ``type`` = "image" |
+# "compressed_image" | "imu", ``domain_id`` (default: ROS_DOMAIN_ID, else 0); ``stamp`` and ``channel_order`` apply.
+# [sinks.ros2]: decisions and health to ROS 2 topics (keys: edge.io.ros2_sink.Ros2SinkSettings; a plain dict here).
+@dataclass(frozen=True)
+class Ros2SensorConfig:
+    topic: str
+    type: str  # "image" | "compressed_image" | "imu"
+    domain_id: int | None
+
+
+_ROS2_KEYS = {
+    "topic": string(None, nonempty=True),
+    "type": string("image", choices=("image", "compressed_image", "imu")),
+    "domain_id": integer(None, ge=0, le=232),
+}
+_ROS2_SINK = Schema(
+    {
+        "domain_id": integer(None, ge=0, le=232),
+        "cmd_topic": string("/cmd_vel", nonempty=True),
+        "decision_topic": string("/edge/decision"),
+        "diagnostics_topic": string("/diagnostics", nonempty=True),
+        "diagnostics_hz": number(1.0, gt=0),
+        "steering_index": integer(0, ge=0),
+        "steering_scale": number(1.0),
+        "speed_index": integer(-1, ge=-1),
+        "speed_scale": number(1.0),
+        "cruise_speed": number(0.0),
+        "queue": integer(64, ge=1),
+    }
+)
+
+
+def _ros2_sensor(key: str, t: dict[str, Any]) -> Ros2SensorConfig | None:
+    """Pop the ROS 2 keys of sensor table ``t``; the source's settings when it is "ros2"."""
+    keys = {k: t.pop(k) for k in _ROS2_KEYS}
+    if t["source"] != "ros2":
+        if keys["topic"] is not None:
+            raise ConfigError(f"{key}.topic: expected only with source 'ros2', got it with source {t['source']!r}")
+        return None
+    _required(f"{key}.topic", keys["topic"], "a ROS 2 topic name (source 'ros2'), e.g. '/camera/image_raw'")
+    return Ros2SensorConfig(**keys)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 _SENSOR = Schema(
     {
-        "source": string("push", choices=("zmq", "push", *_IO_SOURCES)),
+        "source": string("push", choices=("zmq", "push", "ros2", *_IO_SOURCES)),
         "endpoint": string(None),
         "bind": boolean(False),
         "stamp": string("capture", choices=("capture", "receive")),
@@ -196,6 +245,7 @@ _SENSOR = Schema(
         "frozen_frames": integer(0, ge=0),
         "primary": boolean(False),
         **_IO_KEYS,
+        **_ROS2_KEYS,
     }
 )
 _SCHEMA = Schema(
@@ -255,7 +305,15 @@ _SCHEMA = Schema(
                 }
             )
         ),
-        "sinks": table(Schema({"zmq_endpoint": string(None), "log_every": integer(0, ge=0)})),
+        "sinks": table(
+            Schema(
+                {
+                    "zmq_endpoint": string(None),
+                    "log_every": integer(0, ge=0),
+                    "ros2": table(_ROS2_SINK, optional=True),
+                }
+            )
+        ),
         "watchdog": table(Schema({"timeout_ms": number(None, gt=0), "endpoint": string(None)})),
         "swap": table(Schema({"failure_frames": integer(3, ge=1), "probation_frames": integer(30, ge=1)})),
         "shadow": table(
@@ -293,6 +351,7 @@ def _required(key: str, value: Any, expected: str) -> Any:
 
 def _sensor(name: str, t: dict[str, Any], base: Path) -> SensorConfig:
     key = f"sensors.{name}"
+    ros2 = _ros2_sensor(key, t)
     options = {k: t.pop(k) for k in _IO_KEYS}
     if t["source"] in _IO_SOURCES:
         what = "a camera device path" if t["source"] in ("camera", "v4l2") else f"a file path (source {t['source']!r})"
@@ -302,7 +361,7 @@ def _sensor(name: str, t: dict[str, Any], base: Path) -> SensorConfig:
     if t["source"] == "zmq":
         _required(f"{key}.endpoint", t["endpoint"], "a string (the ZeroMQ endpoint of source 'zmq')")
     lo, hi = t.pop("min"), t.pop("max")
-    return SensorConfig(name=name, lo=lo, hi=hi, options=options, **t)
+    return SensorConfig(name=name, lo=lo, hi=hi, options=options, ros2=ros2, **t)
 
 
 def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
@@ -355,4 +414,5 @@ def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
         record=None
         if v["record"] is None
         else RecordConfig(**{**v["record"], "path": _path(base, v["record"]["path"])}),
+        ros2_sink=v["sinks"]["ros2"],
     )

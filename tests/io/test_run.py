@@ -85,5 +85,5 @@ def test_edge_run_names_a_missing_video_and_a_missing_camera(tmp_path: Path, mod
     err = capsys.readouterr().err
     assert "video source 'camera'" in err and "nope.mp4" in err and "not found" in err
     cfg.write_text(device_toml(model_package, 'source = "camera"\npath = "/dev/video97"\nfps = 30'))
-    assert main(["run", str(cfg)]) == 2
+    assert main(["run", str(cfg)]) == 3  # a SensorFault: could not run here (README "Exit codes")
     assert "camera source 'camera' (/dev/video97): expected a V4L2 camera device" in capsys.readouterr().err

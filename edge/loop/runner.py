@@ -218,9 +218,11 @@ class Loop:
         return self.decision
 
     def run(self, until_ns: int | None = None, max_frames: int | None = None) -> None:
-        """Run frames on the schedule until :meth:`stop`, the next tick reaching ``until_ns``, or ``max_frames``."""
+        """Run frames on the schedule until :meth:`stop`, the next tick reaching ``until_ns``, or ``max_frames``.
+
+        A :meth:`stop` that arrives before ``run`` starts (a SIGTERM while the service is still starting) makes it
+        return at once; the request is consumed when ``run`` returns, so a later ``run`` goes on."""
         self.running = True
-        self._stop = False
         done = 0
         try:
             while not self._stop:
@@ -232,6 +234,7 @@ class Loop:
                 done += 1
         finally:
             self.running = False
+            self._stop = False
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current frame (safe from signal handlers and other threads)."""

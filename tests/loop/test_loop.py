@@ -123,3 +123,13 @@ def test_schedule_starts_at_the_first_frame_not_at_construction(v1_model, frames
     assert d.tick_ns == 1_000_000_000 and not d.flags and loop.overruns == 0
     assert loop.step().tick_ns == 1_010_000_000
     loop.close()
+
+
+def test_a_stop_before_run_is_kept_and_consumed(harness, v1_model) -> None:
+    # edge run's SIGTERM handler may fire while the service is still starting: run() must return at once, not lose it
+    h = harness(v1_model)
+    h.loop.stop()
+    h.loop.run(max_frames=5)
+    assert h.decisions == []
+    h.loop.run(max_frames=3)  # the request was consumed when run() returned
+    assert len(h.decisions) == 3

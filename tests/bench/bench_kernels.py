@@ -15,12 +15,12 @@ Prints a table (median, p99, ratio to the baseline) and with --json writes {"fig
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _report
 import numpy as np
 
 from edge.kernels import implementation, tables
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples (finishes in well under a minute)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
+    machine = _report.start()
 
     pre = bench_preprocess(args.quick)
     sketch = bench_sketch(args.quick)
@@ -158,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["sketch_us_per_frame"] = float(np.median(sketch["native"]) * 1e6)
     twin_us = np.median(sketch["twin (numpy)"]) * 1e6
     figures["sketch_native_vs_twin_speedup_ratio"] = float(twin_us / figures["sketch_us_per_frame"])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"figures": figures}, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -29,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _report
 import numpy as np
 
 from edge.loop.clock import LockstepClock, MonotonicClock
@@ -275,6 +275,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer frames and shorter runs: well under a minute")
     ap.add_argument("--fifo", action="store_true", help="ask for SCHED_FIFO in P3 (needs CAP_SYS_NICE)")
     args = ap.parse_args()
+    machine = _report.start()
     logging.getLogger("edge").setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     figures: dict[str, float] = {}
@@ -283,8 +284,7 @@ def main() -> int:
         figures |= bench_frame_path(tmp, args.quick)
         figures |= bench_jitter(tmp, args.quick, args.fifo)
         figures |= bench_start(tmp)
-    if args.json:
-        args.json.write_text(json.dumps({"figures": figures}, indent=2))
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

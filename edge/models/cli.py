@@ -93,11 +93,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
+    from edge.models.integrity import trust_key_from_env
     from edge.models.machine import cpu_info, format_features
     from edge.models.package import read_package
     from edge.models.select import select_variant, write_selection
 
-    pkg = read_package(args.package, args.trust_key)
+    pkg = read_package(args.package, args.trust_key or trust_key_from_env())
     trials, chosen = select_variant(pkg, threads=args.threads, runs=args.runs, min_agreement=args.min_agreement)
     print(format_features(cpu_info()))
     print(f"{'variant':28}{'options':22}{'p50 µs':>10}{'top-1 agree':>13}  gate")
@@ -157,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=200, help="timed runs per candidate")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--min-agreement", type=float, default=0.95, help="accuracy gate: top-1 agreement with the model")
-    p.add_argument("--trust-key", help="Ed25519 public key (PEM) to check the package's signature with")
+    p.add_argument("--trust-key", help="Ed25519 public key (PEM); default $EDGE_TRUST_KEY")
     p.set_defaults(handler=_select)
 
     from edge.tooling.cli import register_model_actions

@@ -118,6 +118,10 @@ def load_model(
         fields["threads"] = threads
     opts = RuntimeOptions(**fields)
     fmt, data, pkg = read_model_source(path, trust_key)
+    if pkg is not None:  # the variant `edge model select` chose on this machine, if any
+        from edge.models.select import apply_selection
+
+        fmt, data, opts = apply_selection(path, pkg, fmt, data, opts)
     model = load_model_bytes(fmt, data, opts, str(path))
     model.package = pkg  # type: ignore[attr-defined]
     model.options = opts  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge.models.base import BoundModel
+from edge.models.machine import format_features, machine_block
 
 __all__ = ["bare_runner", "bench_model", "format_report", "latency_stats"]
 
@@ -73,7 +74,9 @@ def _time(fn: Callable[[], Any], n: int) -> np.ndarray:
 def bench_model(
     model: BoundModel, *, runs: int = 1000, warmup: int = 50, threads: int | None = None, block: int = 50, seed: int = 0
 ) -> dict[str, Any]:
-    """Figures for ``model``: edge and bare latency stats, overhead (µs and ratio), first-run and load times."""
+    """Figures for ``model``: edge and bare latency stats, overhead (µs and ratio), first-run and load times, and
+    the machine (CPU, int8 features, load when the timing started)."""
+    machine = machine_block()
     rng = np.random.default_rng(seed)
     inputs = []
     for s in model.inputs:
@@ -104,6 +107,7 @@ def bench_model(
     r = model.report
     return {
         "model": r.source,
+        "machine": machine,
         "backend": model.backend,
         "provider": model.provider,
         "runs": runs,
@@ -124,6 +128,7 @@ def format_report(fig: dict[str, Any]) -> str:
     e, b = fig["edge"], fig["bare"]
     first = "-" if fig["first_run_ms"] is None else f"{fig['first_run_ms']:.3f}"
     lines = [
+        format_features(fig["machine"]),
         f"model     {Path(fig['model']).name}  ({fig['backend']}/{fig['provider']}, "
         f"threads={fig['threads'] or 'auto'}, runs={fig['runs']})",
         f"load      {fig['load_ms']:.2f} ms   first run {first} ms   peak RSS {fig['peak_rss_bytes'] / 2**20:.1f} MiB",

@@ -1,5 +1,5 @@
-"""``edge model pack|verify|sign|inspect`` and ``edge bench``. Handlers raise ``edge`` errors; :func:`edge.cli.main`
-prints them and picks the exit code."""
+"""``edge model pack|verify|sign|inspect|select`` and ``edge bench``. Handlers raise ``edge`` errors;
+:func:`edge.cli.main` prints them and picks the exit code."""
 
 from __future__ import annotations
 
@@ -92,8 +92,34 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    from edge.models.integrity import trust_key_from_env
+    from edge.models.machine import cpu_info, format_features
+    from edge.models.package import read_package
+    from edge.models.select import select_variant, write_selection
+
+    pkg = read_package(args.package, args.trust_key or trust_key_from_env())
+    trials, chosen = select_variant(pkg, threads=args.threads, runs=args.runs, min_agreement=args.min_agreement)
+    print(format_features(cpu_info()))
+    print(f"{'variant':28}{'options':22}{'p50 µs':>10}{'top-1 agree':>13}  gate")
+    for t in trials:
+        if t.error:
+            print(f"{t.file:28}{t.options:22}{'-':>10}{'-':>13}  error: {t.error[:60]}")
+        else:
+            print(f"{t.file:28}{t.options:22}{t.p50_us:10.1f}{t.agreement:13.3f}  {'pass' if t.passed else 'FAIL'}")
+    if chosen is None:
+        from edge.errors import ModelError
+
+        raise ModelError(
+            f"{args.package}: no variant passed the accuracy gate (top-1 agreement >= {args.min_agreement})"
+        )
+    out = write_selection(args.package, pkg, trials, chosen)
+    print(f"chose {chosen.file} ({chosen.options}, {chosen.p50_us:.1f} µs) -> {out}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``model`` (pack, verify, sign, inspect) and ``bench``."""
+    """Add ``model`` (pack, verify, sign, inspect, select) and ``bench``."""
     model = subparsers.add_parser("model", help="prepare and check a model package")
     sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
@@ -126,6 +152,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-key", help="Ed25519 public key (PEM) to check a package's signature with")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_inspect)
+
+    p = sub.add_parser("select", help="time the package's variants on this machine and record the fastest that passes")
+    p.add_argument("package")
+    p.add_argument("--runs", type=int, default=200, help="timed runs per candidate")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--min-agreement", type=float, default=0.95, help="accuracy gate: top-1 agreement with the model")
+    p.add_argument("--trust-key", help="Ed25519 public key (PEM); default $EDGE_TRUST_KEY")
+    p.set_defaults(handler=_select)
 
     from edge.tooling.cli import register_model_actions
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from edge.contracts import TensorSpec
 from edge.errors import ModelError
+from edge.models import _onnx_wire
 from edge.models._foreign import model_error
 from edge.models.base import BoundModel
 from edge.models.options import RuntimeOptions
@@ -38,29 +39,9 @@ ORT_DTYPES = {
 
 def quant_params(model_bytes: bytes, names: set[str]) -> dict[str, tuple[float, int]]:
     """``{tensor name: (scale, zero_point)}`` for graph inputs consumed by ``DequantizeLinear`` and graph outputs
-    produced by ``QuantizeLinear`` among ``names`` (per-tensor parameters only)."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load_model_from_string(model_bytes)
-    inits = {t.name: t for t in model.graph.initializer}
-    found: dict[str, tuple[float, int]] = {}
-    for node in model.graph.node:
-        if node.op_type == "DequantizeLinear" and node.input[0] in names:
-            key = node.input[0]
-        elif node.op_type == "QuantizeLinear" and node.output[0] in names:
-            key = node.output[0]
-        else:
-            continue
-        scale_t = inits.get(node.input[1])
-        zp_t = inits.get(node.input[2]) if len(node.input) > 2 else None
-        if scale_t is None:
-            continue
-        scale = numpy_helper.to_array(scale_t)
-        zp = numpy_helper.to_array(zp_t) if zp_t is not None else np.zeros(1)
-        if scale.size == 1:
-            found[key] = (float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]))
-    return found
+    produced by ``QuantizeLinear`` among ``names`` (per-tensor parameters only). Read from the protobuf bytes by
+    :mod:`edge.models._onnx_wire`: ``import onnx`` would cost most of a second of start-up."""
+    return _onnx_wire.quant_params(model_bytes, names)
 
 
 def has_qdq(model_bytes: bytes) -> bool:

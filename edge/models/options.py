@@ -37,6 +37,8 @@ class RuntimeOptions:
       (``"EXHAUSTIVE"``, ``"HEURISTIC"`` or ``"DEFAULT"``): CUDA execution provider settings, also used by TensorRT
       for the device id.
     * ``shapes``: fixes dynamic dimensions per input name; otherwise every dynamic dimension becomes 1.
+    * ``session_config``: ONNX Runtime session config entries (``add_session_config_entry``), e.g. the ones
+      ``edge model select`` tries for int8 on CPUs without VNNI (:mod:`edge.models.select`).
     """
 
     providers: Sequence[str] | None = None
@@ -57,6 +59,7 @@ class RuntimeOptions:
     cuda_mem_limit_mb: int | None = None
     cudnn_conv_algo_search: str | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    session_config: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

@@ -121,6 +121,8 @@ def session_options(opts: RuntimeOptions) -> Any:
     spin = "1" if opts.spinning else "0"
     so.add_session_config_entry("session.intra_op.allow_spinning", spin)
     so.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    for key, value in opts.session_config.items():
+        so.add_session_config_entry(key, str(value))
     so.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

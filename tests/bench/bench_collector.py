@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+import _report
 import msgpack
 import numpy as np
 import zmq
@@ -157,6 +158,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer records and runs (under a minute)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
+    machine = _report.start()
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `edge collector` runs it (the library leaves it alone)
     n, runs = (3_200, 3) if args.quick else (32_000, 5)
     rng = np.random.default_rng(20261121)
@@ -199,8 +201,7 @@ def main() -> int:
     figures = {"ingest_records_per_s": round(rate["edge"], 1), "ingest_vs_ceiling_ratio": round(ratio, 4),
                "ceiling_records_per_s": round(rate["ceiling"], 1), "scored_records_per_s": round(scored, 1),
                "scored_vs_ceiling_ratio": round(scored / rate["ceiling"], 4)}  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps({"figures": figures}, indent=2) + "\n")
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
+import _report
 import av
 import numpy as np
 
@@ -149,6 +149,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quick", action="store_true", help="fewer frames and passes (under a minute)")
     args = ap.parse_args()
+    machine = _report.start()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         video = make_video(d / "bench.mp4", 60 if args.quick else 300)
@@ -164,8 +165,7 @@ def main() -> int:
     print(f"{'recorder on_frame, reused frame':40}{figures['record_loop_thread_us_per_reused_frame']:16.2f}")
     print(f"{'recorder drops':40}{figures['record_drops']:16.0f}")
     print(f"{'replay (lockstep, small CNN)':40}{figures['replay_frames_per_s']:16.1f} frames/s")
-    if args.json:
-        args.json.write_text(json.dumps({"figures": figures}, indent=2))
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

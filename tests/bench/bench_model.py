@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _report
 import numpy as np
 from edge.sim import builtin_scenario
 from edge.sim.harness import HarnessOptions, builtin_models, run_scenario
@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 20-s scenario: under a minute")
     ap.add_argument("--tflite", type=Path, help="the int8 TFLite package (default sim/models/lane-keeper-tflite.tgz)")
     args = ap.parse_args()
+    machine = _report.start()
     logging.getLogger("edge").setLevel(logging.WARNING)
     folder = builtin_models()
     packages = {"int8": folder / "lane-keeper.tgz", "float": folder / "lane-keeper-float.tgz"}
@@ -142,8 +143,7 @@ def main() -> int:
         print(f"int8 TFLite vs int8 ONNX (ONNX p50 / TFLite p50): {figures['tflite_vs_onnx_int8_speedup_ratio']:.2f}x")
         loss = figures["closed_loop_error_tflite_int8_vs_float"]
         print(f"closed-loop quality lost by int8 TFLite: {loss:.2f} points")
-    if args.json:
-        args.json.write_text(json.dumps({"figures": figures}, indent=2) + "\n")
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

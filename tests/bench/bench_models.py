@@ -16,11 +16,12 @@ Target: overhead ≤ max(5 µs, 3 % of the bare call).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
 from pathlib import Path
+
+import _report
 
 from edge.models import load_model
 from edge.models.bench import bench_model
@@ -32,6 +33,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quick", action="store_true", help="fewer runs, finishes in well under a minute")
     args = ap.parse_args()
+    machine = _report.start()
     logging.getLogger("edge.models").setLevel(logging.WARNING)
     runs = 300 if args.quick else 3000
     hw, width = (64, 16) if args.quick else (96, 32)
@@ -88,8 +90,7 @@ def main() -> int:
         f"target overhead <= max(5 µs, 3% of bare): {'met' if ok else 'NOT met'} "
         f"(worst {figures['edge_overhead_us']:+.2f} µs)"
     )
-    if args.json:
-        args.json.write_text(json.dumps({"figures": figures}, indent=2))
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

@@ -16,12 +16,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import threading
 import time
 from pathlib import Path
 
+import _report
 import numpy as np
 from cyclonedds.core import InstanceState, ReadCondition, SampleState, ViewState, WaitSet
 from cyclonedds.pub import DataWriter
@@ -132,9 +132,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quick", action="store_true", help="fewer images (under a minute)")
     args = ap.parse_args()
+    machine = _report.start()
     figures = run(100 if args.quick else 1000)
-    if args.json:
-        args.json.write_text(json.dumps({"figures": figures}, indent=2))
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

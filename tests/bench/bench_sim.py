@@ -15,11 +15,11 @@ bicycle model + lane measurement).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
+import _report
 import numpy as np
 from edge.sim.camera import ASPHALT, GRASS, PAINT, SKY_HORIZON, CameraGeometry
 from edge.sim.expert import StanleyController
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--quick", action="store_true", help="fewer frames; finishes in well under a minute")
     args = parser.parse_args(argv)
+    machine = _report.start()
     repeat = 10 if args.quick else 60
     figures: dict[str, float] = {}
     print(f"{'case':<24}{'median ms':>11}{'p99 ms':>9}{'ratio':>9}")
@@ -97,10 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = timed(lambda: world.step(0.005), 2000 if args.quick else 20000) * 1e6
     figures["world_step_us"] = float(np.median(steps))
     print(f"{'world step (5 ms)':<24}{np.median(steps) / 1e3:>11.4f}{np.percentile(steps, 99) / 1e3:>9.4f}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"figures": figures}, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

@@ -22,13 +22,13 @@ Figures (``--json``): ``loop_thread_us_per_frame`` (median, µs; target ≤ 2), 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _report
 import numpy as np
 
 from edge.contracts import FrameContext
@@ -175,6 +175,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quick", action="store_true", help="fewer frames; finishes in well under a minute")
     args = ap.parse_args()
+    machine = _report.start()
     logging.getLogger("edge.telemetry").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as d:
         rows, figures = bench_cost(Path(d), args.quick)
@@ -195,8 +196,7 @@ def main() -> int:
         f"loop_p99_down_up_time_ratio = {figures['loop_p99_down_up_time_ratio']:.3f} (target ≤ 1.05); "
         f"down: {outage['down_windows_spooled']:.0f} windows spooled, up: {outage['up_windows_acked']:.0f} acked"
     )
-    if args.json:
-        args.json.write_text(json.dumps({"figures": figures}, indent=2))
+    _report.write_json(args.json, figures, machine)
     return 0
 
 

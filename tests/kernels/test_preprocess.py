@@ -89,6 +89,27 @@ def test_stats_are_the_frame_mean_and_std(impl, rng) -> None:
     np.testing.assert_allclose(stats[1], flipped.std(axis=0), rtol=1e-9)
 
 
+@pytest.mark.parametrize("width", [4200, 4096, 15])
+def test_stats_exact_on_long_bright_rows(native, twin, rng, width) -> None:
+    """Rows longer than 256 blocks of 16 pixels (the native kernel's 16-bit sum lanes are flushed every 256 blocks)
+    and at the brightest values, where the 16-bit lanes and squares are closest to overflowing."""
+    frame = np.full((3, width, 3), 255, np.uint8)
+    frame[1] = rng.integers(0, 256, (width, 3), dtype=np.uint8)
+    frame[2, :, 2] = 0
+    plan = tables.resize_plan((3, width), (2, 8))
+    stats = []
+    for impl in (native, twin):
+        st = np.full((2, 3), np.nan)
+        out = np.empty((2, 8, 3), np.float32)
+        impl["preprocess_frame"](frame, out, "NHWC", _lut(np.dtype(np.float32)), plan, tables.channel_map("RGB", "RGB"),
+                                 st)  # fmt: skip
+        stats.append(st)
+    np.testing.assert_array_equal(stats[0], stats[1])
+    pixels = frame.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(stats[0][0], pixels.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats[0][1], pixels.std(axis=0), rtol=1e-9, atol=1e-9)
+
+
 def test_float_output_is_normalized_pixels(impl, rng) -> None:
     frame = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
     out = np.empty((1, 3, 6, 5), np.float32)

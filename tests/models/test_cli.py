@@ -69,5 +69,8 @@ def test_bench_json(model_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     for key in ("edge_overhead_us", "edge_vs_bare_time_ratio", "first_run_ms", "peak_rss_bytes"):
         assert key in fig
     assert fig["edge"]["p50_us"] > 0 and fig["bare"]["max_us"] >= fig["bare"]["p99_us"]
+    assert "avx512_vnni" in fig["machine"]["int8_features"] or "asimddp" in fig["machine"]["int8_features"]
     assert main(["bench", str(model_path), "--runs", "10", "--warmup", "2"]) == 0
-    assert "overhead" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "overhead" in out
+    assert out.startswith("cpu ")  # the CPU and its int8 features come first

@@ -57,8 +57,9 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from edge.models.inspect import inspect_path
+    from edge.models.shapes import parse_shape_items
 
-    info = inspect_path(args.path, args.trust_key)
+    info = inspect_path(args.path, args.trust_key, parse_shape_items(args.shape))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -78,9 +79,11 @@ def _inspect(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from edge.models import load_model
     from edge.models.bench import bench_model, format_report
+    from edge.models.shapes import parse_shape_items
 
     model = load_model(
         args.model,
+        shapes=parse_shape_items(args.shape),
         profile=args.profile,
         providers=[args.provider] if args.provider else None,
         threads=args.threads,
@@ -90,6 +93,16 @@ def _bench(args: argparse.Namespace) -> int:
     fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=model.options.threads)
     print(json.dumps(fig, indent=2) if args.json else format_report(fig))
     return 0
+
+
+def _shape_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="shape of a dynamic input, e.g. input=1x512 (repeatable; checked against the graph)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -125,6 +138,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("path")
     p.add_argument("--trust-key", help="Ed25519 public key (PEM) to check a package's signature with")
     p.add_argument("--json", action="store_true")
+    _shape_option(p)
     p.set_defaults(handler=_inspect)
 
     from edge.tooling.cli import register_model_actions
@@ -140,4 +154,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--strict", action="store_true", help="fail when --provider is not available")
     b.add_argument("--profile", help="provider profile TOML, e.g. toolchains/jetson/profile.toml")
     b.add_argument("--json", action="store_true")
+    _shape_option(b)
     b.set_defaults(handler=_bench)

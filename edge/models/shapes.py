@@ -81,7 +81,9 @@ def fit_shapes(
     names = [n for n, _, _ in graph]
     for name in shapes:
         if name not in names:
-            raise ShapeError(f"{key}{sep}{name}: expected one of the model's inputs ({specs}), got unknown input {name!r}")
+            raise ShapeError(
+                f"{key}{sep}{name}: expected one of the model's inputs ({specs}), got unknown input {name!r}"
+            )
     out: dict[str, tuple[int, ...]] = {}
     for name, dims, _ in graph:
         if name not in shapes:

@@ -42,6 +42,8 @@ class RuntimeOptions:
     * ``shapes``: the shape of an input by name (``(1, 512)``, ``[1, 512]`` or ``"1x512"``), fixing its dynamic
       dimensions; checked against the graph at load (:mod:`edge.models.shapes`). Otherwise every dynamic
       dimension becomes 1.
+    * ``state``: ``{output name: input name}`` for a stateful model: after each run the output is copied into the
+      input (:mod:`edge.models.state`); checked against the model's specs at load.
     """
 
     providers: Sequence[str] | None = None
@@ -62,6 +64,7 @@ class RuntimeOptions:
     cuda_mem_limit_mb: int | None = None
     cudnn_conv_algo_search: str | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    state: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

@@ -202,6 +202,14 @@ class Loop:
             for tap in self.taps:
                 tap.bind(self.ctx, stage.model)
 
+    def _outputs_rebound(self, stage: ModelStage) -> None:
+        """The live model's output buffers changed (dynamic outputs bound at its first run, or a data-dependent
+        shape): point the frame record at them and re-bind the taps. Allocates, on that frame only."""
+        self.ctx.outputs = stage.outputs
+        if self._bound:
+            for tap in self.taps:
+                tap.bind(self.ctx, stage.model)
+
     def _event(self, kind: str, fields: dict[str, Any]) -> None:
         log.info("loop event %s: %s", kind, fields)
         for tap in self.taps:
@@ -325,6 +333,8 @@ class Loop:
         ok = False
         try:
             stage.infer()
+            if stage.outputs is not self.ctx.outputs:  # outputs bound at the model's first run (or re-bound)
+                self._outputs_rebound(stage)
             t3 = clock.now_ns()
             st[2] = (t3 - self._t_pre) * _US
             shadow = self.shadow

@@ -122,7 +122,7 @@ def stateful_figures(tmp: Path, runs: int) -> dict[str, float]:
     done by hand (see the module doc)."""
     import onnxruntime as ort
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "models"))  # dynamic_models.py
     from dynamic_models import accumulator_onnx, silero_vad_path
 
     cases = {

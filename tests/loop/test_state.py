@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "models"))  # dynamic_models.py
 from dynamic_models import accumulator_onnx
 
 from edge.contracts import FALLBACK

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_allocation import Counter, _check, _measure
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "models"))  # dynamic_models.py
 from dynamic_models import accumulator_onnx, silero_vad_path
 
 from edge import kernels

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "models"))  # dynamic_models.py
 from dynamic_models import SILERO_INSTALL, silero_vad_path
 
 from edge.device.service import build_service

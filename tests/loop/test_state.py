@@ -40,8 +40,9 @@ def acc_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _policy() -> CallablePolicy:
-    def copy_y(outputs, decision) -> None:
+    def copy_y(outputs, decision) -> bool:
         np.copyto(decision.command, outputs[0][0])
+        return bool(np.isfinite(decision.command).all())  # False: invalid outputs (a model fault)
 
     return CallablePolicy(copy_y, command_size=N)
 
@@ -129,6 +130,23 @@ def test_reset_on_hot_swap(acc_path, rng) -> None:
         x = rng.standard_normal(N).astype(np.float32)
         got = _push_step(loop, x)  # adopted before this frame: it starts from a fresh state
         assert ticket.state == "adopted"
+        np.testing.assert_allclose(got, _contribution(x), rtol=1e-6)
+
+
+def test_reset_on_rollback(acc_path, tmp_path, rng) -> None:
+    broken = accumulator_onnx(tmp_path / "broken.onnx", broken=True)
+    with _loop(acc_path) as loop:
+        for _ in range(4):
+            _push_step(loop, rng.standard_normal(N).astype(np.float32))
+        first = loop.stage
+        ticket = loop.swap(broken)
+        assert ticket.wait_ready(30) == "staged"
+        for _ in range(2):  # swap.failure_frames = 2 failed frames on the broken model
+            loop.slot("imu").push(np.ones(N, np.float32), loop.schedule.next_ns)
+            assert loop.step().fallback
+        assert ticket.state == "rolled_back" and loop.stage is first
+        x = rng.standard_normal(N).astype(np.float32)
+        got = _push_step(loop, x)  # the restored model started over from a fresh state
         np.testing.assert_allclose(got, _contribution(x), rtol=1e-6)
 
 

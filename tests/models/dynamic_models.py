@@ -70,13 +70,16 @@ def nonzero_onnx(path: Path) -> Path:
     return _save(graph, path)
 
 
-def accumulator_onnx(path: Path) -> Path:
+def accumulator_onnx(path: Path, *, broken: bool = False) -> Path:
     """A stateful model: ``x[1 x n]``, ``gain`` (a float32 scalar constant input), ``state[1 x n]`` →
     ``y = state + gain * x`` and ``state_out = y`` (all float32): with ``state_out`` carried into ``state`` each
-    frame, ``y`` is the running sum of ``gain * x``. ``n`` is dynamic."""
+    frame, ``y`` is the running sum of ``gain * x``. ``n`` is dynamic. ``broken``: ``gain * x`` is divided by zero
+    (infinite outputs, as a bad model version would give)."""
+    fault = [helper.make_node("Div", ["gx0", "zero"], ["gx"])] if broken else []
     graph = helper.make_graph(
         [
-            helper.make_node("Mul", ["x", "gain"], ["gx"]),
+            helper.make_node("Mul", ["x", "gain"], ["gx0" if broken else "gx"]),
+            *fault,
             helper.make_node("Add", ["state", "gx"], ["y"]),
             helper.make_node("Identity", ["y"], ["state_out"]),
         ],
@@ -90,5 +93,6 @@ def accumulator_onnx(path: Path) -> Path:
             helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "n"]),
             helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [1, "n"]),
         ],
+        [numpy_helper.from_array(np.array(0.0, np.float32), "zero")] if broken else [],
     )
     return _save(graph, path)

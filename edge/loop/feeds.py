@@ -12,6 +12,7 @@ Inputs carried from outputs (``[model.state]``) are fed by the model itself and 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from edge.contracts import TensorSpec
 from edge.errors import ConfigError
 
-__all__ = ["InputBinding", "VectorFeed", "fill_constant"]
+__all__ = ["InputBinding", "VectorFeed", "fill_constant", "resolve_bindings"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,39 @@ class InputBinding:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise ConfigError(f"{key}.{name}: expected a finite number, got {v!r}")
+
+
+def resolve_bindings(
+    model: Any, bindings: Mapping[str, InputBinding] | None, primary: str | None
+) -> dict[str, InputBinding]:
+    """Check ``bindings`` (``{input name: InputBinding}``) against ``model``'s inputs and return one binding per
+    input it must be fed (every input but those carried as state). Without bindings, a model with one such input
+    has it fed by the ``primary`` sensor. Errors name ``model.inputs.<input>`` and the model's input specs."""
+    bindings = dict(bindings or {})
+    carried = getattr(getattr(model, "state", None), "inputs", frozenset())
+    specs = ", ".join(s.describe() for s in model.inputs)
+    fed = [s for s in model.inputs if s.name not in carried]
+    for in_name, b in bindings.items():
+        key = f"model.inputs.{in_name}"
+        if in_name not in {s.name for s in model.inputs}:
+            raise ConfigError(f"{key}: expected one of the model's inputs ({specs}), got unknown input {in_name!r}")
+        if in_name in carried:
+            raise ConfigError(f"{key}: expected an input not carried as state ([model.state]), got {in_name!r}")
+        b.check(key)
+    if not bindings:
+        if len(fed) != 1:
+            raise ConfigError(
+                f"model: expected one input fed by the primary sensor, got {len(fed)} inputs to feed ({specs}); "
+                "bind each in [model.inputs.<input name>] (sensor = ... or value = ...)"
+            )
+        return {fed[0].name: InputBinding(sensor=primary or "")}
+    missing = [s.describe() for s in fed if s.name not in bindings]
+    if missing:
+        raise ConfigError(
+            f"model.inputs: expected a binding for every model input, got none for {', '.join(missing)} "
+            f"(inputs: {specs}); add [model.inputs.<input name>] with sensor = ... or value = ..."
+        )
+    return bindings
 
 
 def fill_constant(key: str, spec: TensorSpec, buf: np.ndarray, value: Any) -> None:

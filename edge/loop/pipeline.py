@@ -23,7 +23,7 @@ from edge.contracts import LAYOUTS, Model, TensorSpec, image_dims, input_layout
 from edge.errors import ConfigError
 from edge.kernels import tables
 from edge.loop.decision import Decision
-from edge.loop.feeds import InputBinding, VectorFeed, fill_constant
+from edge.loop.feeds import InputBinding, VectorFeed, fill_constant, resolve_bindings
 from edge.loop.policy import BoundPolicy, Policy
 from edge.loop.sensors import SensorSlot
 
@@ -196,31 +196,9 @@ def build_stage(
     ``[model.inputs.*]`` tables) every other input must be bound to a sensor in ``slots`` or a constant. Errors
     name the key (``model.inputs.<input>``) and the model's input specs."""
     spec = spec or PreprocessSpec()
-    bindings = dict(bindings or {})
-    carried = getattr(getattr(model, "state", None), "inputs", frozenset())
-    specs = ", ".join(s.describe() for s in model.inputs)
-    fed = [i for i, s in enumerate(model.inputs) if s.name not in carried]
-    for in_name, b in bindings.items():
-        key = f"model.inputs.{in_name}"
-        if in_name not in {s.name for s in model.inputs}:
-            raise ConfigError(f"{key}: expected one of the model's inputs ({specs}), got unknown input {in_name!r}")
-        if in_name in carried:
-            raise ConfigError(f"{key}: expected an input not carried as state ([model.state]), got {in_name!r}")
-        b.check(key)
     implicit = not bindings
-    if implicit:
-        if len(fed) != 1:
-            raise ConfigError(
-                f"model: expected one input fed by the primary sensor, got {len(fed)} inputs to feed ({specs}); "
-                "bind each in [model.inputs.<input name>] (sensor = ... or value = ...)"
-            )
-        bindings = {model.inputs[fed[0]].name: InputBinding(sensor=primary or "")}
-    missing = [model.inputs[i].describe() for i in fed if model.inputs[i].name not in bindings]
-    if missing:
-        raise ConfigError(
-            f"model.inputs: expected a binding for every model input, got none for {', '.join(missing)} "
-            f"(inputs: {specs}); add [model.inputs.<input name>] with sensor = ... or value = ..."
-        )
+    bindings = resolve_bindings(model, bindings, primary)
+    specs = ", ".join(s.describe() for s in model.inputs)
     slots = slots or {}
     image_input: int | None = None
     lut, plan, cmap, layout = np.zeros((1, 256), np.float32), None, np.zeros(0, np.int32), "NCHW"

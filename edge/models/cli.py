@@ -81,6 +81,7 @@ def _bench(args: argparse.Namespace) -> int:
     from edge.models.bench import bench_model, format_report
     from edge.models.shapes import parse_shape_items
 
+    values = _values(args.value)
     model = load_model(
         args.model,
         shapes=parse_shape_items(args.shape),
@@ -88,11 +89,27 @@ def _bench(args: argparse.Namespace) -> int:
         providers=[args.provider] if args.provider else None,
         threads=args.threads,
         strict=bool(args.provider and args.strict),
-        warmup=max(args.warmup, 1),
+        warmup=0 if values else max(args.warmup, 1),  # constant inputs: warm up on them, in bench_model
     )
-    fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=model.options.threads)
+    fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=model.options.threads, values=values)
     print(json.dumps(fig, indent=2) if args.json else format_report(fig))
     return 0
+
+
+def _values(items: list[str]) -> dict[str, float]:
+    """``--value NAME=NUMBER`` items → ``{name: number}``."""
+    from edge.errors import ConfigError
+
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        try:
+            out[name.strip()] = float(text)
+        except ValueError:
+            raise ConfigError(f"--value: expected NAME=NUMBER such as sr=16000, got {item!r}") from None
+        if not sep or not name.strip():
+            raise ConfigError(f"--value: expected NAME=NUMBER such as sr=16000, got {item!r}")
+    return out
 
 
 def _shape_option(p: argparse.ArgumentParser) -> None:
@@ -155,4 +172,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--profile", help="provider profile TOML, e.g. toolchains/jetson/profile.toml")
     b.add_argument("--json", action="store_true")
     _shape_option(b)
+    b.add_argument("--value", action="append", default=[], metavar="NAME=NUMBER",
+                   help="a constant input instead of random values, e.g. sr=16000 (repeatable)")  # fmt: skip
     b.set_defaults(handler=_bench)

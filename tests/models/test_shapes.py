@@ -176,3 +176,14 @@ def test_cli_shape_on_inspect_and_bench(dyn, capsys) -> None:
     assert "--shape x: dimension 1 is fixed at 4" in capsys.readouterr().err
     assert main(["bench", str(dyn["scale"]), "--shape", "x=1x"]) != 0
     assert "--shape x: expected a shape" in capsys.readouterr().err
+
+
+def test_bench_value_gives_a_constant_input(dyn, capsys) -> None:
+    args = ["bench", str(dyn["reshape3"]), "--shape", "x=6", "--runs", "10", "--warmup", "2", "--json"]
+    assert main([*args, "--value", "x=1.5"]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    assert fig["first_run_ms"] > 0  # loaded without warm-up: the first benchmark run is reported
+    assert main([*args, "--value", "y=1"]) == 2
+    assert "--value y: expected one of the model's inputs (x[6] float32)" in capsys.readouterr().err
+    assert main([*args, "--value", "x=abc"]) == 2
+    assert "--value: expected NAME=NUMBER" in capsys.readouterr().err

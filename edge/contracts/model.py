@@ -40,7 +40,10 @@ class Model(Protocol):
     * ``report``: the :class:`LoadReport` of its load and warm-up.
 
     A model loaded from a package also carries ``package`` (its verified manifest); readers use
-    ``getattr(model, "package", None)``, since a bare model file has none.
+    ``getattr(model, "package", None)``, since a bare model file has none. Optional members, read the same way:
+    ``state`` (the state mapping of a stateful model, ``None`` otherwise) with ``reset_state()``;
+    ``outputs_pending`` (True until the first run of a model whose outputs have dynamic dimensions has bound
+    them: until then their specs hold -1 for unknown dimensions and ``output_buffers`` is replaced at that run).
     """
 
     backend: str

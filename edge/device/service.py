@@ -108,6 +108,10 @@ def build_service(
         load_options["threads"] = m.threads
     if m.providers is not None:
         load_options["providers"] = list(m.providers)
+    if m.shapes:  # [model.shapes], [model.state]: checked against the model when it is loaded
+        load_options["shapes"] = dict(m.shapes)
+    if m.state:
+        load_options["state"] = dict(m.state)
     try:
         loop = _make_loop(
             cfg, policy, slots, primary.name, primary.channel_order, clock, all_sinks, all_taps, load_options
@@ -212,6 +216,7 @@ def _make_loop(
             frame_order,
             PreprocessSpec(_tuple(m.mean), _tuple(m.std), m.channel_order, m.layout),
             SensorSync(cfg.sync_mode, None if cfg.max_skew_ms is None else int(cfg.max_skew_ms * 1e6)),
+            bindings=m.inputs,
         ),
         fallback=FallbackConfig(cfg.hold_frames, cfg.recover_frames, cfg.safe_action, cfg.safe_command),
         swap=SwapSettings(cfg.swap_failure_frames, cfg.swap_probation_frames, load_options),

@@ -2,7 +2,9 @@
 
 See README.md ("Loop") for a complete sample. Tables: ``[device]`` (``id``); ``[loop]`` (``rate_hz``,
 ``deadline_ms``, ``cpus``, ``fifo_priority``, and ``[loop.budgets_ms]`` with a budget per stage); ``[model]``
-(``package``, ``threads``, ``providers``, ``mean``, ``std``, ``channel_order``, ``layout``); ``[sensors.<name>]``
+(``package``, ``threads``, ``providers``, ``mean``, ``std``, ``channel_order``, ``layout``; ``[model.shapes]``
+input name = "1x512"; ``[model.state]`` output name = "input name"; ``[model.inputs.<input name>]`` with ``sensor``,
+``scale``, ``offset`` or a constant ``value``); ``[sensors.<name>]``
 (``source`` = "zmq" | "push" | "video" | "camera" | "v4l2" | "mcap", ``endpoint``, ``bind``, ``stamp``,
 ``shape``, ``dtype``, ``channel_order``, ``stale_ms``, ``min``, ``max``, ``frozen_frames``, ``primary``); ``[sync]``
 (``mode``, ``max_skew_ms``); ``[policy]``
@@ -25,8 +27,11 @@ from typing import Any
 from edge.config import read_toml
 from edge.contracts import STAGES
 from edge.errors import ConfigError
+from edge.loop.feeds import InputBinding
 from edge.loop.settings import Timing
+from edge.models.shapes import parse_shape
 from edge.schema import (
+    Field,
     Schema,
     boolean,
     in_file,
@@ -76,6 +81,9 @@ class ModelConfig:
     std: tuple[float, ...] | float | None
     channel_order: str | None
     layout: str | None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # [model.shapes]: input name → shape
+    state: dict[str, str] = field(default_factory=dict)  # [model.state]: output name → input name
+    inputs: dict[str, InputBinding] = field(default_factory=dict)  # [model.inputs.<input>]: what feeds it
 
 
 @dataclass(frozen=True)
@@ -229,6 +237,38 @@ def _ros2_sensor(key: str, t: dict[str, Any]) -> Ros2SensorConfig | None:
     return Ros2SensorConfig(**keys)
 
 
+# --- [model.shapes], [model.state], [model.inputs.<input name>] (edge.models.shapes, edge.loop.feeds) -----------------
+_SHAPE = Field(
+    "a shape such as '1x512' or [1, 512]",
+    lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(d, int) for d in v)),
+)
+_BINDING = Schema(
+    {
+        "sensor": string(None, nonempty=True),
+        "scale": number(1.0),
+        "offset": number(0.0),
+        "value": Field(
+            "a number or a list of numbers",
+            lambda v: isinstance(v, int | float | list) and not isinstance(v, bool),
+            default=None,
+        ),
+    },
+    into=InputBinding,
+)
+
+
+def _model(mt: dict[str, Any], base: Path, sensors: tuple[SensorConfig, ...]) -> ModelConfig:
+    """``[model]`` with its shapes parsed and its input bindings checked against the sensors (model specs are
+    checked when the model is loaded)."""
+    shapes = {n: parse_shape(f"model.shapes.{n}", v) for n, v in mt["shapes"].items()}
+    names = [s.name for s in sensors]
+    for n, b in mt["inputs"].items():
+        b.check(f"model.inputs.{n}")
+        if b.sensor is not None and b.sensor not in names:
+            raise ConfigError(f"model.inputs.{n}.sensor: expected one of the sensors {names}, got {b.sensor!r}")
+    return ModelConfig(**{**mt, "package": _path(base, mt["package"]), "shapes": shapes})
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 _SENSOR = Schema(
     {
@@ -273,6 +313,9 @@ _SCHEMA = Schema(
                     "std": numbers(None, scalar=True),
                     "channel_order": string(None),
                     "layout": string(None, choices=("NCHW", "NHWC")),
+                    "shapes": table_of(_SHAPE, default={}),
+                    "state": table_of(string(nonempty=True), default={}),
+                    "inputs": table_of(table(_BINDING), default={}),
                 }
             )
         ),
@@ -389,7 +432,7 @@ def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
     safe_command = fb["safe_command"]
     if isinstance(safe_command, float):
         safe_command = (safe_command,) * policy.size
-    model = ModelConfig(**{**mt, "package": _path(base, mt["package"])})
+    model = _model(mt, base, sensors)
     return DeviceConfig(
         path=path,
         device_id=v["device"]["id"],

@@ -64,8 +64,12 @@ class Loop:
     * ``model``: a loaded model (:func:`edge.models.load_model`) or a path to load (with ``swap.load_options``).
     * ``policy``: a :class:`~edge.loop.policy.ClassificationPolicy`, :class:`~edge.loop.policy.RegressionPolicy`
       or :class:`~edge.loop.policy.CallablePolicy`.
-    * ``sensors``: the slots; ``inputs.primary`` names the camera (uint8 ``(H, W, C)``) fed to the model (default:
-      the first).
+    * ``sensors``: the slots; ``inputs.primary`` names the primary sensor (default: the first): a camera
+      (uint8 ``(H, W, C)``) through the preprocessing kernel, or a vector (audio, IMU, range scan) through
+      ``inputs.bindings``; other model inputs are bound to other slots or constants there (:mod:`edge.loop.feeds`).
+    * A stateful model (loaded with ``state={output: input}``, ``[model.state]``) carries its state every frame;
+      it is reset when the model becomes live (start, swap, rollback), on every fallback frame and on
+      :meth:`Loop.reset_state`. A shadow candidate keeps its own state.
     * ``clock`` (default: the monotonic wall clock) and ``timing`` (:class:`~edge.loop.settings.Timing`: rate,
       deadline, first tick, per-stage budgets): the schedule.
     * ``inputs``: :class:`~edge.loop.settings.Inputs` (primary camera, its channel order, preprocessing, sync).
@@ -101,8 +105,7 @@ class Loop:
         if primary not in self.slots:
             raise ConfigError(f"inputs.primary: expected one of {list(self.slots)}, got {primary!r}")
         self.primary = self.slots[primary]
-        if self.primary.dtype.name != "uint8" or len(self.primary.shape) != 3:
-            raise ConfigError(f"sensors.{primary}: expected a uint8 (H, W, channels) camera, got {self.primary.shape}")
+        self.bindings = inputs.bindings
         self.others = tuple(s for s in sensors if s is not self.primary)
         self.clock = clock or MonotonicClock()
         deadline_ns = None if timing.deadline_ms is None else int(timing.deadline_ms * 1e6)
@@ -112,16 +115,20 @@ class Loop:
         self.load_options = dict(self.swap_settings.load_options)
         self.sinks, self.taps = list(sinks), list(taps)
         self.stage = self._build(model)
-        self.ctx = FrameContext(channels=len(self.stage.channel_map))
+        self.ctx = FrameContext(channels=self.stage.channels)
         budgets = timing.stage_budgets_us
         self.budgets = StageBudgets(budgets, self.ctx.stage_us) if budgets else None
-        self.primary.use_signature(self.ctx.stats.shape)
+        # frozen detection: a camera compares its preprocessing stats, any other sensor its value
+        self._signature = self.ctx.stats if self.stage.image else None
+        self.primary.use_signature(self.ctx.stats.shape if self.stage.image else None)
         n = policy.command_size
         self.decision = Decision(n, stage_us=self.ctx.stage_us)
         self.last_good = Decision(n)
         self.safe = safe_decision(self.fallback, getattr(policy, "actions", ()), n)
         self.health = HealthMonitor(self.fallback)
         self._have_good = False
+        self._reset_requested = False
+        self.state_resets = 0  # state resets of the live model: requested, on fallback, on swap/rollback
         self.frames_done = 0  # completed frames (the watchdog watches this)
         self.model_errors = 0
         self.sink_errors = 0
@@ -144,7 +151,17 @@ class Loop:
             from edge.models import load_model
 
             model = load_model(model, **self.load_options)
-        return build_stage(model, self.policy, self.primary.shape, self.frame_order, self.preprocess_spec, self.name)
+        return build_stage(
+            model,
+            self.policy,
+            self.primary.shape,
+            self.frame_order,
+            self.preprocess_spec,
+            self.name,
+            slots=self.slots,
+            primary=self.primary.name,
+            bindings=self.bindings,
+        )
 
     def slot(self, name: str) -> SensorSlot:
         """The sensor slot ``name`` (for :meth:`SensorSlot.push`)."""
@@ -163,8 +180,15 @@ class Loop:
         """Ticks skipped because a frame ended after them (cumulative)."""
         return self.schedule.overruns
 
+    def reset_state(self) -> None:
+        """Ask for the live model's state inputs (``[model.state]``) to be reset to zero before the next frame
+        (safe from any thread; the loop thread does it between two frames)."""
+        self._reset_requested = True
+
     def _set_stage(self, stage: ModelStage) -> None:
         self.stage = stage
+        stage.reset_state()  # a model made live (start, swap, rollback) starts from a fresh state
+        self.state_resets += 1
         self.ctx.outputs = stage.outputs
         self.ctx.model_version = stage.version
         if self.shadow is not None:
@@ -174,6 +198,14 @@ class Loop:
                 log.warning("shadow stopped: %s", exc)
                 self.shadow.close()
                 self.shadow = None
+        if self._bound:
+            for tap in self.taps:
+                tap.bind(self.ctx, stage.model)
+
+    def _outputs_rebound(self, stage: ModelStage) -> None:
+        """The live model's output buffers changed (dynamic outputs bound at its first run, or a data-dependent
+        shape): point the frame record at them and re-bind the taps. Allocates, on that frame only."""
+        self.ctx.outputs = stage.outputs
         if self._bound:
             for tap in self.taps:
                 tap.bind(self.ctx, stage.model)
@@ -248,6 +280,10 @@ class Loop:
     def _frame(self, tick: int) -> int:
         """One frame at ``tick``; returns its end time (clock ns). Allocation-free in steady state."""
         self.hot_swap.between_frames(self.stage)
+        if self._reset_requested:
+            self._reset_requested = False
+            self.stage.reset_state()
+            self.state_resets += 1
         if self.watchdog is not None and self.watchdog.trips != self._watchdog_seen:
             self._watchdog_seen = self.watchdog.trips
             self._event("watchdog", {"trips": self._watchdog_seen})
@@ -287,7 +323,7 @@ class Loop:
             self.stage.preprocess(frame, ctx.stats)
         self._t_pre = t2 = clock.now_ns()
         st[1] = (t2 - t1) * _US
-        flags = primary.assess(frame, tick, ctx.stats)
+        flags = primary.assess(frame, tick, self._signature)
         for other in self.others:
             flags |= other.assess(other.value, tick)
         if frame is not None and self.sync.skewed(primary.capture_ns, self.others):
@@ -300,6 +336,8 @@ class Loop:
         ok = False
         try:
             stage.infer()
+            if stage.outputs is not self.ctx.outputs:  # outputs bound at the model's first run (or re-bound)
+                self._outputs_rebound(stage)
             t3 = clock.now_ns()
             st[2] = (t3 - self._t_pre) * _US
             shadow = self.shadow
@@ -332,6 +370,8 @@ class Loop:
             flags |= FALLBACK
         if flags & FALLBACK:
             self.ctx.fallbacks += 1
+            self.stage.reset_state()  # a state built on frames that failed is not carried on
+            self.state_resets += 1
         return flags
 
     def _deliver(self, tick: int, frame: Any, flags: int) -> int:

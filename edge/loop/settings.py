@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from edge.errors import ConfigError
+from edge.loop.feeds import InputBinding
 from edge.loop.pipeline import PreprocessSpec
 from edge.loop.sensors import SensorSync
 
@@ -53,14 +54,17 @@ class Timing:
 
 @dataclass(frozen=True)
 class Inputs:
-    """What feeds the model: ``primary`` names the camera slot (uint8 ``(H, W, C)``; default: the first sensor),
-    ``frame_order`` its channel order (e.g. ``"RGB"``), ``preprocess`` overrides the package's preprocessing, and
-    ``sync`` says how the other sensors must line up with it."""
+    """What feeds the model: ``primary`` names the primary sensor (a uint8 ``(H, W, C)`` camera, or any other slot
+    for a non-image model; default: the first sensor), ``frame_order`` a camera's channel order (e.g. ``"RGB"``),
+    ``preprocess`` overrides the package's preprocessing, ``sync`` says how the other sensors must line up with it,
+    and ``bindings`` (``{model input name: InputBinding}``, the ``[model.inputs.*]`` tables) feeds each model input
+    from a sensor slot or a constant (empty: the model's one input is fed by the primary sensor)."""
 
     primary: str | None = None
     frame_order: str = "RGB"
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     sync: SensorSync = field(default_factory=SensorSync)
+    bindings: Mapping[str, InputBinding] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.primary is not None and not isinstance(self.primary, str):
@@ -71,3 +75,10 @@ class Inputs:
             raise ConfigError(f"inputs.preprocess: expected a PreprocessSpec, got {self.preprocess!r}")
         if not isinstance(self.sync, SensorSync):
             raise ConfigError(f"inputs.sync: expected a SensorSync, got {self.sync!r}")
+        if not isinstance(self.bindings, Mapping) or not all(
+            isinstance(b, InputBinding) for b in self.bindings.values()
+        ):
+            raise ConfigError(
+                f"inputs.bindings: expected a mapping of input name to InputBinding, got {self.bindings!r}"
+            )
+        object.__setattr__(self, "bindings", MappingProxyType(dict(self.bindings)))

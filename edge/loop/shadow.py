@@ -64,7 +64,7 @@ class ShadowRunner:
         self._input = self.candidate.input_buffers[0]
         self._live_out = np.zeros(live.output_buffers[0].shape, live.output_buffers[0].dtype)
         self._frame: np.ndarray | None = None
-        self._stats = np.zeros((2, len(candidate.channel_map)), np.float64)
+        self._stats = np.zeros((2, candidate.channels), np.float64)
         self.copy_input = True
         self.check_live(live)
         self.skipped = 0
@@ -80,7 +80,9 @@ class ShadowRunner:
         """Refuse a live model whose input or first output differs from what this runner copies."""
         a, b = live.inputs[0], self.candidate.inputs[0]
         self.copy_input = (a.shape, a.dtype, a.scale, a.zero_point) == (b.shape, b.dtype, b.scale, b.zero_point)
-        if live.output_buffers[0].shape != self._live_out.shape or live.output_buffers[0].dtype != self._live_out.dtype:
+        out = live.output_buffers[0]
+        pending = bool(getattr(live, "outputs_pending", False))  # shapes known at its first run: checked in offer
+        if (out.shape != self._live_out.shape and not pending) or out.dtype != self._live_out.dtype:
             raise ConfigError(
                 f"shadow: expected the live model's first output {live.outputs[0].describe()} to match the "
                 f"shadow's buffer [{self._live_out.shape}] {self._live_out.dtype}"
@@ -99,6 +101,8 @@ class ShadowRunner:
             if self._frame is None or self._frame.shape != frame.shape:  # first offer only (set-up)
                 self._frame = np.empty_like(frame)
             np.copyto(self._frame, frame)
+        if self._live_out.shape != live_output.shape:  # outputs bound at the live model's first run: once
+            self._live_out = np.empty_like(live_output)
         np.copyto(self._live_out, live_output)
         self._go.release()
 

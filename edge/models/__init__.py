@@ -21,6 +21,7 @@ from edge.models.base import BoundModel
 from edge.models.integrity import sha256_hex, trust_key_from_env
 from edge.models.options import RuntimeOptions
 from edge.models.package import MODEL_FORMATS, Package, is_archive, read_package
+from edge.models.state import StateCarry
 
 __all__ = [
     "BoundModel",
@@ -70,15 +71,20 @@ def load_model_bytes(fmt: str, data: bytes, opts: RuntimeOptions, source: str = 
     if not data:
         raise ModelError(f"{source}: the model file is empty")
     digest = sha256_hex(data)
+    model: BoundModel
     if fmt == "onnx":
         from edge.models.onnx_backend import OnnxModel
 
-        return OnnxModel(data, opts, source, digest)
-    if fmt == "tflite":
+        model = OnnxModel(data, opts, source, digest)
+    elif fmt == "tflite":
         from edge.models.litert_backend import LiteRTModel
 
-        return LiteRTModel(data, opts, source, digest)
-    raise ModelError(f"{source}: unknown model format {fmt!r}; expected onnx or tflite")
+        model = LiteRTModel(data, opts, source, digest)
+    else:
+        raise ModelError(f"{source}: unknown model format {fmt!r}; expected onnx or tflite")
+    if opts.state:
+        model.state = StateCarry(model, opts.state)
+    return model
 
 
 def load_model(
@@ -95,6 +101,8 @@ def load_model(
 ) -> BoundModel:
     """Load a ``.onnx``/``.tflite`` model or a model package, bind its buffers and warm it up.
 
+    ``shapes`` (``{input: (1, 512)}`` or ``"1x512"``: dynamic input dimensions) and ``state`` (``{output: input}``
+    carried between runs of a stateful model) are :class:`RuntimeOptions` fields, checked against the graph.
     ``providers``/``threads``/``strict``/``warmup`` and any other :class:`RuntimeOptions` field given as a keyword
     override ``options``; ``profile`` (a provider profile file such as ``toolchains/jetson/profile.toml``, see
     :mod:`edge.models.profile`) is applied on top of ``options`` and under the keywords. ``trust_key`` (Ed25519

@@ -13,7 +13,7 @@ import zlib
 
 from edge.errors import EdgeError, IntegrityError, ModelError
 
-__all__ = ["PACKAGE_ERRORS", "model_error", "package_error"]
+__all__ = ["PACKAGE_ERRORS", "model_error", "package_error", "run_error"]
 
 # what decoding an untrusted archive or manifest may raise besides edge errors; callers catch these and map them
 PACKAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -67,3 +67,11 @@ def model_error(exc: BaseException, what: str) -> EdgeError:
     if any(s in lowered for s in ("protobuf", "parse", "truncat", "flatbuffer", "not a valid", "identifier", "decode")):
         hint = " (the file looks truncated or corrupt)"
     return ModelError(f"{what}: {kind}: {first}{hint}")
+
+
+def run_error(exc: BaseException, what: str, inputs: str) -> EdgeError:
+    """Map a foreign exception raised while running a loaded model to a :class:`ModelError`: the model rejected
+    its input (``inputs``: the input specs as bound), never a corrupt file — the file parsed when it was loaded."""
+    if isinstance(exc, EdgeError):
+        return exc
+    return ModelError(f"{what}: the model rejected its input ({inputs}): {type(exc).__name__}: {_first_line(exc)}")

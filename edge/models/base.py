@@ -14,6 +14,7 @@ import numpy as np
 
 from edge.contracts import LoadReport, TensorSpec
 from edge.errors import ShapeError
+from edge.models.state import StateCarry
 
 __all__ = ["BoundModel"]
 
@@ -35,6 +36,7 @@ class BoundModel:
     input_buffers: tuple[np.ndarray, ...] = ()
     output_buffers: tuple[np.ndarray, ...] = ()
     report: LoadReport
+    state: StateCarry | None = None  # the state mapping (RuntimeOptions.state), None for a stateless model
 
     def _invoke(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -45,6 +47,7 @@ class BoundModel:
         With no argument the model reads ``input_buffers`` as they are: the zero-copy path, for a preprocessing
         kernel that writes straight into them. With one array per input, each is checked against its spec
         (:class:`ShapeError` naming the spec on a wrong dtype or shape) and copied into the bound buffer.
+        A stateful model (``state=`` at load) then copies each mapped output into its input for the next run.
         Allocates nothing in steady state.
         """
         if arrays:
@@ -56,7 +59,14 @@ class BoundModel:
                     spec.check(arr)
                     np.copyto(buf, arr)
         self._invoke()
+        if self.state is not None:
+            self.state.carry()
         return self.output_buffers
+
+    def reset_state(self) -> None:
+        """Put the state inputs of a stateful model back to zero (no-op for a stateless one)."""
+        if self.state is not None:
+            self.state.reset()
 
     def _fill_neutral(self) -> None:
         """Inputs at their zero point (quantized) or zero (float): a valid, deterministic warm-up input."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.errors import ConfigError
 from edge.models.base import BoundModel
 from edge.models.machine import format_features, machine_block
 
@@ -72,15 +73,34 @@ def _time(fn: Callable[[], Any], n: int) -> np.ndarray:
 
 
 def bench_model(
-    model: BoundModel, *, runs: int = 1000, warmup: int = 50, threads: int | None = None, block: int = 50, seed: int = 0
+    model: BoundModel,
+    *,
+    runs: int = 1000,
+    warmup: int = 50,
+    threads: int | None = None,
+    block: int = 50,
+    seed: int = 0,
+    values: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Figures for ``model``: edge and bare latency stats, overhead (µs and ratio), first-run and load times, and
-    the machine (CPU, int8 features, load when the timing started)."""
+    """Figures for ``model``: edge and bare latency stats, overhead (µs and ratio), first-run and load times.
+
+    Inputs are seeded random values, except those named in ``values`` (``--value sr=16000``: a constant input such
+    as a sample rate, which a model may refuse to run with at random). When the model was loaded without warm-up,
+    the first run reported is the first benchmark run (on these inputs). The figures carry the machine (CPU, int8
+    features, load when the timing started)."""
     machine = machine_block()
+    values = dict(values or {})
+    names = [s.name for s in model.inputs]
+    for name in values:
+        if name not in names:
+            specs = ", ".join(s.describe() for s in model.inputs)
+            raise ConfigError(f"--value {name}: expected one of the model's inputs ({specs}), got {name!r}")
     rng = np.random.default_rng(seed)
     inputs = []
     for s in model.inputs:
-        if s.dtype.kind in "iu":
+        if s.name in values:
+            inputs.append(np.full(s.shape, values[s.name]).astype(s.dtype))
+        elif s.dtype.kind in "iu":
             info = np.iinfo(s.dtype)
             inputs.append(rng.integers(info.min, info.max, s.shape, dtype=s.dtype, endpoint=True))
         else:
@@ -93,6 +113,9 @@ def bench_model(
     def edge_fn() -> Any:
         return edge_run()
 
+    first_ms = model.report.first_run_ms
+    if first_ms is None:
+        first_ms = float(_time(edge_fn, 1)[0] * 1e3)
     _time(edge_fn, warmup)
     _time(bare, warmup)
     edge_t, bare_t = [], []
@@ -113,7 +136,7 @@ def bench_model(
         "runs": runs,
         "threads": threads,
         "load_ms": r.load_ms,
-        "first_run_ms": r.first_run_ms,
+        "first_run_ms": first_ms,
         "warm_ms": r.warm_ms,
         "edge": e,
         "bare": b,

@@ -57,8 +57,9 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from edge.models.inspect import inspect_path
+    from edge.models.shapes import parse_shape_items
 
-    info = inspect_path(args.path, args.trust_key)
+    info = inspect_path(args.path, args.trust_key, parse_shape_items(args.shape))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -78,16 +79,19 @@ def _inspect(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from edge.models import load_model
     from edge.models.bench import bench_model, format_report
+    from edge.models.shapes import parse_shape_items
 
+    values = _values(args.value)
     model = load_model(
         args.model,
+        shapes=parse_shape_items(args.shape),
         profile=args.profile,
         providers=[args.provider] if args.provider else None,
         threads=args.threads,
         strict=bool(args.provider and args.strict),
-        warmup=max(args.warmup, 1),
+        warmup=0 if values else max(args.warmup, 1),  # constant inputs: warm up on them, in bench_model
     )
-    fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=model.options.threads)
+    fig = bench_model(model, runs=args.runs, warmup=args.warmup, threads=model.options.threads, values=values)
     print(json.dumps(fig, indent=2) if args.json else format_report(fig))
     return 0
 
@@ -116,6 +120,32 @@ def _select(args: argparse.Namespace) -> int:
     out = write_selection(args.package, pkg, trials, chosen)
     print(f"chose {chosen.file} ({chosen.options}, {chosen.p50_us:.1f} µs) -> {out}")
     return 0
+
+
+def _values(items: list[str]) -> dict[str, float]:
+    """``--value NAME=NUMBER`` items → ``{name: number}``."""
+    from edge.errors import ConfigError
+
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        try:
+            out[name.strip()] = float(text)
+        except ValueError:
+            raise ConfigError(f"--value: expected NAME=NUMBER such as sr=16000, got {item!r}") from None
+        if not sep or not name.strip():
+            raise ConfigError(f"--value: expected NAME=NUMBER such as sr=16000, got {item!r}")
+    return out
+
+
+def _shape_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="shape of a dynamic input, e.g. input=1x512 (repeatable; checked against the graph)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -151,6 +181,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("path")
     p.add_argument("--trust-key", help="Ed25519 public key (PEM) to check a package's signature with")
     p.add_argument("--json", action="store_true")
+    _shape_option(p)
     p.set_defaults(handler=_inspect)
 
     p = sub.add_parser("select", help="time the package's variants on this machine and record the fastest that passes")
@@ -174,4 +205,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--strict", action="store_true", help="fail when --provider is not available")
     b.add_argument("--profile", help="provider profile TOML, e.g. toolchains/jetson/profile.toml")
     b.add_argument("--json", action="store_true")
+    _shape_option(b)
+    b.add_argument("--value", action="append", default=[], metavar="NAME=NUMBER",
+                   help="a constant input instead of random values, e.g. sr=16000 (repeatable)")  # fmt: skip
     b.set_defaults(handler=_bench)

@@ -6,10 +6,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge.errors import ModelError
 from edge.models._foreign import model_error
 from edge.models.integrity import sha256_hex
-from edge.models.options import RuntimeOptions
+from edge.models.shapes import fit_shapes
 
 __all__ = ["describe_model", "inspect_path"]
 
@@ -65,23 +67,87 @@ def _tflite_graph(data: bytes) -> dict[str, Any]:
     }
 
 
-def describe_model(fmt: str, data: bytes, source: str) -> dict[str, Any]:
-    """IO spec (loaded once, no warm-up), quantization scheme, operator counts, opset, size and sha256."""
-    from edge.models import load_model_bytes
+def _onnx_io(data: bytes) -> tuple[list[tuple[str, list[Any], str]], list[tuple[str, list[Any], str]], dict]:
+    import onnx
+    from onnx import helper
 
+    from edge.models.onnx_backend import quant_params
+
+    model = onnx.load_model_from_string(data)
+    inits = {t.name for t in model.graph.initializer}
+
+    def io(values: Any) -> list[tuple[str, list[Any], str]]:
+        out = []
+        for v in values:
+            if v.name in inits:
+                continue
+            t = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+            out.append((v.name, dims, np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).name))
+        return out
+
+    ins, outs = io(model.graph.input), io(model.graph.output)
+    ints = {n for n, _, t in (*ins, *outs) if t in ("uint8", "int8")}
+    return ins, outs, quant_params(data, ints) if ints else {}
+
+
+def _tflite_io(data: bytes) -> tuple[list[tuple[str, list[Any], str]], list[tuple[str, list[Any], str]], dict]:
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.ModelT.InitFromPackedBuf(data, 0)
+    sg = m.subgraphs[0]
+    types = {v: k.lower() for k, v in vars(s.TensorType).items() if not k.startswith("_")}
+    qp: dict[str, tuple[float, int]] = {}
+
+    def io(indexes: Any) -> list[tuple[str, list[Any], str]]:
+        out = []
+        for i in indexes:
+            t = sg.tensors[i]
+            name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+            sig = t.shapeSignature if t.shapeSignature is not None and len(t.shapeSignature) else t.shape
+            dims = [int(d) if int(d) > 0 else None for d in (sig if sig is not None else [])]
+            q = t.quantization
+            if q is not None and q.scale is not None and len(q.scale) == 1 and float(q.scale[0]) != 0.0:
+                qp[name] = (float(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0)
+            out.append((name, dims, types.get(t.type, "?")))
+        return out
+
+    return io(sg.inputs), io(sg.outputs), qp
+
+
+def _spec_dict(name: str, dims: list[Any], dtype: str, qp: dict[str, tuple[float, int]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "shape": [d if d is not None else "?" for d in dims], "dtype": dtype}
+    if name in qp:
+        out["scale"], out["zero_point"] = qp[name]
+    return out
+
+
+def describe_model(
+    fmt: str, data: bytes, source: str, shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, Any]:
+    """IO spec, quantization scheme, operator counts, opset, size and sha256, read from the graph alone (no runtime
+    session, no inference). Dynamic dimensions are shown by their symbolic name (``"?"`` when unnamed); ``shapes``
+    (``--shape``) fixes input dimensions, checked against the graph like :func:`edge.models.load_model` does."""
     graph = _onnx_graph(data) if fmt == "onnx" else _tflite_graph(data)
-    model = load_model_bytes(fmt, data, RuntimeOptions(warmup=0, providers=("cpu",)), source)
+    try:
+        ins, outs, qp = _onnx_io(data) if fmt == "onnx" else _tflite_io(data)
+    except Exception as exc:
+        raise model_error(exc, f"parsing {fmt} model {source}") from exc
+    fixed = fit_shapes(shapes or {}, ins, key="--shape") if shapes else {}
+    inputs = [_spec_dict(n, list(fixed.get(n, d)), t, qp) for n, d, t in ins]
     return {
         "format": fmt,
         "size_bytes": len(data),
         "sha256": sha256_hex(data),
-        "inputs": [s.to_dict() for s in model.inputs],
-        "outputs": [s.to_dict() for s in model.outputs],
+        "inputs": inputs,
+        "outputs": [_spec_dict(n, d, t, qp) for n, d, t in outs],
         **graph,
     }
 
 
-def inspect_path(path: str | Path, trust_key: Any | None = None) -> dict[str, Any]:
+def inspect_path(
+    path: str | Path, trust_key: Any | None = None, shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, Any]:
     """A JSON-able description of a bare model or a package (packages are verified first)."""
     from edge.models import read_model_source
 
@@ -89,7 +155,7 @@ def inspect_path(path: str | Path, trust_key: Any | None = None) -> dict[str, An
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
     fmt, data, pkg = read_model_source(path, trust_key)
-    out: dict[str, Any] = {"path": str(path), **describe_model(fmt, data, str(path))}
+    out: dict[str, Any] = {"path": str(path), **describe_model(fmt, data, str(path), shapes)}
     if pkg is not None:
         m = pkg.manifest
         out["package"] = {

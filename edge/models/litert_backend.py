@@ -17,10 +17,11 @@ import numpy as np
 
 from edge.contracts import TensorSpec
 from edge.errors import UnavailableError
-from edge.models._foreign import model_error
+from edge.models._foreign import model_error, run_error
 from edge.models.base import BoundModel
 from edge.models.options import RuntimeOptions
 from edge.models.providers import canonical
+from edge.models.shapes import fit_shapes
 
 __all__ = ["LiteRTModel", "interpreter_class"]
 
@@ -57,6 +58,12 @@ def _litert_provider(opts: RuntimeOptions) -> str:
     return (usable or ["xnnpack"])[0]
 
 
+def _signature(d: dict[str, Any]) -> list[int]:
+    """The tensor's graph shape with -1 for each dynamic dimension (``shape_signature``; ``shape`` when absent)."""
+    sig = d.get("shape_signature")
+    return [int(x) for x in (sig if sig is not None and len(sig) else d["shape"])]
+
+
 class LiteRTModel(BoundModel):
     """A ``.tflite`` model on LiteRT (see :class:`BoundModel` for the contract)."""
 
@@ -76,12 +83,18 @@ class LiteRTModel(BoundModel):
             interp = Interpreter(
                 model_content=self.model_bytes, num_threads=opts.threads or 1, experimental_op_resolver_type=resolver
             )
-            for d in interp.get_input_details():
-                if d["name"] in opts.shapes:
-                    interp.resize_tensor_input(d["index"], list(opts.shapes[d["name"]]))
-            interp.allocate_tensors()
         except Exception as exc:
             raise model_error(exc, f"loading TFLite model {source}") from exc
+        details = interp.get_input_details()
+        graph = [(d["name"], _signature(d), np.dtype(d["dtype"]).name) for d in details]
+        shapes = fit_shapes(opts.shapes, graph)
+        try:
+            for d in details:
+                if tuple(shapes[d["name"]]) != tuple(int(x) for x in d["shape"]):
+                    interp.resize_tensor_input(d["index"], list(shapes[d["name"]]))
+            interp.allocate_tensors()
+        except Exception as exc:
+            raise model_error(exc, f"loading TFLite model {source} with input shapes {shapes}") from exc
         load_ms = (time.perf_counter() - t0) * 1e3
         self.interpreter = interp
         self.inputs = tuple(self._spec(d) for d in interp.get_input_details())
@@ -89,7 +102,9 @@ class LiteRTModel(BoundModel):
         self.input_buffers = tuple(interp.tensor(d["index"])() for d in interp.get_input_details())
         self.output_buffers = tuple(interp.tensor(d["index"])() for d in interp.get_output_details())
         self._raw_invoke = interp._interpreter.Invoke
-        self._warm_up(opts.warmup, load_ms, source, sha256)
+        self._input_desc = ", ".join(s.describe() for s in self.inputs)
+        static = all(-1 not in _signature(d) for d in (*details, *interp.get_output_details()))
+        self._warm_up(opts.warmup_runs(static), load_ms, source, sha256)
 
     @staticmethod
     def _spec(d: dict[str, Any]) -> TensorSpec:
@@ -107,7 +122,7 @@ class LiteRTModel(BoundModel):
         try:
             self._raw_invoke()
         except Exception as exc:
-            raise model_error(exc, "running TFLite model") from exc
+            raise run_error(exc, "running TFLite model", self._input_desc) from exc
 
     def bare(self) -> Any:
         """The underlying LiteRT ``Interpreter`` (for benchmarks and debugging)."""

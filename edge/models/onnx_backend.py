@@ -16,10 +16,11 @@ import numpy as np
 from edge.contracts import TensorSpec
 from edge.errors import ModelError
 from edge.models import _onnx_wire
-from edge.models._foreign import model_error
+from edge.models._foreign import model_error, run_error
 from edge.models.base import BoundModel
 from edge.models.options import RuntimeOptions
 from edge.models.providers import canonical, resolve_ort, session_options
+from edge.models.shapes import fit_shapes, is_static
 
 __all__ = ["ORT_DTYPES", "OnnxModel", "has_qdq", "quant_params"]
 
@@ -44,6 +45,11 @@ def quant_params(model_bytes: bytes, names: set[str]) -> dict[str, tuple[float, 
     return _onnx_wire.quant_params(model_bytes, names)
 
 
+def _dtype_name(arg: Any) -> str:
+    t = ORT_DTYPES.get(arg.type)
+    return np.dtype(t).name if t is not None else arg.type
+
+
 def has_qdq(model_bytes: bytes) -> bool:
     """Whether the graph carries QuantizeLinear/DequantizeLinear nodes (an explicitly quantized model)."""
     import onnx
@@ -55,14 +61,18 @@ def has_qdq(model_bytes: bytes) -> bool:
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 
 
-def _concrete(shape: list[Any], name: str, opts: RuntimeOptions) -> tuple[int, ...]:
-    if name in opts.shapes:
-        return tuple(int(d) for d in opts.shapes[name])
-    return tuple(d if isinstance(d, int) and d > 0 else 1 for d in shape)
-
-
 class OnnxModel(BoundModel):
-    """A ``.onnx`` model on ONNX Runtime (see :class:`BoundModel` for the contract)."""
+    """A ``.onnx`` model on ONNX Runtime (see :class:`BoundModel` for the contract).
+
+    Inputs take their declared shapes (``opts.shapes``, checked against the graph) or 1 for each dynamic dimension.
+    Outputs whose graph shape is fixed are numpy buffers bound once. An output with a dynamic dimension is bound to
+    the CPU device instead, so ONNX Runtime allocates it during the first real run and reports its shape; that run's
+    values are copied into a numpy buffer of that shape, which is then bound for every later run. Until then its
+    spec has -1 for the unknown dimensions and its buffer is empty (:attr:`outputs_pending`). When a later run
+    produces another shape (a data-dependent output), the model is re-bound the same way on that run, and
+    ``output_buffers`` becomes a new tuple (:attr:`rebinds` counts it). Nothing is ever run at load unless
+    ``opts.warmup`` asks for it.
+    """
 
     backend = "onnxruntime"
 
@@ -71,6 +81,7 @@ class OnnxModel(BoundModel):
     ) -> None:
         import onnxruntime as ort
 
+        self._ort = ort
         providers = resolve_ort(opts, quantized=has_qdq(model_bytes) if opts.trt_int8 == "auto" else False)
         t0 = time.perf_counter()
         try:
@@ -82,35 +93,38 @@ class OnnxModel(BoundModel):
         ins, outs = self.session.get_inputs(), self.session.get_outputs()
         int_names = {a.name for a in (*ins, *outs) if a.type in ("tensor(uint8)", "tensor(int8)")}
         qp = quant_params(model_bytes, int_names) if int_names else {}
-        self.inputs = tuple(self._spec(a, _concrete(a.shape, a.name, opts), qp) for a in ins)
+        graph = [(a.name, list(a.shape), _dtype_name(a)) for a in ins]
+        shapes = fit_shapes(opts.shapes, graph)
+        self.inputs = tuple(self._spec(a, shapes[a.name], qp) for a in ins)
         self.input_buffers = tuple(np.zeros(s.shape, s.dtype) for s in self.inputs)
         self._fill_neutral()
-        out_shapes = [tuple(a.shape) for a in outs]
-        first_ms = None
-        if not all(isinstance(d, int) and d > 0 for shp in out_shapes for d in shp):
-            # dynamic output dims: one plain run tells their sizes for the bound input shapes
-            t1 = time.perf_counter()
-            res = self._plain_run()
-            first_ms = (time.perf_counter() - t1) * 1e3
-            out_shapes = [r.shape for r in res]
-        self.outputs = tuple(self._spec(a, tuple(shp), qp) for a, shp in zip(outs, out_shapes, strict=True))
-        self.output_buffers = tuple(np.zeros(s.shape, s.dtype) for s in self.outputs)
+        self._qp = qp
+        self._dynamic = tuple(not is_static(a.shape) for a in outs)
+        self.outputs = tuple(
+            self._spec(a, tuple(d if isinstance(d, int) and d > 0 else -1 for d in a.shape), qp) for a in outs
+        )
+        self.output_buffers = tuple(np.zeros(tuple(max(d, 0) for d in s.shape), s.dtype) for s in self.outputs)
+        self.outputs_pending = any(self._dynamic)
+        self.rebinds = 0
         self._binding = self.session.io_binding()
-        self._ortvalues = []  # keep the OrtValues alive: they share memory with the numpy buffers
+        self._ortvalues: list[Any] = []  # keep the OrtValues alive: they share memory with the numpy buffers
         for spec, buf in zip(self.inputs, self.input_buffers, strict=True):
             ov = ort.OrtValue.ortvalue_from_numpy(buf)
             self._ortvalues.append(ov)
             self._binding.bind_ortvalue_input(spec.name, ov)
-        for spec, buf in zip(self.outputs, self.output_buffers, strict=True):
-            ov = ort.OrtValue.ortvalue_from_numpy(buf)
-            self._ortvalues.append(ov)
-            self._binding.bind_ortvalue_output(spec.name, ov)
+        self._out_values: list[Any] = [None] * len(self.outputs)
+        for i, (spec, buf) in enumerate(zip(self.outputs, self.output_buffers, strict=True)):
+            if self._dynamic[i]:
+                self._binding.bind_output(spec.name, "cpu")
+            else:
+                self._out_values[i] = ov = ort.OrtValue.ortvalue_from_numpy(buf)
+                self._binding.bind_ortvalue_output(spec.name, ov)
         self._run_options = ort.RunOptions()
         self._sess_run = self.session._sess.run_with_iobinding  # the C++ call, skipping a Python frame per run
         self._raw_binding = self._binding._iobinding
-        self._warm_up(opts.warmup, load_ms, source, sha256)
-        if first_ms is not None:
-            self.report = type(self.report)(**{**self.report.__dict__, "first_run_ms": first_ms})
+        self._input_desc = ", ".join(s.describe() for s in self.inputs)
+        static = all(is_static(a.shape) for a in (*ins, *outs))
+        self._warm_up(opts.warmup_runs(static), load_ms, source, sha256)
 
     @staticmethod
     def _spec(arg: Any, shape: tuple[int, ...], qp: dict[str, tuple[float, int]]) -> TensorSpec:
@@ -119,18 +133,47 @@ class OnnxModel(BoundModel):
         scale, zp = qp.get(arg.name, (None, None))
         return TensorSpec(arg.name, shape, np.dtype(ORT_DTYPES[arg.type]), scale, zp)
 
-    def _plain_run(self) -> list[np.ndarray]:
-        feeds = {s.name: b for s, b in zip(self.inputs, self.input_buffers, strict=True)}
-        try:
-            return self.session.run(None, feeds)
-        except Exception as exc:
-            raise model_error(exc, "running ONNX model") from exc
-
     def _invoke(self) -> None:
         try:
             self._sess_run(self._raw_binding, self._run_options)
         except Exception as exc:
-            raise model_error(exc, "running ONNX model") from exc
+            if not any(self._dynamic) or self.outputs_pending:
+                raise run_error(exc, "running ONNX model", self._input_desc) from exc
+            self._unbind_dynamic()  # a data-dependent output may have changed its shape: let ORT allocate it
+            try:
+                self._sess_run(self._raw_binding, self._run_options)
+            except Exception as exc2:
+                raise run_error(exc2, "running ONNX model", self._input_desc) from exc2
+            self.rebinds += 1
+            self._adopt_outputs()
+            return
+        if self.outputs_pending:
+            self._adopt_outputs()
+
+    def _unbind_dynamic(self) -> None:
+        for spec, dyn in zip(self.outputs, self._dynamic, strict=True):
+            if dyn:
+                self._binding.bind_output(spec.name, "cpu")
+        self.outputs_pending = True
+
+    def _adopt_outputs(self) -> None:
+        """After a run with dynamic outputs on the device: numpy buffers of the shapes it produced, filled with its
+        values and bound for the next runs (allocates; only on the first run and when a shape changes)."""
+        values = self._binding.get_outputs()
+        outputs, buffers = list(self.outputs), list(self.output_buffers)
+        for i, (spec, ov) in enumerate(zip(self.outputs, values, strict=True)):
+            if not self._dynamic[i]:
+                continue
+            arr = ov.numpy()
+            buf = np.array(arr, dtype=spec.dtype, copy=True, order="C")
+            outputs[i] = TensorSpec(
+                spec.name, tuple(int(d) for d in buf.shape), spec.dtype, spec.scale, spec.zero_point
+            )
+            buffers[i] = buf
+            self._out_values[i] = bound = self._ort.OrtValue.ortvalue_from_numpy(buf)
+            self._binding.bind_ortvalue_output(spec.name, bound)
+        self.outputs, self.output_buffers = tuple(outputs), tuple(buffers)
+        self.outputs_pending = False
 
     def bare(self) -> Any:
         """The underlying ``onnxruntime.InferenceSession`` (for benchmarks and debugging)."""

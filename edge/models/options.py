@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edge.errors import ConfigError
+from edge.models.shapes import parse_shapes
 
 __all__ = ["CUDNN_ALGO_SEARCH", "GRAPH_OPT_LEVELS", "RuntimeOptions"]
 
@@ -25,7 +26,9 @@ class RuntimeOptions:
     * ``inter_op_threads``: ONNX Runtime inter-op threads (only used with parallel execution; 1 by default).
     * ``spinning``: let idle ONNX Runtime workers spin; off by default so the pool does not starve other threads.
     * ``graph_optimization``: one of ``GRAPH_OPT_LEVELS``.
-    * ``warmup``: inference runs made at load time (on zero-point-filled inputs); the first is timed separately.
+    * ``warmup``: inference runs made at load time (on zero-point-filled inputs at the declared shapes); the first is
+      timed separately. ``None`` (the default): 3 for a model whose graph has no dynamic dimension, else 0, so a
+      model with dynamic dimensions is never run on made-up zeros unless the caller asks for warm-up runs.
     * ``trt_engine_cache_dir``/``trt_timing_cache_dir``: where TensorRT keeps built engines and its layer-timing
       cache (both make the second start of a device seconds instead of minutes); ``None`` turns a cache off.
     * ``trt_fp16``: let TensorRT pick fp16 kernels; ``trt_int8``: ``True``, ``False`` or ``"auto"`` (on exactly when
@@ -36,7 +39,11 @@ class RuntimeOptions:
     * ``cuda_device_id``, ``cuda_mem_limit_mb`` (MiB, ``None`` = no limit), ``cudnn_conv_algo_search``
       (``"EXHAUSTIVE"``, ``"HEURISTIC"`` or ``"DEFAULT"``): CUDA execution provider settings, also used by TensorRT
       for the device id.
-    * ``shapes``: fixes dynamic dimensions per input name; otherwise every dynamic dimension becomes 1.
+    * ``shapes``: the shape of an input by name (``(1, 512)``, ``[1, 512]`` or ``"1x512"``), fixing its dynamic
+      dimensions; checked against the graph at load (:mod:`edge.models.shapes`). Otherwise every dynamic
+      dimension becomes 1.
+    * ``state``: ``{output name: input name}`` for a stateful model: after each run the output is copied into the
+      input (:mod:`edge.models.state`); checked against the model's specs at load.
     * ``session_config``: ONNX Runtime session config entries (``add_session_config_entry``), e.g. the ones
       ``edge model select`` tries for int8 on CPUs without VNNI (:mod:`edge.models.select`).
     """
@@ -47,7 +54,7 @@ class RuntimeOptions:
     inter_op_threads: int = 1
     spinning: bool = False
     graph_optimization: str = "all"
-    warmup: int = 3
+    warmup: int | None = None
     trt_engine_cache_dir: str | None = None
     trt_timing_cache_dir: str | None = None
     trt_fp16: bool = False
@@ -60,6 +67,7 @@ class RuntimeOptions:
     cudnn_conv_algo_search: str | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     session_config: dict[str, str] = field(default_factory=dict)
+    state: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
@@ -70,11 +78,18 @@ class RuntimeOptions:
             raise ConfigError(
                 f"graph_optimization: expected one of {GRAPH_OPT_LEVELS}, got {self.graph_optimization!r}"
             )
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ConfigError(f"warmup: expected an integer >= 0, got {self.warmup!r}")
+        if self.warmup is not None and (not isinstance(self.warmup, int) or self.warmup < 0):
+            raise ConfigError(f"warmup: expected an integer >= 0 or None, got {self.warmup!r}")
+        object.__setattr__(self, "shapes", parse_shapes(self.shapes))
         self._check_gpu_fields()
         if isinstance(self.providers, str):
             object.__setattr__(self, "providers", (self.providers,))
+
+    def warmup_runs(self, static: bool) -> int:
+        """Warm-up runs for a model whose graph is all fixed dimensions (``static``) or not."""
+        if self.warmup is not None:
+            return self.warmup
+        return 3 if static else 0
 
     def _check_gpu_fields(self) -> None:
         if self.trt_int8 not in (True, False, "auto"):

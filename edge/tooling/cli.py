@@ -57,7 +57,9 @@ def _profile(args: argparse.Namespace) -> int:
     from edge.tooling.toolchain import reference_profile
 
     data = _load(args.frames, ("frames", "pixel_stats"))
-    model = load_model(args.model, warmup=0)
+    from edge.models.shapes import parse_shape_items
+
+    model = load_model(args.model, warmup=0, shapes=parse_shape_items(args.shape))
     pre = dict(model.package.manifest.get("preprocess", {})) if getattr(model, "package", None) else {}
     mean = args.mean or tuple(pre.get("mean", (0.0, 0.0, 0.0)))
     std = args.std or tuple(pre.get("std", (1.0, 1.0, 1.0)))
@@ -96,6 +98,8 @@ def register_model_actions(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mean", type=_floats, default=None)
     p.add_argument("--std", type=_floats, default=None)
     p.add_argument("--bins", type=int, default=13)
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS",
+                   help="shape of a dynamic input, e.g. input=1x512 (repeatable)")  # fmt: skip
     p.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=False,
                    help="also profile the model's output values (quantile bins)")  # fmt: skip
     p.add_argument("--predictions", action=argparse.BooleanOptionalAction, default=False,

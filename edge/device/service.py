@@ -79,6 +79,11 @@ def build_service(
         policy = ClassificationPolicy(
             p.actions, min_confidence=p.min_confidence, low_confidence_action=p.low_confidence_action
         )
+    elif p.kind == "detection":
+        from edge.loop.detect import policy_from_config
+
+        shape = next(s for s in cfg.sensors if s.primary).shape
+        policy = policy_from_config(p.detection or {}, p.actions, (shape[0], shape[1]))
     else:
         policy = RegressionPolicy(p.size, lo=p.lo, hi=p.hi, max_rate=p.max_rate, rate_hz=rate)
     slots = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,15 @@ from edge.errors import ConfigError
 from edge.loop.decision import Decision
 from edge.loop.policy import _Dequant
 
-__all__ = ["DetectionPolicy", "RoiRule", "SsdAnchorOptions", "SsdDecoder", "YoloDecoder", "ssd_anchors"]
+__all__ = [
+    "DetectionPolicy",
+    "RoiRule",
+    "SsdAnchorOptions",
+    "SsdDecoder",
+    "YoloDecoder",
+    "policy_from_config",
+    "ssd_anchors",
+]
 
 
 @dataclass(frozen=True)
@@ -367,3 +376,41 @@ class BoundDetection:
             if area > 0.0 and inter >= rule.min_inside * area and s > best:
                 best = s
         return best
+
+
+def policy_from_config(det: dict[str, Any], actions: Sequence[str], frame_size: tuple[int, int]) -> DetectionPolicy:
+    """The policy of a ``[policy]`` table with ``kind = "detection"`` (``det``: its detection keys, as
+    :func:`edge.loop.config.parse_config` read them) for camera frames of ``frame_size`` (H, W)."""
+    decoder: SsdDecoder | YoloDecoder
+    if det["format"] == "ssd":
+        a = dict(det["anchors"])
+        a["strides"], a["aspect_ratios"] = tuple(a["strides"]), tuple(a["aspect_ratios"])
+        decoder = SsdDecoder(
+            SsdAnchorOptions(**a),
+            boxes_output=det["boxes_output"] if det["boxes_output"] is not None else 0,
+            scores_output=det["scores_output"] if det["scores_output"] is not None else 1,
+            box_order=det["box_order"],
+            scales=tuple(det["box_scales"]),
+            exp_size=det["exp_size"],
+            sigmoid=det["sigmoid"],
+        )
+    else:
+        out = det["output"] if det["output"] is not None else 0
+        decoder = YoloDecoder(output=out, layout=det["layout"], units=det["box_units"])
+    rule = RoiRule(
+        classes=tuple(det["trigger_classes"] or ()),
+        roi=det["roi"],
+        min_inside=det["min_inside"],
+        min_score=det["min_score"],
+        frames=det["trigger_frames"],
+    )
+    return DetectionPolicy(
+        decoder,
+        frame_size,
+        labels=det["labels"] or (),
+        score_threshold=det["score_threshold"],
+        iou_threshold=det["iou_threshold"],
+        max_detections=det["max_detections"],
+        rule=rule,
+        actions=actions,
+    )

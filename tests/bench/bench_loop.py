@@ -15,6 +15,8 @@
 * **P8** ``start_to_first_decision_s`` (target <= 1.5 s): ``edge run device.toml`` started as a process, frames fed
   over ZeroMQ; time from process start to the first model decision received on the decision socket. The bare
   interpreter start (``python -c pass``) is printed beside it for reference.
+* **Detectors** ``detector_frame_time_ratio`` (< 1 is better; target <= 0.8): BlazeFace through ``Loop.step()`` with
+  the detection policy vs a hand-written NumPy + LiteRT loop (tests/bench/detect_figures.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from detect_figures import frame_time_figures
 
 from edge.loop.clock import LockstepClock, MonotonicClock
 from edge.loop.health import FallbackConfig
@@ -283,6 +286,9 @@ def main() -> int:
         figures |= bench_frame_path(tmp, args.quick)
         figures |= bench_jitter(tmp, args.quick, args.fifo)
         figures |= bench_start(tmp)
+    det_figures, det_lines = frame_time_figures(args.quick)  # detectors: BlazeFace through the loop vs by hand
+    print("\n".join(det_lines))
+    figures |= det_figures
     if args.json:
         args.json.write_text(json.dumps({"figures": figures}, indent=2))
     return 0

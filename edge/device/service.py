@@ -107,7 +107,7 @@ def build_service(
     if cfg.zmq_endpoint:
         all_sinks.append(ZmqDecisionSink(cfg.zmq_endpoint))
     if cfg.ros2_sink is not None:  # ROS 2: [sinks.ros2]
-        all_sinks.append(_ros2_sink(cfg))
+        all_sinks.append(_ros2_sink(cfg, policy))
     load_options: dict[str, Any] = {}
     if m.threads is not None:
         load_options["threads"] = m.threads
@@ -181,13 +181,19 @@ def _ros2_source(s: SensorConfig, slot: SensorSlot) -> Any:
     return src
 
 
-def _ros2_sink(cfg: DeviceConfig) -> DecisionSink:
+def _ros2_sink(cfg: DeviceConfig, policy: Any) -> DecisionSink:
     """The ``[sinks.ros2]`` publisher of decisions and diagnostics."""
     mod = _ros2_module("ros2_sink")
     settings = mod.Ros2SinkSettings(**(cfg.ros2_sink or {}))
     size = cfg.policy.size if cfg.policy.kind == "regression" else 0
     return mod.Ros2DecisionSink(
-        cfg.policy.kind, size, settings, name=cfg.model.package.stem, hardware_id=cfg.device_id or ""
+        cfg.policy.kind,
+        size,
+        settings,
+        name=cfg.model.package.stem,
+        hardware_id=cfg.device_id or "",
+        detections=getattr(policy, "max_detections", 0),
+        labels=getattr(policy, "labels", ()),
     )
 
 

@@ -225,3 +225,16 @@ def test_detection_frames_allocate_nothing(yolo_models) -> None:
         net1, peak1, net2, peak2 = _measure(step)
         assert loop.ctx.fallbacks == 0 and loop.model_errors == 0
     _check(net1, peak1, net2, peak2)
+
+
+def test_zmq_decision_message_carries_the_detections(yolo_models) -> None:
+    import msgpack
+
+    from edge.loop.sinks import decision_message
+
+    loop = _loop(yolo_models["rows"], RoiRule())
+    with loop:
+        d = _step(loop, _frame(row=2, col=1, colour=1))
+    msg = msgpack.unpackb(decision_message(d))
+    assert msg["label"] == "brake"
+    assert msg["detections"] == [{"class": 1, "label": "green", "score": 1.0, "box": [16.0, 32.0, 32.0, 48.0]}]

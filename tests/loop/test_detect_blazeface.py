@@ -163,3 +163,37 @@ def test_blazeface_frames_allocate_nothing(portrait) -> None:
         net1, peak1, net2, peak2 = _measure(step)
         assert loop.ctx.fallbacks == 0 and loop.model_errors == 0
     _check(net1, peak1, net2, peak2)
+
+
+def test_the_readme_detector_config_binds_to_blazeface_and_brakes(portrait) -> None:
+    import re
+    import tomllib
+
+    from edge.loop.config import parse_config
+    from edge.loop.detect import policy_from_config
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if 'kind = "detection"' in b]
+    doc = tomllib.loads(block)
+    doc["model"]["package"] = str(MODEL)
+    doc |= {"loop": {"rate_hz": 30}, "sensors": {"camera": {"shape": list(portrait.shape)}}}
+    cfg = parse_config(doc, Path("device.toml"))
+    policy = policy_from_config(cfg.policy.detection, cfg.policy.actions, portrait.shape[:2])
+    m = cfg.model
+    loop = Loop(
+        load_model(m.package, threads=1),
+        policy,
+        [SensorSlot("camera", portrait.shape)],
+        clock=LockstepClock(),
+        timing=cfg.loop.timing(),
+        inputs=Inputs(preprocess=PreprocessSpec(mean=m.mean, std=m.std)),
+    )
+    with loop:
+        assert [_step(loop, portrait).label for _ in range(4)] == ["go", "go", "brake", "brake"]
+    bad = dict(doc, policy=dict(doc["policy"], anchors=dict(doc["policy"]["anchors"], strides=[16, 16, 16, 16])))
+    cfg = parse_config(bad, Path("device.toml"))
+    policy = policy_from_config(cfg.policy.detection, cfg.policy.actions, portrait.shape[:2])
+    with pytest.raises(
+        Exception, match=r"policy\.anchors: expected 896 anchors \(rows of regressors\[1x896x16\] float32\), got 512"
+    ):
+        Loop(load_model(m.package, threads=1), policy, [SensorSlot("camera", portrait.shape)], clock=LockstepClock())

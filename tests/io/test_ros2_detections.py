@@ -4,13 +4,6 @@ hand-off of detections on the loop thread allocates nothing."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
-pytest.importorskip("cyclonedds")
 
 from ros2_harness import Peer, unique_domain, wait_until
 

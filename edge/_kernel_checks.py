@@ -269,6 +269,27 @@ def decode_anchors(encodings: object, anchors: object, scales: Sequence[float], 
     return encodings, anchors, (ys, xs, hs, ws), out
 
 
+def best_class(logits: object, sigmoid: object, scores: object, classes: object):
+    logits = array("logits", logits, np.float32, ndim=2)
+    n, c = logits.shape
+    if c < 1:
+        raise ShapeError(f"logits: expected float32 array of shape (N, classes >= 1), got {_describe(logits)}")
+    scores = array("scores", scores, np.float32, shape=(n,), writable=True)
+    classes = array("classes", classes, np.int32, shape=(n,), writable=True)
+    return logits, bool(sigmoid), scores, classes
+
+
+def decode_yolo(preds: object, boxes: object, scores: object, classes: object):
+    preds = array("preds", preds, np.float32, ndim=2)
+    n, k = preds.shape
+    if k < 5:
+        raise ShapeError(f"preds: expected float32 array of shape (N, 4 + classes), got {_describe(preds)}")
+    boxes = array("boxes", boxes, np.float32, shape=(n, 4), writable=True)
+    scores = array("scores", scores, np.float32, shape=(n,), writable=True)
+    classes = array("classes", classes, np.int32, shape=(n,), writable=True)
+    return preds, boxes, scores, classes
+
+
 # -------------------------------------------------------------------------------------------------------- sketches
 
 

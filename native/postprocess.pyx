@@ -1,9 +1,9 @@
-"""Postprocessing kernels: softmax + top-k, class-aware greedy NMS, SSD anchor decoding.
+"""Postprocessing kernels: softmax + top-k, class-aware greedy NMS, SSD anchor decoding, detector score and box decoding.
 
 Twins in :mod:`edge.kernels.reference` (same signatures, same errors, same tie-breaking).
 """
 
-from libc.math cimport exp, isnan
+from libc.math cimport exp, isnan, NAN
 
 from edge import _kernel_checks as _checks
 
@@ -140,22 +140,83 @@ def _nms(const float[:, :] boxes, const float[:] scores, const int[:] classes, d
     return count
 
 
-def decode_anchors(encodings, anchors, scales, out):
+def decode_anchors(encodings, anchors, scales, out, exp_size=True):
     """See :func:`edge.kernels.reference.decode_anchors`."""
     encodings, anchors, (ys, xs, hs, ws), out = _checks.decode_anchors(encodings, anchors, scales, out)
-    _decode(encodings, anchors, ys, xs, hs, ws, out)
+    _decode(encodings, anchors, ys, xs, hs, ws, bool(exp_size), out)
 
 
 cdef void _decode(const float[:, :] t, const float[:, :] a, double ys, double xs, double hs, double ws,
-                  float[:, :] out) noexcept nogil:
+                  bint exp_size, float[:, :] out) noexcept nogil:
     cdef Py_ssize_t i
     cdef double yc, xc, h, w
     for i in range(t.shape[0]):
         yc = t[i, 0] / ys * a[i, 2] + a[i, 0]
         xc = t[i, 1] / xs * a[i, 3] + a[i, 1]
-        h = exp(t[i, 2] / hs) * a[i, 2]
-        w = exp(t[i, 3] / ws) * a[i, 3]
+        if exp_size:
+            h = exp(t[i, 2] / hs) * a[i, 2]
+            w = exp(t[i, 3] / ws) * a[i, 3]
+        else:
+            h = t[i, 2] / hs * a[i, 2]
+            w = t[i, 3] / ws * a[i, 3]
         out[i, 0] = <float>(yc - h / 2.0)
         out[i, 1] = <float>(xc - w / 2.0)
         out[i, 2] = <float>(yc + h / 2.0)
         out[i, 3] = <float>(xc + w / 2.0)
+
+
+cdef double SCORE_CLIP = 100.0  # logits clipped to ±100 before the sigmoid (MediaPipe score_clipping_thresh)
+
+
+def best_class(logits, sigmoid, scores, classes):
+    """See :func:`edge.kernels.reference.best_class`."""
+    logits, sigmoid, scores, classes = _checks.best_class(logits, sigmoid, scores, classes)
+    return _best_class(logits, 0, sigmoid, scores, classes)
+
+
+cdef Py_ssize_t _best_class(const float[:, :] v, Py_ssize_t col0, bint sigmoid, float[:] scores,
+                            int[:] classes) noexcept nogil:
+    """Columns ``col0:`` of each row of ``v``: best class and score; returns the count of rows holding a NaN."""
+    cdef Py_ssize_t n = v.shape[0], k = v.shape[1], row, i, idx, bad = 0
+    cdef double best, x
+    for row in range(n):
+        idx = col0
+        best = v[row, col0]
+        if not isnan(best):
+            for i in range(col0 + 1, k):
+                x = v[row, i]
+                if isnan(x):
+                    idx = i
+                    best = NAN
+                    break
+                if x > best:
+                    best = x
+                    idx = i
+        if isnan(best):
+            bad += 1
+        elif sigmoid:
+            best = 1.0 / (1.0 + exp(-min(max(best, -SCORE_CLIP), SCORE_CLIP)))
+        classes[row] = <int>(idx - col0)
+        scores[row] = <float>best
+    return bad
+
+
+def decode_yolo(preds, boxes, scores, classes):
+    """See :func:`edge.kernels.reference.decode_yolo`."""
+    preds, boxes, scores, classes = _checks.decode_yolo(preds, boxes, scores, classes)
+    return _decode_yolo(preds, boxes, scores, classes)
+
+
+cdef Py_ssize_t _decode_yolo(const float[:, :] p, float[:, :] boxes, float[:] scores, int[:] classes) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double cx, cy, w, h
+    for i in range(p.shape[0]):
+        cx = p[i, 0]
+        cy = p[i, 1]
+        w = p[i, 2]
+        h = p[i, 3]
+        boxes[i, 0] = <float>(cx - w / 2.0)
+        boxes[i, 1] = <float>(cy - h / 2.0)
+        boxes[i, 2] = <float>(cx + w / 2.0)
+        boxes[i, 3] = <float>(cy + h / 2.0)
+    return _best_class(p, 4, False, scores, classes)

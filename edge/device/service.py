@@ -79,6 +79,11 @@ def build_service(
         policy = ClassificationPolicy(
             p.actions, min_confidence=p.min_confidence, low_confidence_action=p.low_confidence_action
         )
+    elif p.kind == "detection":
+        from edge.loop.detect import policy_from_config
+
+        shape = next(s for s in cfg.sensors if s.primary).shape
+        policy = policy_from_config(p.detection or {}, p.actions, (shape[0], shape[1]))
     else:
         policy = RegressionPolicy(p.size, lo=p.lo, hi=p.hi, max_rate=p.max_rate, rate_hz=rate)
     slots = []
@@ -102,7 +107,7 @@ def build_service(
     if cfg.zmq_endpoint:
         all_sinks.append(ZmqDecisionSink(cfg.zmq_endpoint))
     if cfg.ros2_sink is not None:  # ROS 2: [sinks.ros2]
-        all_sinks.append(_ros2_sink(cfg))
+        all_sinks.append(_ros2_sink(cfg, policy))
     load_options: dict[str, Any] = {}
     if m.threads is not None:
         load_options["threads"] = m.threads
@@ -180,13 +185,19 @@ def _ros2_source(s: SensorConfig, slot: SensorSlot) -> Any:
     return src
 
 
-def _ros2_sink(cfg: DeviceConfig) -> DecisionSink:
+def _ros2_sink(cfg: DeviceConfig, policy: Any) -> DecisionSink:
     """The ``[sinks.ros2]`` publisher of decisions and diagnostics."""
     mod = _ros2_module("ros2_sink")
     settings = mod.Ros2SinkSettings(**(cfg.ros2_sink or {}))
     size = cfg.policy.size if cfg.policy.kind == "regression" else 0
     return mod.Ros2DecisionSink(
-        cfg.policy.kind, size, settings, name=cfg.model.package.stem, hardware_id=cfg.device_id or ""
+        cfg.policy.kind,
+        size,
+        settings,
+        name=cfg.model.package.stem,
+        hardware_id=cfg.device_id or "",
+        detections=getattr(policy, "max_detections", 0),
+        labels=getattr(policy, "labels", ()),
     )
 
 

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 PROFILE_SCHEMA = 1
-SOURCE_KINDS = ("stats", "confidence", "output", "output_max", "pca_error")
+SOURCE_KINDS = ("stats", "confidence", "output", "output_max", "pca_error", "detection_count", "detection_score")
 MAX_EDGES = 256
 MAX_CLASSES = 4096  # reference prediction counts, as window.predictions (PROTOCOL.md §6)
 
@@ -45,9 +45,11 @@ class FeatureSpec:
     ``{"kind": "confidence"}``, ``{"kind": "output", "output": i, "index": j}`` (one element of output ``i``,
     dequantized), ``{"kind": "output_max", "output": i}`` (its largest element, e.g. the top-1 score) or
     ``{"kind": "pca_error", "output": i}`` (the squared reconstruction error of output ``i`` in the profile's
-    PCA basis)); ``edges`` float64 (E,), strictly increasing; ``counts`` int64 (E + 2,) reference counts in the
-    sketch kernel's layout (underflow, E - 1 bins, overflow, NaN), all zero when unknown; ``moments`` float64 (5,)
-    = (count, mean, M2, min, max)."""
+    PCA basis), ``{"kind": "detection_count", "class": c}`` (a detection policy's detections of class ``c`` this
+    frame) or ``{"kind": "detection_score", "class": c}`` (the best score among them; NaN when there is none, so
+    the NaN bin counts the frames without one)); ``edges`` float64 (E,), strictly increasing; ``counts`` int64
+    (E + 2,) reference counts in the sketch kernel's layout (underflow, E - 1 bins, overflow, NaN), all zero when
+    unknown; ``moments`` float64 (5,) = (count, mean, M2, min, max)."""
 
     name: str
     source: Mapping[str, Any]
@@ -157,6 +159,9 @@ def _source(where: str, s: object, n_outputs: int | None) -> dict[str, Any]:
             raise _bad(f"{where}.source", "an integer output index >= 0", s)
         if kind == "output" and (type(s.get("index")) is not int or s["index"] < 0):
             raise _bad(f"{where}.source", "an integer element index >= 0", s)
+    elif kind in ("detection_count", "detection_score"):
+        if type(s.get("class")) is not int or s["class"] < 0:
+            raise _bad(f"{where}.source", "an integer class index >= 0", s)
     return dict(s)
 
 

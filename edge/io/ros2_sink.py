@@ -16,7 +16,9 @@ The publisher thread writes, with ROS 2's default QoS for commands (reliable, ke
 * ``decision_topic`` (default ``/edge/decision``; ``""``: off), every policy — ``std_msgs/String`` holding one JSON
   object: ``seq``, ``tick_ns`` (loop clock ns), ``action`` (index, -1: none), ``label``, ``command`` (list),
   ``confidence`` (null: none), ``health`` ("OK" | "DEGRADED" | "SAFE_STOP"), ``fallback``, ``flags`` (frame flag
-  bits). This is the documented message for classification policies (a label is not a Twist).
+  bits). This is the documented message for classification policies (a label is not a Twist). For detection
+  policies it also holds ``detections``: a list, best score first, of ``{"class": int, "label": str, "score":
+  float, "box": [x1, y1, x2, y2]}`` with the box in camera-frame pixels (at most the policy's ``max_detections``).
 * ``diagnostics_topic`` (default ``/diagnostics``), at ``diagnostics_hz`` (default 1 Hz) —
   ``diagnostic_msgs/DiagnosticArray`` with one status: name ``edge: <name>``, level OK / WARN (DEGRADED) / ERROR
   (SAFE_STOP) / STALE (no decision yet), message the health and its reasons, key-values ``seq``, ``health``,
@@ -70,8 +72,12 @@ class Ros2SinkSettings:
 class _Ring:
     """``n`` preallocated decision records (written by the loop thread, read by the publisher thread)."""
 
-    def __init__(self, n: int, command_size: int) -> None:
+    def __init__(self, n: int, command_size: int, detections: int = 0) -> None:
         self.n = n
+        self.det_count = np.zeros(n, np.int64)
+        self.det_boxes = np.zeros((n, detections, 4), np.float32)
+        self.det_scores = np.zeros((n, detections), np.float32)
+        self.det_classes = np.zeros((n, detections), np.int32)
         self.ints = np.zeros((n, 6), np.int64)  # seq, tick_ns, action, health, flags, fallback
         self.confidence = np.zeros(n, np.float64)
         self.command = np.zeros((n, command_size), np.float64)
@@ -79,9 +85,10 @@ class _Ring:
 
 
 class Ros2DecisionSink:
-    """Publishes decisions and health to ROS 2 (``kind``: the policy kind, "regression" | "classification";
-    ``command_size``: the regression command's length; ``name``: the model name in diagnostics; ``config``:
-    Cyclone DDS XML, ``None`` for ``CYCLONEDDS_URI``). Starts its publisher thread at construction."""
+    """Publishes decisions and health to ROS 2 (``kind``: the policy kind, "regression" | "classification" |
+    "detection"; ``command_size``: the regression command's length; ``detections``/``labels``: a detection policy's
+    ``max_detections`` and class names; ``name``: the model name in diagnostics; ``config``: Cyclone DDS XML,
+    ``None`` for ``CYCLONEDDS_URI``). Starts its publisher thread at construction."""
 
     def __init__(
         self,
@@ -92,10 +99,14 @@ class Ros2DecisionSink:
         name: str = "loop",
         hardware_id: str = "",
         config: str | None = None,
+        detections: int = 0,
+        labels: tuple[str, ...] = (),
     ) -> None:
         s = settings or Ros2SinkSettings()
-        if kind not in ("regression", "classification"):
-            raise ConfigError(f"sinks.ros2: expected policy kind 'regression' or 'classification', got {kind!r}")
+        if kind not in ("regression", "classification", "detection"):
+            raise ConfigError(
+                f"sinks.ros2: expected policy kind 'regression', 'classification' or 'detection', got {kind!r}"
+            )
         if kind == "regression":
             for key in ("steering_index", "speed_index"):
                 idx = getattr(s, key)
@@ -108,7 +119,8 @@ class Ros2DecisionSink:
                 f"sinks.ros2: expected queue >= 1 and diagnostics_hz > 0, got {s.queue} and {s.diagnostics_hz}"
             )
         self.kind, self.settings, self.name, self.hardware_id = kind, s, name, hardware_id
-        self._ring = _Ring(s.queue, command_size)
+        self._ring = _Ring(s.queue, command_size, detections)
+        self._labels = tuple(labels)
         self._w = 0  # records written (loop thread only)
         self._r = 0  # records published (publisher thread only)
         self.dropped = 0  # decisions the full ring refused (loop thread)
@@ -160,6 +172,15 @@ class Ros2DecisionSink:
         if ring.command.shape[1]:
             ring.command[i] = d.command
         ring.labels[i] = d.label
+        cap = ring.det_boxes.shape[1]
+        if cap:
+            det = d.detections
+            k = min(det.count, cap, det.capacity)
+            ring.det_count[i] = k
+            if k:
+                ring.det_boxes[i, :k] = det.boxes[:k]
+                ring.det_scores[i, :k] = det.scores[:k]
+                ring.det_classes[i, :k] = det.classes[:k]
         self._w = w + 1
         self._wake.set()
 
@@ -199,6 +220,8 @@ class Ros2DecisionSink:
             "fallback": bool(fallback),
             "flags": flags,
         }
+        if ring.det_boxes.shape[1]:
+            self._last["detections"] = self._detections(i)
         try:
             if self._twist is not None:
                 self._twist.write(self.twist(command, health))
@@ -207,6 +230,21 @@ class Ros2DecisionSink:
             self.published += 1
         except Exception as exc:
             self._error(f"cannot publish decision {seq}: {exc}")
+
+    def _detections(self, i: int) -> list[dict[str, Any]]:
+        ring, labels = self._ring, self._labels
+        out = []
+        for j in range(int(ring.det_count[i])):
+            c = int(ring.det_classes[i, j])
+            out.append(
+                {
+                    "class": c,
+                    "label": labels[c] if 0 <= c < len(labels) else str(c),
+                    "score": float(ring.det_scores[i, j]),
+                    "box": [float(v) for v in ring.det_boxes[i, j]],
+                }
+            )
+        return out
 
     def twist(self, command: list[float], health: int) -> Twist:
         """The Twist for a regression ``command`` at ``health`` (the mapping in the module docstring)."""

@@ -29,7 +29,9 @@ __all__ = [
     "NativeKernelsMissing",
     "ResizePlan",
     "SketchAccumulator",
+    "best_class",
     "decode_anchors",
+    "decode_yolo",
     "dequantize",
     "implementation",
     "nms",
@@ -46,7 +48,7 @@ __all__ = [
 KERNEL_API: dict[str, tuple[str, ...]] = {
     "preprocess": ("preprocess_frame",),
     "quantize": ("quantize", "dequantize"),
-    "postprocess": ("softmax_topk", "nms", "decode_anchors"),
+    "postprocess": ("softmax_topk", "nms", "decode_anchors", "best_class", "decode_yolo"),
     "sketch": ("sketch_update", "sketch_merge", "SketchAccumulator"),
     "wire_accept": ("window_envelope",),  # untrusted network bytes: the collector's fast accept of window frames
     "wire_digest": ("window_digest_block",),  # stored window frames, read for the drift engine
@@ -101,6 +103,8 @@ dequantize = _api["dequantize"]
 softmax_topk = _api["softmax_topk"]
 nms = _api["nms"]
 decode_anchors = _api["decode_anchors"]
+best_class = _api["best_class"]
+decode_yolo = _api["decode_yolo"]
 sketch_update = _api["sketch_update"]
 sketch_merge = _api["sketch_merge"]
 SketchAccumulator = _api["SketchAccumulator"]

@@ -17,7 +17,9 @@ from edge._kernel_checks import ResizePlan
 
 __all__ = [
     "SketchAccumulator",
+    "best_class",
     "decode_anchors",
+    "decode_yolo",
     "dequantize",
     "nms",
     "preprocess_frame",
@@ -181,12 +183,17 @@ def nms(
     return count
 
 
-def decode_anchors(encodings: np.ndarray, anchors: np.ndarray, scales: Sequence[float], out: np.ndarray) -> None:
+def decode_anchors(
+    encodings: np.ndarray, anchors: np.ndarray, scales: Sequence[float], out: np.ndarray, exp_size: bool = True
+) -> None:
     """SSD box decoding (TensorFlow Object Detection API convention).
 
-    ``encodings`` float32 (N, 4) = (ty, tx, th, tw); ``anchors`` float32 (N, 4) = (y_center, x_center, h, w);
-    ``scales`` = (y, x, h, w) scale factors (commonly 10, 10, 5, 5). Writes (ymin, xmin, ymax, xmax) to ``out``:
-    ``yc = ty / ys * ha + ya``, ``h = exp(th / hs) * ha`` and likewise for x and w. Computed in float64.
+    ``encodings`` float32 (N, 4) = (ty, tx, th, tw) (any strides: a column slice of a wider output is fine);
+    ``anchors`` float32 (N, 4) = (y_center, x_center, h, w); ``scales`` = (y, x, h, w) scale factors (commonly
+    10, 10, 5, 5). Writes (ymin, xmin, ymax, xmax) to ``out``: ``yc = ty / ys * ha + ya``, ``h = exp(th / hs) * ha``
+    and likewise for x and w; with ``exp_size=False`` (MediaPipe's ``apply_exponential_on_box_size: false``)
+    ``h = th / hs * ha``. The formulas are symmetric in (y, x): encodings and anchors in (x, y, w, h) order give
+    (xmin, ymin, xmax, ymax). Computed in float64.
     """
     encodings, anchors, (ys, xs, hs, ws), out = _checks.decode_anchors(encodings, anchors, scales, out)
     t = encodings.astype(np.float64)
@@ -194,12 +201,55 @@ def decode_anchors(encodings: np.ndarray, anchors: np.ndarray, scales: Sequence[
     with np.errstate(over="ignore", invalid="ignore"):
         yc = t[:, 0] / ys * a[:, 2] + a[:, 0]
         xc = t[:, 1] / xs * a[:, 3] + a[:, 1]
-        h = np.exp(t[:, 2] / hs) * a[:, 2]
-        w = np.exp(t[:, 3] / ws) * a[:, 3]
+        if exp_size:
+            h = np.exp(t[:, 2] / hs) * a[:, 2]
+            w = np.exp(t[:, 3] / ws) * a[:, 3]
+        else:
+            h = t[:, 2] / hs * a[:, 2]
+            w = t[:, 3] / ws * a[:, 3]
         out[:, 0] = yc - h / 2.0
         out[:, 1] = xc - w / 2.0
         out[:, 2] = yc + h / 2.0
         out[:, 3] = xc + w / 2.0
+
+
+SCORE_CLIP = 100.0  # logits are clipped to ±100 before the sigmoid (MediaPipe's score_clipping_thresh)
+
+
+def best_class(logits: np.ndarray, sigmoid: bool, scores: np.ndarray, classes: np.ndarray) -> int:
+    """Per row of ``logits`` float32 (N, C) (any strides): the best class → ``classes`` (int32 (N,); ties: the lower
+    index) and its score → ``scores`` (float32 (N,)): the value itself, or with ``sigmoid`` the logistic of the value
+    clipped to ±:data:`SCORE_CLIP`. A row holding a NaN scores NaN (class: its first NaN), so NMS never keeps it.
+    Returns the number of such rows."""
+    logits, sigmoid, scores, classes = _checks.best_class(logits, sigmoid, scores, classes)
+    return _best_class(logits, sigmoid, scores, classes)
+
+
+def _best_class(logits: np.ndarray, sigmoid: bool, scores: np.ndarray, classes: np.ndarray) -> int:
+    v = logits.astype(np.float64)
+    nan = np.isnan(v)
+    bad = nan.any(axis=1)
+    idx = np.where(bad, nan.argmax(axis=1), np.argmax(np.where(nan, -np.inf, v), axis=1))
+    best = v[np.arange(v.shape[0]), idx]
+    if sigmoid:
+        best = 1.0 / (1.0 + np.exp(-np.clip(best, -SCORE_CLIP, SCORE_CLIP)))
+    classes[:] = idx
+    scores[:] = best
+    return int(bad.sum())
+
+
+def decode_yolo(preds: np.ndarray, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> int:
+    """YOLO-style rows ``preds`` float32 (N, 4 + C) = (cx, cy, w, h, class scores...) (any strides: the transpose of
+    a ``[4 + C, N]`` output is fine) → corners (x1, y1, x2, y2) in ``boxes`` (float32 (N, 4), the units of the
+    input), best class and its score in ``classes``/``scores`` as :func:`best_class` without the sigmoid. Returns
+    the number of rows whose class scores hold a NaN."""
+    preds, boxes, scores, classes = _checks.decode_yolo(preds, boxes, scores, classes)
+    p = preds[:, :4].astype(np.float64)
+    boxes[:, 0] = p[:, 0] - p[:, 2] / 2.0
+    boxes[:, 1] = p[:, 1] - p[:, 3] / 2.0
+    boxes[:, 2] = p[:, 0] + p[:, 2] / 2.0
+    boxes[:, 3] = p[:, 1] + p[:, 3] / 2.0
+    return _best_class(preds[:, 4:], False, scores, classes)
 
 
 # -------------------------------------------------------------------------------------------------------- sketches

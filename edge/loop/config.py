@@ -8,12 +8,13 @@ input name = "1x512"; ``[model.state]`` output name = "input name"; ``[model.inp
 (``source`` = "zmq" | "push" | "video" | "camera" | "v4l2" | "mcap", ``endpoint``, ``bind``, ``stamp``,
 ``shape``, ``dtype``, ``channel_order``, ``stale_ms``, ``min``, ``max``, ``frozen_frames``, ``primary``); ``[sync]``
 (``mode``, ``max_skew_ms``); ``[policy]``
-(``kind`` = "classification" | "regression" and their keys); ``[fallback]``; ``[sinks]`` (``zmq_endpoint``,
-``log_every``); ``[watchdog]`` (``timeout_ms``, ``endpoint``); ``[swap]``; ``[shadow]``; and ``[telemetry]`` (opaque
-here: handed to ``edge.telemetry.tap_from_config``); ``[record]`` (``path``, ``max_bytes``, ``keep``,
-``queue_frames``: the MCAP recorder of edge.io.record). The keys of the robot I/O sources (``path``, ``rate``,
-``loop``, ``fps``, ``drop_probability``, ``seed``, ``resolution``, ``pixel_format``) are kept together in
-``SensorConfig.options`` for ``edge.io.factory``. Relative paths are
+(``kind`` = "classification" | "regression" | "detection" and their keys; detection's are
+:data:`DETECTION_KEYS` and an optional ``[policy.anchors]`` table, see edge.loop.detect); ``[fallback]``;
+``[sinks]`` (``zmq_endpoint``, ``log_every``); ``[watchdog]`` (``timeout_ms``, ``endpoint``); ``[swap]``;
+``[shadow]``; and ``[telemetry]`` (opaque here: handed to ``edge.telemetry.tap_from_config``); ``[record]``
+(``path``, ``max_bytes``, ``keep``, ``queue_frames``: the MCAP recorder of edge.io.record). The keys of the
+robot I/O sources (``path``, ``rate``, ``loop``, ``fps``, ``drop_probability``, ``seed``, ``resolution``,
+``pixel_format``) are kept together in ``SensorConfig.options`` for ``edge.io.factory``. Relative paths are
 relative to the config file's folder.
 """
 
@@ -46,6 +47,7 @@ from edge.schema import (
 )
 
 __all__ = [
+    "DETECTION_KEYS",
     "DeviceConfig",
     "LoopConfig",
     "ModelConfig",
@@ -117,7 +119,7 @@ class RecordConfig:
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    kind: str  # "classification" | "regression"
+    kind: str  # "classification" | "regression" | "detection"
     actions: tuple[str, ...]
     min_confidence: float
     low_confidence_action: str | None
@@ -125,6 +127,7 @@ class PolicyConfig:
     lo: tuple[float, ...] | float | None
     hi: tuple[float, ...] | float | None
     max_rate: tuple[float, ...] | float | None
+    detection: dict[str, Any] | None = None  # kind "detection": DETECTION_KEYS and "anchors" (edge.loop.detect)
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,50 @@ def _model(mt: dict[str, Any], base: Path, sensors: tuple[SensorConfig, ...]) ->
     return ModelConfig(**{**mt, "package": _path(base, mt["package"]), "shapes": shapes})
 
 
+# --- [policy] kind = "detection" (edge.loop.detect.policy_from_config) ---------------------------------------------
+_ANCHORS = Schema(
+    {
+        "input_size_height": integer(ge=1),
+        "input_size_width": integer(ge=1),
+        "num_layers": integer(ge=1),
+        "strides": numbers(ints=True, ge=1),
+        "min_scale": number(gt=0),
+        "max_scale": number(gt=0),
+        "aspect_ratios": numbers((1.0,), ge=0),
+        "anchor_offset_x": number(0.5),
+        "anchor_offset_y": number(0.5),
+        "reduce_boxes_in_lowest_layer": boolean(False),
+        "interpolated_scale_aspect_ratio": number(1.0),
+        "fixed_anchor_size": boolean(False),
+    }
+)
+DETECTION_KEYS = {
+    "format": string("ssd", choices=("ssd", "yolo")),
+    "labels": strings(None),
+    "score_threshold": number(0.5),
+    "iou_threshold": number(0.3, ge=0, le=1),
+    "max_detections": integer(16, ge=1),
+    # ssd
+    "boxes_output": string(None),
+    "scores_output": string(None),
+    "box_order": string("yxhw", choices=("yxhw", "xywh")),
+    "box_scales": numbers((10.0, 10.0, 5.0, 5.0), length=4, ge=0),
+    "exp_size": boolean(True),
+    "sigmoid": boolean(True),
+    "anchors": table(_ANCHORS, optional=True),
+    # yolo
+    "output": string(None),
+    "layout": string("auto", choices=("auto", "rows", "columns")),
+    "box_units": string("pixels", choices=("pixels", "normalized")),
+    # the rule
+    "trigger_classes": strings(None),
+    "roi": numbers(None, length=4),
+    "min_inside": number(0.5, gt=0, le=1),
+    "min_score": number(0.0),
+    "trigger_frames": integer(1, ge=1),
+}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 _SENSOR = Schema(
     {
@@ -326,7 +373,7 @@ _SCHEMA = Schema(
         "policy": table(
             Schema(
                 {
-                    "kind": string(choices=("classification", "regression")),
+                    "kind": string(choices=("classification", "regression", "detection")),
                     "actions": strings(None),
                     "min_confidence": number(0.0, ge=0),
                     "low_confidence_action": string(None),
@@ -334,6 +381,7 @@ _SCHEMA = Schema(
                     "min": numbers(None, scalar=True),
                     "max": numbers(None, scalar=True),
                     "max_rate": numbers(None, scalar=True),
+                    **DETECTION_KEYS,
                 },
                 rename={"min": "lo", "max": "hi"},
             )
@@ -423,11 +471,18 @@ def parse_config(doc: dict[str, Any], path: Path) -> DeviceConfig:
     if sync["mode"] != "latest":
         _required("sync.max_skew_ms", sync["max_skew_ms"], f"a number > 0 with mode {sync['mode']!r}")
     pt = v["policy"]
+    det = {k: pt.pop(k) for k in DETECTION_KEYS}
     if pt["kind"] == "classification":
         _required("policy.actions", pt["actions"], "a non-empty list of strings")
+    elif pt["kind"] == "detection":
+        pt["actions"] = pt["actions"] or ("go", "brake")
+        if det["format"] == "ssd":
+            _required(
+                "policy.anchors", det["anchors"], "a [policy.anchors] table (MediaPipe SsdAnchorsCalculator options)"
+            )
     else:
         pt["actions"] = ()
-    policy = PolicyConfig(**pt)
+    policy = PolicyConfig(**pt, detection=det if pt["kind"] == "detection" else None)
     fb, mt, sw, sh = v["fallback"], v["model"], v["swap"], v["shadow"]
     safe_command = fb["safe_command"]
     if isinstance(safe_command, float):

@@ -122,8 +122,9 @@ class Loop:
         self._signature = self.ctx.stats if self.stage.image else None
         self.primary.use_signature(self.ctx.stats.shape if self.stage.image else None)
         n = policy.command_size
-        self.decision = Decision(n, stage_us=self.ctx.stage_us)
-        self.last_good = Decision(n)
+        det = getattr(policy, "max_detections", 0), getattr(policy, "labels", ())  # detection policies
+        self.decision = Decision(n, stage_us=self.ctx.stage_us, detections=det[0], labels=det[1])
+        self.last_good = Decision(n, detections=det[0], labels=det[1])
         self.safe = safe_decision(self.fallback, getattr(policy, "actions", ()), n)
         self.health = HealthMonitor(self.fallback)
         self._have_good = False

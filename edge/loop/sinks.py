@@ -6,7 +6,9 @@ thread for the watchdog's — and must not block. ``close()`` releases what it h
 Decision messages (:class:`ZmqDecisionSink`) are one-part msgpack maps: ``v`` (schema, 1), ``seq``, ``tick_ns``
 (loop clock ns), ``action`` (int, -1: none), ``label`` (str), ``command`` (list of float), ``confidence`` (float,
 NaN: none), ``health`` ("OK" | "DEGRADED" | "SAFE_STOP"), ``flags`` (int, :mod:`edge.contracts.frame` bits),
-``fallback`` (bool), ``source`` ("loop" | "watchdog"), ``stage_us`` (list of float, in ``STAGES`` order).
+``fallback`` (bool), ``source`` ("loop" | "watchdog"), ``stage_us`` (list of float, in ``STAGES`` order); with a
+detection policy also ``detections``: a list of maps ``class`` (int), ``label`` (str), ``score`` (float), ``box``
+([x1, y1, x2, y2], camera-frame pixels), best score first.
 """
 
 from __future__ import annotations
@@ -51,22 +53,23 @@ class CallableSink:
 
 def decision_message(d: Decision) -> bytes:
     """The msgpack bytes of ``d`` (the wire format in the module docstring)."""
-    return msgpack.packb(
-        {
-            "v": SCHEMA,
-            "seq": d.seq,
-            "tick_ns": d.tick_ns,
-            "action": d.action,
-            "label": d.label,
-            "command": d.command.tolist(),
-            "confidence": d.confidence,
-            "health": HEALTH_NAMES[d.health],
-            "flags": d.flags,
-            "fallback": d.fallback,
-            "source": d.source,
-            "stage_us": d.stage_us.tolist(),
-        }
-    )
+    msg = {
+        "v": SCHEMA,
+        "seq": d.seq,
+        "tick_ns": d.tick_ns,
+        "action": d.action,
+        "label": d.label,
+        "command": d.command.tolist(),
+        "confidence": d.confidence,
+        "health": HEALTH_NAMES[d.health],
+        "flags": d.flags,
+        "fallback": d.fallback,
+        "source": d.source,
+        "stage_us": d.stage_us.tolist(),
+    }
+    if d.detections.capacity:
+        msg["detections"] = d.detections.to_list()
+    return msgpack.packb(msg)
 
 
 class ZmqDecisionSink:

@@ -10,6 +10,7 @@ counters and hands the slot to the publisher (:meth:`WindowRing.close`): no allo
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import uuid
 from pathlib import Path
@@ -33,6 +34,23 @@ log = logging.getLogger("edge.telemetry")
 _I = {name: i for i, name in enumerate(COUNTERS)}
 MAX_PREDICTION_CLASSES = 1000
 _NOT_STARTED = -(1 << 62)
+
+
+def _detection_feature(decision: Any, count: bool, cls: int) -> float:
+    """Detections of class ``cls`` in ``decision`` this frame: how many (``count``), else the best score (NaN when
+    none, or when the policy makes no detections). Allocation-free: at most ``max_detections`` rows."""
+    det = getattr(decision, "detections", None)
+    if det is None or not det.capacity:
+        return math.nan
+    n, best = 0, math.nan
+    classes, scores = det.classes, det.scores
+    for i in range(det.count):
+        if classes.item(i) == cls:
+            n += 1
+            s = scores.item(i)
+            if not best >= s:
+                best = s
+    return float(n) if count else best
 
 
 def default_device_id() -> str:
@@ -160,6 +178,8 @@ class TelemetryTap:
         kind = src["kind"]
         if kind == "confidence":
             return (kind, slot, None, 0.0, 1.0)
+        if kind in ("detection_count", "detection_score"):  # from the delivered decision's detections
+            return (kind, slot, None, 0.0, 1.0, src["class"])
         o = src["output"]
         if o >= len(outputs):
             raise ConfigError(f"reference profile source {src}: expected output < {len(outputs)}, got {o}")
@@ -188,6 +208,8 @@ class TelemetryTap:
                 x[slot] = (float(flat[r[5]]) - zero) * scale
             elif kind == "output_max":
                 x[slot] = (float(flat.max()) - zero) * scale
+            elif kind == "detection_count" or kind == "detection_score":
+                x[slot] = _detection_feature(ctx.decision, kind == "detection_count", r[5])
             else:
                 pca, (y, c) = r[5], r[6]
                 np.subtract(flat, zero, out=y)

@@ -20,6 +20,8 @@
   interpreter start (``python -c pass``) is printed beside it for reference, and the parts (``start_*_s``: interpreter,
   device-path imports, onnxruntime import, model load with session creation, warm-up, first frame), each
   step timed in turn in a fresh process that does what ``edge run`` does.
+* **Detectors** ``detector_frame_time_ratio`` (< 1 is better; target <= 0.8): BlazeFace through ``Loop.step()`` with
+  the detection policy vs a hand-written NumPy + LiteRT loop (tests/bench/detect_figures.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import _report
 import numpy as np
+from detect_figures import frame_time_figures
 
 from edge.loop.clock import LockstepClock, MonotonicClock
 from edge.loop.health import FallbackConfig
@@ -390,6 +393,9 @@ def main() -> int:
         figures |= bench_frame_path(tmp, args.quick)
         figures |= bench_jitter(tmp, args.quick, args.fifo)
         figures |= bench_start(tmp)
+    det_figures, det_lines = frame_time_figures(args.quick)  # detectors: BlazeFace through the loop vs by hand
+    print("\n".join(det_lines))
+    figures |= det_figures
     _report.write_json(args.json, figures, machine)
     return 0
 

@@ -107,7 +107,7 @@ def test_bad_settings_are_config_errors(domain: int) -> None:
     with pytest.raises(ConfigError, match=r"sinks\.ros2\.speed_index: expected an index into the 1-element command"):
         _sink(domain, size=1, speed_index=1)
     with pytest.raises(ConfigError, match="expected policy kind"):
-        _sink(domain, kind="detection")
+        _sink(domain, kind="vibes")
 
 
 def test_diagnostics_before_and_after_a_decision(domain: int) -> None:

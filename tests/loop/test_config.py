@@ -94,7 +94,11 @@ def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
         ("stale_ms = 100", "stale_ms = -1", "sensors.camera.stale_ms: expected a number > 0, got -1"),
         ("rate_hz = 50", "rate_hz = 0", "loop.rate_hz: expected a number > 0, got 0"),
         ("rate_hz = 50", "", "loop.rate_hz: required, but missing"),
-        ('kind = "classification"', 'kind = "vibes"', "policy.kind: expected one of ['classification', 'regression']"),
+        (
+            'kind = "classification"',
+            'kind = "vibes"',
+            "policy.kind: expected one of ['classification', 'regression', 'detection']",
+        ),
         ("hold_frames = 5", "hold_frames = 1.5", "fallback.hold_frames: expected an integer >= 0, got 1.5"),
         ("shape = [480, 640, 3]", "shape = [480, 0, 3]", "sensors.camera.shape: expected positive dimensions"),
         ("shape = [480, 640, 3]", "shape = 'big'", "sensors.camera.shape: expected a non-empty list of integers"),

@@ -12,6 +12,9 @@ Foxglove opens without plug-ins:
 * ``/edge/health`` — ``edge.Event``: the loop's rare events (health transitions with their reasons, swaps,
   rollbacks, stop), ``kind`` and ``fields``.
 
+Each file also holds an ``edge.device_config`` metadata record (:data:`CONFIG_METADATA`): ``path`` and ``toml``,
+the device.toml the loop was built from (``edge replay`` rebuilds the loop from it when no ``--config`` is given).
+
 Times in messages are the loop's clock (ns; the monotonic clock on a device); MCAP log times are the same ns.
 """
 
@@ -24,6 +27,7 @@ from typing import Any
 from edge.contracts import STAGES
 
 __all__ = [
+    "CONFIG_METADATA",
     "DECISION_TOPIC",
     "EVENT_TOPIC",
     "SCHEMAS",
@@ -36,6 +40,7 @@ __all__ = [
 DECISION_TOPIC = "/edge/decision"
 TIMING_TOPIC = "/edge/timing"
 EVENT_TOPIC = "/edge/health"
+CONFIG_METADATA = "edge.device_config"
 
 _TIME = {"type": "object", "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}}}
 # foxglove.RawImage, as published in Foxglove's schemas repository (jsonschema/RawImage.json)

@@ -29,7 +29,15 @@ import numpy as np
 
 from edge.contracts import HEALTH_NAMES, STAGES, FrameContext, Model
 from edge.errors import ConfigError
-from edge.io.mcap_schema import DECISION_TOPIC, EVENT_TOPIC, SCHEMAS, TIMING_TOPIC, encode_image, image_topic
+from edge.io.mcap_schema import (
+    CONFIG_METADATA,
+    DECISION_TOPIC,
+    EVENT_TOPIC,
+    SCHEMAS,
+    TIMING_TOPIC,
+    encode_image,
+    image_topic,
+)
 
 __all__ = ["RecordingTap", "segment_path", "segments"]
 
@@ -84,7 +92,10 @@ class RecordingTap:
 
     ``sensor``/``frame_shape``/``channel_order``: the primary sensor (its frames are uint8 ``(H, W, 3)``);
     ``command_size``: the length of the decisions' command vector (regression policies; 0 for classification);
-    ``max_bytes``: size of one file before rotation (bytes); ``keep``: files kept; ``queue_frames``: ring size.
+    ``max_bytes``: size of one file before rotation (bytes); ``keep``: files kept; ``queue_frames``: ring size;
+    ``config``: the device.toml the loop was built from, stored in every file as MCAP metadata
+    (:data:`~edge.io.mcap_schema.CONFIG_METADATA`: its ``path`` and ``toml`` text) so that ``edge replay`` can rebuild
+    the loop without it.
     """
 
     def __init__(
@@ -98,6 +109,7 @@ class RecordingTap:
         max_bytes: int = 256 * 1024 * 1024,
         keep: int = 4,
         queue_frames: int = 16,
+        config: Path | None = None,
     ) -> None:
         if len(frame_shape) != 3 or frame_shape[2] != 3:
             raise ConfigError(f"record: expected a (H, W, 3) primary sensor to record, got shape {frame_shape}")
@@ -118,6 +130,7 @@ class RecordingTap:
         self.sensor, self.frame_shape, self.channel_order = sensor, tuple(frame_shape), channel_order
         self.max_bytes, self.keep, self.queue_frames = max_bytes, keep, queue_frames
         self.command_size = command_size
+        self.metadata = {"path": str(config), "toml": config.read_text()} if config is not None else None
         self.drops = 0  # frames not recorded because the ring was full (loop thread)
         self.recorded = 0  # frames written (writer thread)
         self.files: list[Path] = []  # files written so far, oldest first (deleted ones removed)
@@ -142,7 +155,7 @@ class RecordingTap:
         if self._ring:
             return
         self._ring = tuple(_Entry(self.frame_shape, self.command_size) for _ in range(self.queue_frames))
-        self._writer = _McapFiles(self.path, self.max_bytes, self.keep, self.files)
+        self._writer = _McapFiles(self.path, self.max_bytes, self.keep, self.files, self.metadata)
         self._thread.start()
 
     def on_frame(self, ctx: FrameContext) -> None:
@@ -248,11 +261,14 @@ def _decision_json(e: _Entry) -> bytes:
 class _McapFiles:
     """The writer thread's MCAP files: one open at a time, rotated at ``max_bytes``, the newest ``keep`` kept."""
 
-    def __init__(self, path: Path, max_bytes: int, keep: int, files: list[Path]) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int, keep: int, files: list[Path], metadata: dict[str, str] | None
+    ) -> None:
         from mcap.writer import CompressionType, Writer
 
         self._writer_cls, self._compression = Writer, CompressionType.NONE
         self.path, self.max_bytes, self.keep, self.files = path, max_bytes, keep, files
+        self.metadata = metadata
         self.index = -1
         self._out: Any = None
         self._open_next()
@@ -264,6 +280,8 @@ class _McapFiles:
         self._out = path.open("wb")
         self._mcap = self._writer_cls(self._out, compression=self._compression, chunk_size=256 * 1024)
         self._mcap.start(profile="", library="edge")
+        if self.metadata is not None:  # every file: the oldest ones are deleted by rotation
+            self._mcap.add_metadata(CONFIG_METADATA, self.metadata)
         self._schemas = {
             title: self._mcap.register_schema(title, "jsonschema", json.dumps(s).encode())
             for title, s in SCHEMAS.items()

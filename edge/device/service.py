@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.device.notices import FallbackLog, sensor_origin, waiting_lines
 from edge.errors import ConfigError
 from edge.io.factory import recorder_from_config, sources_from_config
 from edge.loop.clock import Clock, MonotonicClock
@@ -97,8 +98,9 @@ def build_service(
     if cfg.record is not None:  # robot I/O: the MCAP recorder ([record], edge run --record)
         all_taps.append(recorder_from_config(cfg, cfg.record, {s.name: s for s in slots}))
     all_sinks: list[DecisionSink] = list(sinks)
-    if cfg.log_every:
-        all_sinks.append(LogSink(cfg.log_every))
+    # decisions logged one in log_every; fallbacks at most once per 5 s, saying what the primary sensor waits on
+    primary_slot = next(slot for slot in slots if slot.name == primary.name)
+    all_sinks.append(FallbackLog(cfg.log_every, primary_slot, sensor_origin(primary)))
     if cfg.zmq_endpoint:
         all_sinks.append(ZmqDecisionSink(cfg.zmq_endpoint))
     if cfg.ros2_sink is not None:  # ROS 2: [sinks.ros2]
@@ -256,6 +258,8 @@ def run_service(config_path: str | Path, record: str | Path | None = None) -> in
             f"stop with SIGTERM or SIGINT",
             flush=True,
         )
+        for line in waiting_lines(cfg):  # once, before the first frame: which sensor, and where from
+            print(line, flush=True)
         loop.run()
     finally:
         service.close()

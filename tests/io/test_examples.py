@@ -67,6 +67,9 @@ def test_edge_run_examples_device_toml_publishes_decisions_that_replay(example_r
     assert sub.returncode == 0, sub.stderr + err
     assert proc.returncode == 0, err
     assert "edge run: lane-keeper@1.0.0 at 20 Hz, sensors ['camera']" in out and "stopped cleanly on SIGTERM" in out
+    assert (
+        f"edge run: waiting for primary sensor 'camera' on video {EXAMPLES / 'lane.mp4'} (native rate, looping)" in out
+    )
     lines = sub.stdout.splitlines()
     assert len(lines) == 60 and all(line.startswith("decision ") for line in lines)
     steering = [float(line.split()[2]) for line in lines if line.endswith(" OK")]

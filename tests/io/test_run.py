@@ -37,6 +37,8 @@ def test_edge_run_plays_a_video_to_its_end_and_records_it(tmp_path: Path, videos
     proc = edge_run(str(cfg), "--record", str(rec))
     assert proc.returncode == 0, proc.stderr
     assert "edge run: stopped cleanly on end of input after" in proc.stdout
+    waiting = f"edge run: waiting for primary sensor 'camera' on video {videos['ffv1_mkv']} (as_fast_as_loop rate)\n"
+    assert proc.stdout.count(waiting) == 1 and proc.stdout.index(waiting) < proc.stdout.index("stopped cleanly")
     assert f"edge run: video source 'camera' ({videos['ffv1_mkv']}): {FRAMES} delivered, 0 dropped, 0 errors" in (
         proc.stdout
     )
@@ -85,5 +87,5 @@ def test_edge_run_names_a_missing_video_and_a_missing_camera(tmp_path: Path, mod
     err = capsys.readouterr().err
     assert "video source 'camera'" in err and "nope.mp4" in err and "not found" in err
     cfg.write_text(device_toml(model_package, 'source = "camera"\npath = "/dev/video97"\nfps = 30'))
-    assert main(["run", str(cfg)]) == 2
+    assert main(["run", str(cfg)]) == 3  # SensorFault: a sensor missing here (README "Exit codes")
     assert "camera source 'camera' (/dev/video97): expected a V4L2 camera device" in capsys.readouterr().err

@@ -57,6 +57,7 @@ COMMANDS: dict[str, Command] = {
     "replay": Command(
         "edge.io.cli", "replay an MCAP recording through the loop with a candidate model and compare decisions"
     ),
+    "captures": Command("edge.io.cli", "the collector's captured frames", "collector"),
     "keys": Command("edge.telemetry.cli", "CURVE key pairs for the encrypted telemetry link"),
     "collector": Command(
         "edge.collector.cli", "run the fleet drift collector (ingest, store, drift, alerts, HTTP)", "collector"

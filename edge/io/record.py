@@ -7,6 +7,12 @@ Like the telemetry tap it splits the work between two threads:
   :meth:`~RecordingTap.bind` (``queue_frames`` entries, each with its own frame buffer) and advances the write
   index. No allocation, no lock, no I/O. When the writer has not freed an entry the frame is dropped and counted
   (:attr:`RecordingTap.drops`); the loop never waits.
+* source thread (:meth:`RecordingTap.tee`, when the primary sensor's source offers its frames, as the
+  ``edge.io`` sources do once :meth:`~RecordingTap.use_tee` is called): the image is copied there, into a ring of
+  the last ``queue_frames`` images by capture time, so that the loop thread copies no image at all (the 640×480×3
+  copy was ~100 µs of the loop's frame); the writer takes the image a decision used from that ring by its capture
+  time (one no longer there is counted in :attr:`RecordingTap.images_lost`). Sensors fed by ZeroMQ or pushes have
+  no tee: their image is copied on the loop thread as above.
 * writer thread: encodes the entries in order and writes them with the ``mcap`` package; a file that reaches
   ``max_bytes`` is finished and the next one begun (``out.mcap``, ``out-001.mcap``, ``out-002.mcap``, ...),
   keeping the newest ``keep`` files.
@@ -135,6 +141,8 @@ class RecordingTap:
         self.recorded = 0  # frames written (writer thread)
         self.files: list[Path] = []  # files written so far, oldest first (deleted ones removed)
         self.errors = 0
+        self.images_lost = 0  # images a decision used that the tee no longer held (writer thread)
+        self._tee: _ImageTee | None = None
         self._ring: tuple[_Entry, ...] = ()
         self._head = 0  # entries handed over (loop thread writes)
         self._tail = 0  # entries written (writer thread writes)
@@ -158,6 +166,16 @@ class RecordingTap:
         self._writer = _McapFiles(self.path, self.max_bytes, self.keep, self.files, self.metadata)
         self._thread.start()
 
+    def use_tee(self) -> None:
+        """From now on the primary sensor's source hands its images to :meth:`tee` (call before it starts)."""
+        if self._tee is None:
+            self._tee = _ImageTee(self.frame_shape, self.queue_frames)
+
+    def tee(self, frame: np.ndarray, capture_ns: int) -> None:
+        """The source thread's copy of an image it pushed with ``capture_ns`` (see the module docstring)."""
+        if self._tee is not None and frame.shape == self.frame_shape:
+            self._tee.offer(frame, capture_ns)
+
     def on_frame(self, ctx: FrameContext) -> None:
         """Copy this frame into the ring (allocates nothing; never waits)."""
         head = self._head
@@ -169,7 +187,8 @@ class RecordingTap:
         new = frame is not self._last_frame or ctx.capture_ns != self._last_capture
         e.has_image = frame is not None and new and frame.shape == self.frame_shape
         if e.has_image:
-            np.copyto(e.frame, frame)
+            if self._tee is None:
+                np.copyto(e.frame, frame)
             self._last_frame, self._last_capture = frame, ctx.capture_ns
         d = ctx.decision
         e.seq, e.tick_ns, e.capture_ns = ctx.seq, ctx.tick_ns, ctx.capture_ns if frame is not None else 0
@@ -210,6 +229,9 @@ class RecordingTap:
             wrote = True
         while self._tail < self._head:
             e = self._ring[self._tail % self.queue_frames]
+            if e.has_image and self._tee is not None and not self._tee.take(e.capture_ns, e.frame):
+                e.has_image = False
+                self.images_lost += 1
             if e.has_image:
                 w.write(
                     image_topic(self.sensor),
@@ -238,6 +260,35 @@ class RecordingTap:
             self._writer.finish()
         if self.drops:
             log.warning("record %s: %d frames dropped (the writer fell behind)", self.path, self.drops)
+        if self.images_lost:
+            log.warning("record %s: %d images lost (the writer fell behind the camera)", self.path, self.images_lost)
+
+
+class _ImageTee:
+    """The last ``size`` images a source pushed, by capture time: written by the source thread, read by the writer
+    thread, under one lock held for a copy (the loop thread never touches it)."""
+
+    def __init__(self, shape: tuple[int, ...], size: int) -> None:
+        self.frames = tuple(np.zeros(shape, np.uint8) for _ in range(size))
+        self.captures = [-1] * size
+        self.next = 0
+        self.lock = threading.Lock()
+
+    def offer(self, frame: np.ndarray, capture_ns: int) -> None:
+        with self.lock:
+            i = self.next
+            self.next = (i + 1) % len(self.frames)
+            np.copyto(self.frames[i], frame)
+            self.captures[i] = capture_ns
+
+    def take(self, capture_ns: int, out: np.ndarray) -> bool:
+        """Copy the image captured at ``capture_ns`` into ``out``; False when it is no longer held."""
+        with self.lock:
+            for i, cap in enumerate(self.captures):
+                if cap == capture_ns:
+                    np.copyto(out, self.frames[i])
+                    return True
+        return False
 
 
 def _decision_json(e: _Entry) -> bytes:

@@ -100,7 +100,10 @@ class _Decoded(SourceThread):
         if self._drop_p and self._rng.random() < self._drop_p:
             self.stats.dropped += 1
             return False
-        self.slot.push(self._convert(frame), capture_ns)
+        value = self._convert(frame)
+        self.slot.push(value, capture_ns)
+        if self.tee is not None:  # the recorder's copy, here rather than on the loop thread
+            self.tee(value, capture_ns)
         self.last_capture_ns = capture_ns
         self.stats.delivered += 1
         return True

@@ -54,6 +54,10 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("edge.models.cli", "latency of a model through edge and bare through its runtime"),
     "run": Command("edge.loop.cli", "run the on-device loop described by a device.toml until SIGTERM"),
     "service": Command("edge.loop.cli", "service helpers (systemd)"),
+    "replay": Command(
+        "edge.io.cli", "replay an MCAP recording through the loop with a candidate model and compare decisions"
+    ),
+    "captures": Command("edge.io.cli", "the collector's captured frames", "collector"),
     "keys": Command("edge.telemetry.cli", "CURVE key pairs for the encrypted telemetry link"),
     "collector": Command(
         "edge.collector.cli", "run the fleet drift collector (ingest, store, drift, alerts, HTTP)", "collector"

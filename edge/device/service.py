@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.device.notices import FallbackLog, sensor_origin, waiting_lines
 from edge.errors import ConfigError
 from edge.io.factory import recorder_from_config, sources_from_config
 from edge.loop.clock import Clock, MonotonicClock
@@ -99,11 +100,14 @@ def build_service(
     all_taps = list(taps)
     if cfg.telemetry is not None:
         all_taps.append(_telemetry_tap(cfg))
+    recorder = None
     if cfg.record is not None:  # robot I/O: the MCAP recorder ([record], edge run --record)
-        all_taps.append(recorder_from_config(cfg, cfg.record, {s.name: s for s in slots}))
+        recorder = recorder_from_config(cfg, cfg.record, {s.name: s for s in slots})
+        all_taps.append(recorder)
     all_sinks: list[DecisionSink] = list(sinks)
-    if cfg.log_every:
-        all_sinks.append(LogSink(cfg.log_every))
+    # decisions logged one in log_every; fallbacks at most once per 5 s, saying what the primary sensor waits on
+    primary_slot = next(slot for slot in slots if slot.name == primary.name)
+    all_sinks.append(FallbackLog(cfg.log_every, primary_slot, sensor_origin(primary)))
     if cfg.zmq_endpoint:
         all_sinks.append(ZmqDecisionSink(cfg.zmq_endpoint))
     if cfg.ros2_sink is not None:  # ROS 2: [sinks.ros2]
@@ -148,10 +152,11 @@ def build_service(
             service.sources.append(src)
             if src.slot is loop.slot(primary.name):
                 src.on_end = on_input_end
+                _tee_to(recorder, src)
             src.start()
         for s in cfg.sensors:  # ROS 2: source = "ros2"
             if s.ros2 is not None:
-                service.sources.append(_ros2_source(s, loop.slot(s.name)))
+                service.sources.append(_ros2_source(s, loop.slot(s.name), recorder if s.primary else None))
     except BaseException:
         service.close()
         raise
@@ -174,13 +179,22 @@ def _ros2_module(name: str) -> Any:
         ) from exc
 
 
-def _ros2_source(s: SensorConfig, slot: SensorSlot) -> Any:
-    """Start the ROS 2 subscription of sensor ``s`` feeding ``slot``."""
+def _tee_to(recorder: Any, src: Any) -> None:
+    """The primary sensor's source hands its images to the recorder on its own thread (none on the loop's)."""
+    if recorder is not None:
+        recorder.use_tee()
+        src.tee = recorder.tee
+
+
+def _ros2_source(s: SensorConfig, slot: SensorSlot, recorder: Any = None) -> Any:
+    """Start the ROS 2 subscription of sensor ``s`` feeding ``slot`` (and ``recorder``'s tee, for the primary)."""
     assert s.ros2 is not None
     r = s.ros2
     src = _ros2_module("ros2_source").Ros2Source(
         s.name, r.topic, r.type, slot, domain_id=r.domain_id, stamp=s.stamp, channel_order=s.channel_order
     )
+    if s.ros2.type != "imu":
+        _tee_to(recorder, src)
     src.start()
     return src
 
@@ -272,6 +286,8 @@ def run_service(config_path: str | Path, record: str | Path | None = None) -> in
             f"stop with SIGTERM or SIGINT",
             flush=True,
         )
+        for line in waiting_lines(cfg):  # once, before the first frame: which sensor, and where from
+            print(line, flush=True)
         loop.run()
     finally:
         service.close()

@@ -80,4 +80,5 @@ def recorder_from_config(cfg: DeviceConfig, record: RecordConfig, slots: Mapping
         max_bytes=record.max_bytes,
         keep=record.keep,
         queue_frames=record.queue_frames,
+        config=cfg.path if cfg.path.is_file() else None,
     )

@@ -9,8 +9,14 @@ Foxglove opens without plug-ins:
 * ``/edge/decision`` — ``edge.Decision``: one per loop frame (``seq``, ``tick_ns``, ``capture_ns`` of the frame
   used, ``action``/``label``/``command``/``confidence``, ``health``, ``flags``, ``fallback``, ``model``).
 * ``/edge/timing`` — ``edge.StageTimings``: per frame, each stage's time (µs) by :data:`~edge.contracts.STAGES`.
+* ``/edge/captures/<device>/image`` and ``/edge/captures/<device>/info`` (``edge captures export``, not ``edge
+  run``) — a collector's capture records: the frame as ``foxglove.RawImage`` and its other fields as
+  ``edge.Capture``, logged at the capture time.
 * ``/edge/health`` — ``edge.Event``: the loop's rare events (health transitions with their reasons, swaps,
   rollbacks, stop), ``kind`` and ``fields``.
+
+Each file also holds an ``edge.device_config`` metadata record (:data:`CONFIG_METADATA`): ``path`` and ``toml``,
+the device.toml the loop was built from (``edge replay`` rebuilds the loop from it when no ``--config`` is given).
 
 Times in messages are the loop's clock (ns; the monotonic clock on a device); MCAP log times are the same ns.
 """
@@ -24,6 +30,7 @@ from typing import Any
 from edge.contracts import STAGES
 
 __all__ = [
+    "CONFIG_METADATA",
     "DECISION_TOPIC",
     "EVENT_TOPIC",
     "SCHEMAS",
@@ -36,6 +43,7 @@ __all__ = [
 DECISION_TOPIC = "/edge/decision"
 TIMING_TOPIC = "/edge/timing"
 EVENT_TOPIC = "/edge/health"
+CONFIG_METADATA = "edge.device_config"
 
 _TIME = {"type": "object", "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}}}
 # foxglove.RawImage, as published in Foxglove's schemas repository (jsonschema/RawImage.json)
@@ -85,7 +93,23 @@ EVENT = {
     "type": "object",
     "properties": {"kind": {"type": "string"}, "tick_ns": {"type": "integer"}, "fields": {"type": "object"}},
 }
-SCHEMAS: dict[str, dict[str, Any]] = {s["title"]: s for s in (RAW_IMAGE, DECISION, TIMINGS, EVENT)}
+CAPTURE = {
+    "title": "edge.Capture",
+    "description": "a collector capture record's fields (docs/PROTOCOL.md 4.4) besides its pixels",
+    "type": "object",
+    "properties": {
+        "device": {"type": "string"},
+        "boot": {"type": "string"},
+        "seq": {"type": "integer", "description": "the record's spool sequence number"},
+        "model": {"type": "string"},
+        "frame_seq": {"type": "integer", "description": "the loop's frame number"},
+        "capture_ns": {"type": "integer", "description": "capture time, the device's loop clock (ns)"},
+        "reason": {"type": "string"},
+        "confidence": {"type": ["number", "null"]},
+        "drift_score": {"type": ["number", "null"]},
+    },
+}
+SCHEMAS: dict[str, dict[str, Any]] = {s["title"]: s for s in (RAW_IMAGE, DECISION, TIMINGS, EVENT, CAPTURE)}
 ENCODINGS = {"RGB": "rgb8", "BGR": "bgr8"}
 
 

@@ -7,6 +7,12 @@ Like the telemetry tap it splits the work between two threads:
   :meth:`~RecordingTap.bind` (``queue_frames`` entries, each with its own frame buffer) and advances the write
   index. No allocation, no lock, no I/O. When the writer has not freed an entry the frame is dropped and counted
   (:attr:`RecordingTap.drops`); the loop never waits.
+* source thread (:meth:`RecordingTap.tee`, when the primary sensor's source offers its frames, as the
+  ``edge.io`` sources do once :meth:`~RecordingTap.use_tee` is called): the image is copied there, into a ring of
+  the last ``queue_frames`` images by capture time, so that the loop thread copies no image at all (the 640×480×3
+  copy was ~100 µs of the loop's frame); the writer takes the image a decision used from that ring by its capture
+  time (one no longer there is counted in :attr:`RecordingTap.images_lost`). Sensors fed by ZeroMQ or pushes have
+  no tee: their image is copied on the loop thread as above.
 * writer thread: encodes the entries in order and writes them with the ``mcap`` package; a file that reaches
   ``max_bytes`` is finished and the next one begun (``out.mcap``, ``out-001.mcap``, ``out-002.mcap``, ...),
   keeping the newest ``keep`` files.
@@ -29,7 +35,15 @@ import numpy as np
 
 from edge.contracts import HEALTH_NAMES, STAGES, FrameContext, Model
 from edge.errors import ConfigError
-from edge.io.mcap_schema import DECISION_TOPIC, EVENT_TOPIC, SCHEMAS, TIMING_TOPIC, encode_image, image_topic
+from edge.io.mcap_schema import (
+    CONFIG_METADATA,
+    DECISION_TOPIC,
+    EVENT_TOPIC,
+    SCHEMAS,
+    TIMING_TOPIC,
+    encode_image,
+    image_topic,
+)
 
 __all__ = ["RecordingTap", "segment_path", "segments"]
 
@@ -84,7 +98,10 @@ class RecordingTap:
 
     ``sensor``/``frame_shape``/``channel_order``: the primary sensor (its frames are uint8 ``(H, W, 3)``);
     ``command_size``: the length of the decisions' command vector (regression policies; 0 for classification);
-    ``max_bytes``: size of one file before rotation (bytes); ``keep``: files kept; ``queue_frames``: ring size.
+    ``max_bytes``: size of one file before rotation (bytes); ``keep``: files kept; ``queue_frames``: ring size;
+    ``config``: the device.toml the loop was built from, stored in every file as MCAP metadata
+    (:data:`~edge.io.mcap_schema.CONFIG_METADATA`: its ``path`` and ``toml`` text) so that ``edge replay`` can rebuild
+    the loop without it.
     """
 
     def __init__(
@@ -98,6 +115,7 @@ class RecordingTap:
         max_bytes: int = 256 * 1024 * 1024,
         keep: int = 4,
         queue_frames: int = 16,
+        config: Path | None = None,
     ) -> None:
         if len(frame_shape) != 3 or frame_shape[2] != 3:
             raise ConfigError(f"record: expected a (H, W, 3) primary sensor to record, got shape {frame_shape}")
@@ -118,10 +136,13 @@ class RecordingTap:
         self.sensor, self.frame_shape, self.channel_order = sensor, tuple(frame_shape), channel_order
         self.max_bytes, self.keep, self.queue_frames = max_bytes, keep, queue_frames
         self.command_size = command_size
+        self.metadata = {"path": str(config), "toml": config.read_text()} if config is not None else None
         self.drops = 0  # frames not recorded because the ring was full (loop thread)
         self.recorded = 0  # frames written (writer thread)
         self.files: list[Path] = []  # files written so far, oldest first (deleted ones removed)
         self.errors = 0
+        self.images_lost = 0  # images a decision used that the tee no longer held (writer thread)
+        self._tee: _ImageTee | None = None
         self._ring: tuple[_Entry, ...] = ()
         self._head = 0  # entries handed over (loop thread writes)
         self._tail = 0  # entries written (writer thread writes)
@@ -142,8 +163,18 @@ class RecordingTap:
         if self._ring:
             return
         self._ring = tuple(_Entry(self.frame_shape, self.command_size) for _ in range(self.queue_frames))
-        self._writer = _McapFiles(self.path, self.max_bytes, self.keep, self.files)
+        self._writer = _McapFiles(self.path, self.max_bytes, self.keep, self.files, self.metadata)
         self._thread.start()
+
+    def use_tee(self) -> None:
+        """From now on the primary sensor's source hands its images to :meth:`tee` (call before it starts)."""
+        if self._tee is None:
+            self._tee = _ImageTee(self.frame_shape, self.queue_frames)
+
+    def tee(self, frame: np.ndarray, capture_ns: int) -> None:
+        """The source thread's copy of an image it pushed with ``capture_ns`` (see the module docstring)."""
+        if self._tee is not None and frame.shape == self.frame_shape:
+            self._tee.offer(frame, capture_ns)
 
     def on_frame(self, ctx: FrameContext) -> None:
         """Copy this frame into the ring (allocates nothing; never waits)."""
@@ -156,7 +187,8 @@ class RecordingTap:
         new = frame is not self._last_frame or ctx.capture_ns != self._last_capture
         e.has_image = frame is not None and new and frame.shape == self.frame_shape
         if e.has_image:
-            np.copyto(e.frame, frame)
+            if self._tee is None:
+                np.copyto(e.frame, frame)
             self._last_frame, self._last_capture = frame, ctx.capture_ns
         d = ctx.decision
         e.seq, e.tick_ns, e.capture_ns = ctx.seq, ctx.tick_ns, ctx.capture_ns if frame is not None else 0
@@ -197,6 +229,9 @@ class RecordingTap:
             wrote = True
         while self._tail < self._head:
             e = self._ring[self._tail % self.queue_frames]
+            if e.has_image and self._tee is not None and not self._tee.take(e.capture_ns, e.frame):
+                e.has_image = False
+                self.images_lost += 1
             if e.has_image:
                 w.write(
                     image_topic(self.sensor),
@@ -225,6 +260,35 @@ class RecordingTap:
             self._writer.finish()
         if self.drops:
             log.warning("record %s: %d frames dropped (the writer fell behind)", self.path, self.drops)
+        if self.images_lost:
+            log.warning("record %s: %d images lost (the writer fell behind the camera)", self.path, self.images_lost)
+
+
+class _ImageTee:
+    """The last ``size`` images a source pushed, by capture time: written by the source thread, read by the writer
+    thread, under one lock held for a copy (the loop thread never touches it)."""
+
+    def __init__(self, shape: tuple[int, ...], size: int) -> None:
+        self.frames = tuple(np.zeros(shape, np.uint8) for _ in range(size))
+        self.captures = [-1] * size
+        self.next = 0
+        self.lock = threading.Lock()
+
+    def offer(self, frame: np.ndarray, capture_ns: int) -> None:
+        with self.lock:
+            i = self.next
+            self.next = (i + 1) % len(self.frames)
+            np.copyto(self.frames[i], frame)
+            self.captures[i] = capture_ns
+
+    def take(self, capture_ns: int, out: np.ndarray) -> bool:
+        """Copy the image captured at ``capture_ns`` into ``out``; False when it is no longer held."""
+        with self.lock:
+            for i, cap in enumerate(self.captures):
+                if cap == capture_ns:
+                    np.copyto(out, self.frames[i])
+                    return True
+        return False
 
 
 def _decision_json(e: _Entry) -> bytes:
@@ -248,11 +312,14 @@ def _decision_json(e: _Entry) -> bytes:
 class _McapFiles:
     """The writer thread's MCAP files: one open at a time, rotated at ``max_bytes``, the newest ``keep`` kept."""
 
-    def __init__(self, path: Path, max_bytes: int, keep: int, files: list[Path]) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int, keep: int, files: list[Path], metadata: dict[str, str] | None
+    ) -> None:
         from mcap.writer import CompressionType, Writer
 
         self._writer_cls, self._compression = Writer, CompressionType.NONE
         self.path, self.max_bytes, self.keep, self.files = path, max_bytes, keep, files
+        self.metadata = metadata
         self.index = -1
         self._out: Any = None
         self._open_next()
@@ -264,6 +331,8 @@ class _McapFiles:
         self._out = path.open("wb")
         self._mcap = self._writer_cls(self._out, compression=self._compression, chunk_size=256 * 1024)
         self._mcap.start(profile="", library="edge")
+        if self.metadata is not None:  # every file: the oldest ones are deleted by rotation
+            self._mcap.add_metadata(CONFIG_METADATA, self.metadata)
         self._schemas = {
             title: self._mcap.register_schema(title, "jsonschema", json.dumps(s).encode())
             for title, s in SCHEMAS.items()

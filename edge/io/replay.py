@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ConfigError
-from edge.io.mcap_schema import DECISION_TOPIC, decode_image, image_topic
+from edge.io.mcap_schema import CONFIG_METADATA, DECISION_TOPIC, decode_image, image_topic
 from edge.io.record import segments
 from edge.io.video import RATES, _Decoded
 from edge.loop.clock import Clock, LockstepClock
 from edge.loop.sensors import SensorSlot
 
-__all__ = ["DecisionDiff", "McapSource", "Recording", "ReplayDriver", "compare_decisions"]
+__all__ = ["DecisionDiff", "McapSource", "Recording", "ReplayDriver", "compare_decisions", "frame_difference"]
 
 
 class Recording:
@@ -72,6 +72,21 @@ class Recording:
                 continue
             d = json.loads(m.data)
             yield d["tick_ns"], d["capture_ns"], pending.pop(d["capture_ns"], None)
+
+    def config(self) -> dict[str, str] | None:
+        """The device.toml the recorded loop was built from (``{"path", "toml"}``), or ``None`` if not recorded."""
+        from mcap.exceptions import McapError
+        from mcap.reader import make_reader
+
+        file = self.files[-1]  # every file holds it; the newest is the one rotation kept for sure
+        try:
+            with file.open("rb") as f:
+                for record in make_reader(f).iter_metadata():
+                    if record.name == CONFIG_METADATA:
+                        return dict(record.metadata)
+        except (McapError, OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"recording {file}: expected a readable MCAP file, got an error: {exc}") from exc
+        return None
 
     def decisions(self) -> list[dict[str, Any]]:
         """The recorded decisions, in frame order (plain dicts; see ``edge.Decision``)."""
@@ -121,6 +136,15 @@ class DecisionDiff:
     first_difference: int
 
 
+def frame_difference(recorded: dict[str, Any], replayed: dict[str, Any], tolerance: float = 0.0) -> tuple[bool, float]:
+    """``(agree, max |command difference|)`` of one frame's decisions: they agree when action, fallback and health
+    are the same and every command element is within ``tolerance``."""
+    diffs = [abs(a - b) for a, b in zip(recorded["command"], replayed["command"], strict=False)]
+    worst = max(diffs, default=0.0)
+    same = all(recorded[k] == replayed[k] for k in ("action", "fallback", "health")) and worst <= tolerance
+    return same, worst
+
+
 def compare_decisions(
     recorded: Sequence[dict[str, Any]], replayed: Sequence[dict[str, Any]], tolerance: float = 0.0
 ) -> DecisionDiff:
@@ -134,12 +158,11 @@ def compare_decisions(
         if p is None:
             continue
         n += 1
-        diffs = [abs(a - b) for a, b in zip(r["command"], p["command"], strict=False)]
-        worst = max([worst, *diffs])
-        sq += sum(d * d for d in diffs)
-        count += len(diffs)
-        keys_match = all(r[k] == p[k] for k in ("action", "fallback", "health"))
-        if keys_match and all(d <= tolerance for d in diffs):
+        agree, frame_worst = frame_difference(r, p, tolerance)
+        worst = max(worst, frame_worst)
+        sq += sum((a - b) ** 2 for a, b in zip(r["command"], p["command"], strict=False))
+        count += min(len(r["command"]), len(p["command"]))
+        if agree:
             same += 1
         elif first < 0:
             first = r["seq"]

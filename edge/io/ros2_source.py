@@ -229,6 +229,8 @@ class Ros2Source(SourceThread):
             else:
                 capture = mono - (real - stamp)
         self.slot.push(value, capture)
+        if self.tee is not None:  # the recorder's copy, here rather than on the loop thread
+            self.tee(value, capture)
         self.stats.delivered += 1
 
     def _release(self) -> None:

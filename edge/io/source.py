@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 __all__ = ["SensorSource", "SourceStats", "SourceThread"]
 
@@ -72,6 +75,8 @@ class SourceThread:
     def __init__(self, name: str) -> None:
         self.name = name
         self.stats = SourceStats()
+        # robot I/O recording: also hand each pushed value to this (on the source's thread); set before start()
+        self.tee: Callable[[np.ndarray, int], None] | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False

@@ -88,6 +88,11 @@ class _Decoded(SourceThread):
         self.on_end: Callable[[], None] | None = None  # called on the source thread when a finite input has ended
 
     def _convert(self, frame: Any) -> np.ndarray:
+        if frame.width == self._w and frame.height == self._h:
+            # no scaling: conversion only, on this thread (threads=1). swscale's default slice threading costs more
+            # than it saves at 640x480 here (bench_io.py: ~0.55x the time of PyAV's default to_ndarray), and the
+            # converted frame stays in this core's cache for the slot copy that follows
+            return frame.to_ndarray(format=self._format, threads=1)
         return frame.to_ndarray(format=self._format, width=self._w, height=self._h)
 
     def _offer(self, frame: Any, capture_ns: int) -> bool:
@@ -95,7 +100,10 @@ class _Decoded(SourceThread):
         if self._drop_p and self._rng.random() < self._drop_p:
             self.stats.dropped += 1
             return False
-        self.slot.push(self._convert(frame), capture_ns)
+        value = self._convert(frame)
+        self.slot.push(value, capture_ns)
+        if self.tee is not None:  # the recorder's copy, here rather than on the loop thread
+            self.tee(value, capture_ns)
         self.last_capture_ns = capture_ns
         self.stats.delivered += 1
         return True

@@ -242,3 +242,23 @@ def test_compare_decisions_reports_agreement_and_command_differences() -> None:
     diff = compare_decisions(rec, rep, tolerance=0.01)
     assert diff.frames == 4 and diff.agreement == 0.5 and diff.first_difference == 2
     assert diff.max_command_diff == pytest.approx(0.3) and diff.rms_command_diff == pytest.approx(0.15)
+
+
+def test_with_a_tee_images_come_from_the_source_thread_and_lost_ones_are_counted(tmp_path: Path) -> None:
+    tap = RecordingTap(tmp_path / "run.mcap", "camera", (H, W, 3), queue_frames=64)
+    tap.use_tee()
+    ctx = frame_context(0)
+    tap.bind(ctx, None)
+    views = [np.zeros((H, W, 3), np.uint8) for _ in range(2)]  # what the loop sees: not the teed images
+    for i in range(10):
+        cap = 1000 + i
+        if i != 4:  # image 4 reached the slot but not the tee (as if overwritten before the writer took it)
+            tap.tee(pattern(i), cap)
+        ctx.seq, ctx.tick_ns, ctx.capture_ns, ctx.frame = i, (i + 1) * PERIOD_NS, cap, views[i % 2]
+        tap.on_frame(ctx)
+    tap.close()
+    images = read_all(tmp_path / "run.mcap")["/edge/camera/image"]
+    import base64
+
+    got = [index_of(np.frombuffer(base64.b64decode(m["data"]), np.uint8).reshape(H, W, 3)) for _s, _t, m in images]
+    assert got == [0, 1, 2, 3, 5, 6, 7, 8, 9] and tap.images_lost == 1 and tap.recorded == 10

@@ -37,6 +37,8 @@ def test_edge_run_plays_a_video_to_its_end_and_records_it(tmp_path: Path, videos
     proc = edge_run(str(cfg), "--record", str(rec))
     assert proc.returncode == 0, proc.stderr
     assert "edge run: stopped cleanly on end of input after" in proc.stdout
+    waiting = f"edge run: waiting for primary sensor 'camera' on video {videos['ffv1_mkv']} (as_fast_as_loop rate)\n"
+    assert proc.stdout.count(waiting) == 1 and proc.stdout.index(waiting) < proc.stdout.index("stopped cleanly")
     assert f"edge run: video source 'camera' ({videos['ffv1_mkv']}): {FRAMES} delivered, 0 dropped, 0 errors" in (
         proc.stdout
     )

@@ -266,10 +266,10 @@ class CollectorServer:
             keys: list[tuple[str, int]] = []
             rejected: list[RejectedRecord] = []
             need = ""  # a hello's profile id the collector asks the device to upload
-            if len(frames) > MAX_BATCH_RECORDS:
+            if len(frames) > MAX_BATCH_RECORDS:  # every frame rejected under its own key, so the device can match it
                 counters["rejects"] += len(frames)
                 msg = f"message: expected at most {MAX_BATCH_RECORDS} records, got {len(frames)}"
-                rejected.append(RejectedRecord("", 0, "limit", msg))
+                rejected.extend(RejectedRecord(*_best_effort_key(data), "limit", msg) for data in frames)
                 batch.messages.append((ident, keys, rejected, need))
                 continue
             for data in frames:
@@ -288,8 +288,7 @@ class CollectorServer:
                 except ProtocolError as exc:
                     counters["rejects"] += 1
                     boot, seq = _best_effort_key(data)
-                    code = _rejection_code(str(exc))
-                    rejected.append(RejectedRecord(boot, seq, code, _fit(str(exc))))
+                    rejected.append(RejectedRecord(boot, seq, exc.code, _fit(str(exc))))
                     continue
                 if binding is not None and not _bound(binding, rec.device):
                     rejected.append(self._identity_rejection(binding, rec.device, rec.boot, rec.seq))
@@ -452,34 +451,39 @@ def _bound(binding: str, device: str) -> bool:
     return device == binding or (binding != "" and fnmatchcase(device, binding))
 
 
-def _rejection_code(message: str) -> str:
-    """PROTOCOL.md §5 rejection code of a validator message: ``version``, ``limit`` (a §6 limit) or ``malformed``."""
-    if message.startswith("record.v:"):
-        return "version"
-    return "limit" if "at most" in message else "malformed"
-
-
 def _fit(message: str, limit: int = 256) -> str:
     """``message`` cut to at most ``limit`` UTF-8 bytes (a reply's strings are limited in bytes)."""
     return message.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
 
 
 def _best_effort_key(data: bytes) -> tuple[str, int]:
-    """(boot, seq) of an undecodable record when its envelope is readable (within the frame limits), else
-    ("", 0), so the device can drop that one record."""
-    if len(data) > MAX_FRAME_BYTES:
-        return "", 0
+    """(boot, seq) of an undecodable record when its envelope is readable (within the §6 limits), else
+    ("", 0), so the device can drop that one record. The envelope's keys are read one by one, so a record whose
+    body breaks a limit (an array of 4097 items) still names its key when ``boot`` and ``seq`` come before it."""
+    u = msgpack.Unpacker(  # any frame the transport let through (up to max_frame_bytes): its envelope is small
+        raw=False, max_array_len=4096, max_map_len=512, max_str_len=1024, max_bin_len=len(data),
+        max_buffer_size=max(len(data), MAX_FRAME_BYTES),
+    )  # fmt: skip
+    u.feed(data)
+    found: dict[str, object] = {}
     try:
-        m = msgpack.unpackb(data, raw=False, max_array_len=4096, max_map_len=512, max_str_len=1024, max_bin_len=1 << 20)
-    except Exception:  # anything undecodable: no key to report
-        return "", 0
-    if isinstance(m, dict):
-        boot, seq = m.get("boot", ""), m.get("seq", 0)
-        if (
-            isinstance(boot, str)
-            and len(boot.encode("utf-8", "replace")) <= 256
-            and type(seq) is int
-            and 0 <= seq < (1 << 64)
-        ):
-            return boot, seq
+        for _ in range(u.read_map_header()):
+            k = u.unpack()
+            if k in ("boot", "seq"):
+                found[k] = u.unpack()
+                if len(found) == 2:
+                    break
+            else:
+                u.skip()
+    except Exception:  # anything undecodable: what was read so far
+        pass
+    boot, seq = found.get("boot", ""), found.get("seq", 0)
+    if (
+        isinstance(boot, str)
+        and len(boot.encode("utf-8", "replace")) <= 256
+        and type(seq) is int
+        and 0 <= seq < (1 << 64)
+        and len(found) == 2
+    ):
+        return boot, seq
     return "", 0

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from edge.collector.engine import DriftEngine
-from edge.collector.reference import FeatureReference, ModelReference
+from edge.collector.reference import ModelReference
 from edge.drift.profile import profile_from_json
 
 MODEL = "m@1"
@@ -20,7 +20,7 @@ def doc_psi(c: np.ndarray, r: np.ndarray) -> float:
     if c.sum() == 0 or r.sum() == 0:
         return 0.0
     p, q = c / c.sum(), r / r.sum()
-    return sum((max(a, 1e-4) - max(b, 1e-4)) * math.log(max(a, 1e-4) / max(b, 1e-4)) for a, b in zip(p, q))
+    return sum((max(a, 1e-4) - max(b, 1e-4)) * math.log(max(a, 1e-4) / max(b, 1e-4)) for a, b in zip(p, q, strict=True))
 
 
 def doc_js(c: np.ndarray, r: np.ndarray) -> float:
@@ -28,7 +28,7 @@ def doc_js(c: np.ndarray, r: np.ndarray) -> float:
         return 0.0
     p, q = c / c.sum(), r / r.sum()
     jsd = 0.0
-    for a, b in zip(p, q):
+    for a, b in zip(p, q, strict=True):
         m = (a + b) / 2
         jsd += 0.5 * (a * math.log(a / m) if a > 0 else 0.0) + 0.5 * (b * math.log(b / m) if b > 0 else 0.0)
     return math.sqrt(max(jsd, 0.0))
@@ -43,7 +43,7 @@ def doc_cdfs(c: np.ndarray, r: np.ndarray) -> tuple[list[float], list[float]] | 
 
 def doc_ks(c: np.ndarray, r: np.ndarray) -> float:
     cdfs = doc_cdfs(c, r)
-    return 0.0 if cdfs is None else max(abs(a - b) for a, b in zip(*cdfs))
+    return 0.0 if cdfs is None else max(abs(a - b) for a, b in zip(*cdfs, strict=True))
 
 
 def doc_positions(e: list[float]) -> list[float]:
@@ -56,8 +56,8 @@ def doc_sigma(moments: list[float], r: np.ndarray, e: list[float]) -> float:
     if n > 1 and math.isfinite(m2):
         return math.sqrt(m2 / n)
     x, w = doc_positions(e), r[:-1]
-    mean = sum(a * b for a, b in zip(x, w)) / w.sum()
-    return math.sqrt(sum(b * (a - mean) ** 2 for a, b in zip(x, w)) / w.sum())
+    mean = sum(a * b for a, b in zip(x, w, strict=True)) / w.sum()
+    return math.sqrt(sum(b * (a - mean) ** 2 for a, b in zip(x, w, strict=True)) / w.sum())
 
 
 def doc_wasserstein(c: np.ndarray, r: np.ndarray, e: list[float], sigma: float) -> float:

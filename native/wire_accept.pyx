@@ -16,11 +16,12 @@ The msgpack reading itself (what msgpack would refuse is refused here too) is th
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.string cimport memcmp
+from libc.math cimport floor, isfinite, isnan
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy
 
 from wire_cursor cimport (
-    K_ARRAY, K_FLOAT, K_MAP, K_NEG, K_STR, K_UINT, MAX_FEATURES, Cursor, Head, _head, _is, _key, _skip,
+    K_ARRAY, K_FLOAT, K_MAP, K_NEG, K_STR, K_UINT, MAX_FEATURES, Cursor, Head, _be, _head, _is, _key, _skip,
 )
 
 cdef enum:
@@ -66,11 +67,74 @@ cdef int _uints(Cursor* c, uint64_t lo, uint64_t hi) noexcept nogil:
     return 0
 
 
+cdef int _counts(Cursor* c, uint64_t* hi, uint64_t* lo) noexcept nogil:
+    """A sketch's 3..258 uints; ``hi * 2**64 + lo``: the exact sum of all but the last (the NaN count)."""
+    cdef Head h
+    cdef uint64_t i, n, x
+    hi[0] = 0
+    lo[0] = 0
+    if _head(c, &h) < 0 or h.kind != K_ARRAY or not (MIN_COUNTS <= h.u <= MAX_BINS):
+        return -1
+    n = h.u
+    for i in range(n):
+        if c.p < c.end and c.p[0] <= 0x7F:  # positive fixint, the common count
+            x = c.p[0]
+            c.p += 1
+        elif _head(c, &h) < 0 or h.kind != K_UINT:
+            return -1
+        else:
+            x = h.u
+        if i + 1 < n:
+            lo[0] += x
+            if lo[0] < x:  # carried
+                hi[0] += 1
+    return 0
+
+
+cdef inline int _le_sum(double d, uint64_t hi, uint64_t lo) noexcept nogil:
+    """``d <= hi * 2**64 + lo`` exactly, as Python compares a float with an int (``d`` finite, >= 0)."""
+    cdef double two64 = 18446744073709551616.0
+    cdef double top, whole
+    cdef uint64_t rest
+    if d >= two64:
+        top = floor(d / two64)  # exact: a power-of-two scaling
+        if top > <double>hi:
+            return 0
+        rest = <uint64_t>(d - top * two64)  # exact (Sterbenz), below 2**64
+        return <uint64_t>top < hi or rest <= lo
+    whole = floor(d)
+    rest = <uint64_t>whole
+    return hi > 0 or rest < lo or (rest == lo and whole == d)
+
+
+cdef inline double _number(const Head* h) noexcept nogil:
+    """The value of a K_UINT, K_NEG or K_FLOAT head as a double."""
+    cdef uint64_t bits
+    cdef uint32_t bits32
+    cdef double d
+    cdef float f
+    if h.kind == K_UINT:
+        return <double>h.u
+    if h.kind == K_NEG:
+        return <double>h.s
+    if h.u == 4:
+        bits32 = <uint32_t>_be(h.num, 4)
+        memcpy(&f, &bits32, 4)
+        return f
+    bits = _be(h.num, 8)
+    memcpy(&d, &bits, 8)
+    return d
+
+
 cdef int _sketch(Cursor* c) noexcept nogil:
-    """``{"c": 3..258 uints, "m": 5 numbers, ...}`` (the last "c"/"m" counts, as in a dict; every one is checked)."""
-    cdef Head h, v
-    cdef uint64_t i, j, n
-    cdef int seen_c = 0, seen_m = 0
+    """``{"c": 3..258 uints, "m": 5 numbers, ...}`` (the last "c"/"m" counts, as in a dict; every one is checked),
+    whose moments ``[count, mean, M2, min, max]`` can be true (``edge.telemetry.bulk.moments_ok``): count, mean, M2
+    finite, 0 <= count <= the counts but the NaN one (compared exactly, integer or float), M2 >= 0, min and max not
+    NaN."""
+    cdef Head h, v, count
+    cdef uint64_t i, j, n, hi = 0, lo = 0
+    cdef int seen_c = 0, seen_m = 0, fits
+    cdef double m[5]
     if _head(c, &h) < 0 or h.kind != K_MAP:
         return -1
     n = h.u
@@ -78,7 +142,7 @@ cdef int _sketch(Cursor* c) noexcept nogil:
         if _key(c, &h) < 0:
             return -1
         if _is(&h, "c", 1):
-            if _uints(c, MIN_COUNTS, MAX_BINS) < 0:
+            if _counts(c, &hi, &lo) < 0:
                 return -1
             seen_c = 1
         elif _is(&h, "m", 1):
@@ -87,10 +151,21 @@ cdef int _sketch(Cursor* c) noexcept nogil:
             for j in range(5):
                 if _head(c, &v) < 0 or not (v.kind == K_UINT or v.kind == K_NEG or v.kind == K_FLOAT):
                     return -1
+                if j == 0:
+                    count = v
+                m[j] = _number(&v)
             seen_m = 1
         elif _skip(c, 3) < 0:
             return -1
-    return 0 if seen_c and seen_m else -1
+    if not (seen_c and seen_m) or not (isfinite(m[0]) and isfinite(m[1]) and isfinite(m[2])):
+        return -1
+    if count.kind == K_UINT:
+        fits = hi > 0 or count.u <= lo
+    else:
+        fits = m[0] >= 0 and _le_sum(m[0], hi, lo)
+    if not fits or not m[2] >= 0 or isnan(m[3]) or isnan(m[4]):
+        return -1
+    return 0
 
 
 cdef int _sketches(Cursor* c, uint64_t limit) noexcept nogil:

@@ -10,6 +10,7 @@ then decodes it whole). Both write only into caller-owned arrays; these allocate
 
 from __future__ import annotations
 
+import math
 from array import array
 from typing import Any
 
@@ -81,7 +82,17 @@ def _sketches(m: Any, limit: int) -> bool:
             return False
         if type(moments) is not list or len(moments) != 5 or not {*map(type, moments)} <= {int, float}:
             return False
+        if not _moments_ok(c, moments):
+            return False
     return True
+
+
+def _moments_ok(c: list[int], m: list[int | float]) -> bool:
+    """``[count, mean, M2, min, max]`` can be true: count, mean, M2 finite, 0 <= count <= sum(c[:-1]) (the finite
+    values' columns), M2 >= 0, min and max not NaN (edge.telemetry.bulk.moments_ok, the validator's rule)."""
+    n, mean, m2, lo, hi = m
+    finite = math.isfinite(n) and math.isfinite(mean) and math.isfinite(m2)
+    return finite and 0 <= n <= sum(c) - c[-1] and m2 >= 0 and not math.isnan(lo) and not math.isnan(hi)
 
 
 def _window_body(b: Any) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 
 from edge.errors import ProtocolError
-from edge.telemetry.bulk import sketches_ok, uints_ok
+from edge.telemetry.bulk import moments_ok, sketches_ok, uints_ok
 
 __all__ = [
     "KINDS",
@@ -192,6 +192,13 @@ def _sketches(where: str, x: object, limit: int) -> None:
         s = _map(f"{where}.{name}", s, ("c", "m"))
         _counts(f"{where}.{name}.c", s["c"])
         _moments(f"{where}.{name}.m", s["m"])
+        if not moments_ok(s["c"], s["m"]):
+            raise _fail(
+                f"{where}.{name}.m",
+                "finite count, mean and M2 with 0 <= count <= the finite counts (all of c but the NaN one), M2 >= 0, "
+                "min and max not NaN",
+                s["m"],
+            )
 
 
 def _depth(where: str, x: object, depth: int) -> None:

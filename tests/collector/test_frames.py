@@ -230,6 +230,16 @@ def _records(valid: bool) -> st.SearchStrategy[dict[str, Any]]:
         number = ints | st.floats() | st.booleans() | st.none()
         moments, counts = st.lists(number, min_size=4, max_size=6), st.lists(count, min_size=2, max_size=12)
     sketch = st.fixed_dictionaries({"c": counts, "m": moments})
+    if valid:  # moments that can be true (PROTOCOL.md §4.2): finite, 0 <= count <= the finite counts, M2 >= 0
+        finite = st.floats(allow_nan=False, allow_infinity=False)
+
+        def possible(c: list[int]) -> st.SearchStrategy[list[Any]]:
+            n = sum(c) - c[-1]
+            count = st.integers(0, min(n, 2**64 - 1)) | st.floats(0, float(n)).filter(lambda x: x <= n)
+            ends = st.floats(allow_nan=False) | u64 | i64
+            return st.tuples(count, finite | i64, st.floats(0, allow_infinity=False) | u64, ends, ends).map(list)
+
+        sketch = counts.flatmap(lambda c: st.fixed_dictionaries({"c": st.just(c), "m": possible(c)}))
     window = st.tuples(st.integers(-(2**62), 2**62), st.integers(1 if valid else -2, 2**62)).map(
         lambda t: {"start_ns": t[0], "end_ns": t[0] + t[1]}
     )

@@ -52,6 +52,19 @@ cdef inline int _name(const Head* h, uint64_t lo) noexcept nogil:
     return h.kind == K_STR and lo <= h.u <= MAX_NAME
 
 
+cdef inline int _profile_id(const Head* h) noexcept nogil:
+    """A profile id (PROTOCOL.md §8): a str of 16 lowercase hex digits, or empty (no profile)."""
+    cdef uint64_t i
+    cdef uint8_t ch
+    if h.kind != K_STR or not (h.u == 0 or h.u == 16):
+        return 0
+    for i in range(h.u):
+        ch = h.data[i]
+        if not ((ch >= 48 and ch <= 57) or (ch >= 97 and ch <= 102)):  # 0-9, a-f
+            return 0
+    return 1
+
+
 cdef int _uints(Cursor* c, uint64_t lo, uint64_t hi) noexcept nogil:
     """An array of ``lo``..``hi`` unsigned integers."""
     cdef Head h
@@ -259,10 +272,13 @@ cdef int _body(Cursor* c) noexcept nogil:
                 return -1
             continue
         r = _field(&k, "model", 5, &seen[0])
-        if not r:
-            r = _field(&k, "profile", 7, &seen[1])
         if r:
             if r < 0 or _head(c, &h) < 0 or not _name(&h, 0):
+                return -1
+            continue
+        r = _field(&k, "profile", 7, &seen[1])
+        if r:
+            if r < 0 or _head(c, &h) < 0 or not _profile_id(&h):
                 return -1
             continue
         r = _field(&k, "start_ns", 8, &seen[2])

@@ -32,6 +32,7 @@ MAX_BINS = 258
 MAX_CLASSES = 4096
 MAX_COUNTERS = 64
 MIN_I64, MAX_I64 = -(1 << 63), (1 << 63) - 1
+_HEX = frozenset("0123456789abcdef")
 _ENVELOPE_KEYS = frozenset({"v", "kind", "device", "boot", "seq", "t_ns", "wall_ns", "body"})
 _WINDOW_KEYS = frozenset({"model", "profile", "start_ns", "end_ns", "features", "latency", "predictions", "counters"})
 
@@ -53,6 +54,11 @@ def _unpack(frame: bytes) -> Any:
 
 def _name(x: Any, nonempty: bool = True) -> bool:
     return type(x) is str and (bool(x) or not nonempty) and len(x.encode("utf-8")) <= MAX_NAME_BYTES
+
+
+def _profile_id(x: Any) -> bool:
+    """16 lowercase hex digits, or empty (no profile): PROTOCOL.md §8."""
+    return type(x) is str and (x == "" or (len(x) == 16 and set(x) <= _HEX))
 
 
 def _uints(items: list[Any]) -> bool:
@@ -99,7 +105,7 @@ def _window_body(b: Any) -> bool:
     """PROTOCOL.md §4.2."""
     if type(b) is not dict or not _WINDOW_KEYS <= b.keys():
         return False
-    if not (_name(b["model"], nonempty=False) and _name(b["profile"], nonempty=False)):
+    if not (_name(b["model"], nonempty=False) and _profile_id(b["profile"])):
         return False
     if not (_i64(b["start_ns"]) and _i64(b["end_ns"]) and b["end_ns"] > b["start_ns"]):
         return False

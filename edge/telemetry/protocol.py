@@ -201,6 +201,12 @@ def _sketches(where: str, x: object, limit: int) -> None:
             )
 
 
+def _profile_id(where: str, x: object) -> None:
+    """A profile id (§8): 16 lowercase hex digits, or empty (no profile)."""
+    if type(x) is not str or not (x == "" or (len(x) == 16 and set(x) <= _HEX)):
+        raise _fail(where, "a profile id: 16 lowercase hex digits (or empty)", x)
+
+
 def _depth(where: str, x: object, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise _fail(where, f"nesting of at most {MAX_DEPTH} levels", "deeper", "limit")
@@ -217,8 +223,9 @@ def _depth(where: str, x: object, depth: int) -> None:
 
 def _hello(b: dict[str, Any]) -> None:
     _map("hello", b, ("software", "kernels", "model", "profile", "window_s", "features", "latency_edges_us"))
-    for k in ("software", "kernels", "model", "profile"):
+    for k in ("software", "kernels", "model"):
         _str(f"hello.{k}", b[k], nonempty=False)
+    _profile_id("hello.profile", b["profile"])
     if _num("hello.window_s", b["window_s"], finite=True) <= 0:
         raise _fail("hello.window_s", "a positive number of seconds", b["window_s"])
     for i, f in enumerate(_list("hello.features", b["features"], 0, MAX_FEATURES)):
@@ -239,7 +246,7 @@ def _hello(b: dict[str, Any]) -> None:
 def _window(b: dict[str, Any]) -> None:
     _map("window", b, ("model", "profile", "start_ns", "end_ns", "features", "latency", "predictions", "counters"))
     _str("window.model", b["model"], nonempty=False)
-    _str("window.profile", b["profile"], nonempty=False)
+    _profile_id("window.profile", b["profile"])
     start = _int("window.start_ns", b["start_ns"], -(1 << 63), (1 << 63) - 1)
     end = _int("window.end_ns", b["end_ns"], -(1 << 63), (1 << 63) - 1)
     if end <= start:
@@ -331,6 +338,9 @@ def validate_map(m: object) -> Record:
 _SIZES = (
     f"arrays of at most {MAX_ARRAY} items, maps of at most {MAX_MAP} entries, strings of at most {MAX_FIELD_STR_BYTES}"
 )
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def _no_ext(code: int, data: bytes) -> object:

@@ -16,7 +16,10 @@ def window(**body_changes: object) -> dict:
         "profile": "0123456789abcdef",
         "start_ns": 0,
         "end_ns": 10,
-        "features": {"a": {"c": [0, 1, 0], "m": [1.0, 0.5, 0.0, 0.5, 0.5]}, "b": {"c": [2, 0, 0, 1], "m": [2, 3, 0, 3, 3]}},
+        "features": {
+            "a": {"c": [0, 1, 0], "m": [1.0, 0.5, 0.0, 0.5, 0.5]},
+            "b": {"c": [2, 0, 0, 1], "m": [2, 3, 0, 3, 3]},
+        },
         "latency": {},
         "predictions": [1, 2, 3],
         "counters": {"frames": 1},

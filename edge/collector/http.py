@@ -56,6 +56,8 @@ COUNTER_HELP = {
     "profile_uploads": "reference profiles uploaded in a device's hello and taken",
     "profile_rejects": "reference profiles uploaded in a device's hello and refused (invalid, or another hash)",
     "identity_rejects": "records refused because their device id is not one their connection's CURVE key is bound to",
+    "unscorable_rejects": "windows refused because their features do not match their model's reference (code "
+    "unscorable)",
 }
 
 

@@ -73,9 +73,10 @@ log = logging.getLogger("edge.collector")
 # routing id, acked (boot, seq), rejections, the reply's need_profile ("" or a profile id)
 _Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
 
+MAX_REJECTING_DEVICES = 4096  # devices whose unscorable rejections are counted one by one
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
-            "identity_rejects")  # fmt: skip
+            "identity_rejects", "unscorable_rejects")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class CollectorServer:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        # device id -> windows rejected as unscorable (at most MAX_REJECTING_DEVICES, least recent dropped first)
+        self.unscorable_by_device: dict[str, int] = {}
         self.store = open_store(settings.db)
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
@@ -274,10 +277,14 @@ class CollectorServer:
                 continue
             for data in frames:
                 env = fast(data)
-                if env is not None:  # a valid window (the common record): no Python objects decoded
+                if env is not None:  # a valid window (the common record)
                     device, boot, seq, t_ns, wall_ns = env
                     if binding is not None and not _bound(binding, device):
                         rejected.append(self._identity_rejection(binding, device, boot, seq))
+                        continue
+                    why = self._unscorable(msgpack.unpackb(data, raw=False)["body"])
+                    if why:
+                        rejected.append(self._unscorable_rejection(device, boot, seq, why))
                         continue
                     add(device, boot, seq, "window", t_ns, wall_ns, data, now)
                     keys.append((boot, seq))
@@ -292,6 +299,10 @@ class CollectorServer:
                     continue
                 if binding is not None and not _bound(binding, rec.device):
                     rejected.append(self._identity_rejection(binding, rec.device, rec.boot, rec.seq))
+                    continue
+                why = self._unscorable(rec.body) if rec.kind == "window" else ""
+                if why:
+                    rejected.append(self._unscorable_rejection(rec.device, rec.boot, rec.seq, why))
                     continue
                 if rec.kind in SPOOLED_KINDS:
                     add(rec.device, rec.boot, rec.seq, rec.kind, rec.t_ns, rec.wall_ns, data, now)
@@ -313,6 +324,42 @@ class CollectorServer:
         binding = self.zap.binding(parts[0].get("User-Id"))  # type: ignore[union-attr]
         binding = None if binding == "*" else (binding or "")
         return parts[0].bytes, binding, [p.bytes for p in parts[1:]]
+
+    def _unscorable(self, body: dict) -> str:
+        """Why a valid window cannot be scored against the reference the collector holds for its model (PROTOCOL.md
+        §5, code ``unscorable``): a feature the reference does not have, one it lacks, or another bin count. ""
+        when it can be, or when the collector has no reference for the model yet (stored; scored from the next
+        windows once the profile is known, §4.1)."""
+        layout = self.engine.counts_layout(body["model"])
+        if layout is None:
+            return ""
+        names, lengths = layout[0], layout[1]
+        feats = body["features"]
+        if len(feats) == len(names) and all(
+            len(feats.get(n, {"c": ()})["c"]) == k for n, k in zip(names, lengths, strict=True)
+        ):
+            return ""
+        if unknown := sorted(set(feats) - set(names)):
+            return (
+                f"window.features: expected the features of {body['model']!r}'s reference {list(names)}, got {unknown}"
+            )
+        for name, k in zip(names, lengths, strict=True):
+            if name not in feats:
+                return f"window.features: expected feature {name!r} of {body['model']!r}'s reference, missing"
+            if len(feats[name]["c"]) != k:
+                return (
+                    f"window.features.{name}.c: expected {k} counts (the reference's bins), got {len(feats[name]['c'])}"
+                )
+        return ""
+
+    def _unscorable_rejection(self, device: str, boot: str, seq: int, why: str) -> RejectedRecord:
+        self.counters["rejects"] += 1
+        self.counters["unscorable_rejects"] += 1
+        by = self.unscorable_by_device
+        by[device] = by.pop(device, 0) + 1  # most recent last; bounded: the least recently rejected device goes
+        if len(by) > MAX_REJECTING_DEVICES:
+            del by[next(iter(by))]
+        return RejectedRecord(boot, seq, "unscorable", _fit(why))
 
     def _identity_rejection(self, binding: str, device: str, boot: str, seq: int) -> RejectedRecord:
         self.counters["rejects"] += 1

@@ -1,0 +1,79 @@
+"""Windows that cannot be scored against their model's reference (a feature it lacks or does not have, another bin
+count) are rejected at ingest with code ``unscorable`` (PROTOCOL.md §5), under their key, counted in total and per
+device, over a real socket to a real collector; the good windows of the same message are acked and scored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import collector_streams as streams
+import numpy as np
+import pytest
+import zmq
+from collector_devices import Device
+
+from edge.collector.http import prometheus_text
+from edge.collector.server import CollectorServer, CollectorSettings
+from edge.telemetry.protocol import encode_record
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[CollectorServer]:
+    s = CollectorServer(CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "u.db", http=None, horizons=(2,)))
+    yield s
+    s.close()
+
+
+def _variants(rng: np.random.Generator) -> dict[str, dict]:
+    good = streams.window_body(rng)
+    f0 = next(iter(good["features"]))
+    sk = good["features"][f0]
+    n = len(sk["c"])
+    fewer = {**sk, "c": sk["c"][:-2] + [0]}  # one bin fewer (the NaN count kept last)
+    more = {**sk, "c": sk["c"][:-1] + [0, sk["c"][-1]]}
+    return {
+        f"{n - 1} counts": {**good, "features": {**good["features"], f0: fewer}},
+        f"{n + 1} counts": {**good, "features": {**good["features"], f0: more}},
+        "unknown feature": {**good, "features": {**good["features"], "not_in_reference": sk}},
+        "missing feature": {**good, "features": {k: v for k, v in good["features"].items() if k != f0}},
+    }
+
+
+def test_unscorable_windows_are_rejected_at_ingest(server: CollectorServer, rng: np.random.Generator) -> None:
+    server.engine.set_reference(streams.reference(rng))  # the model's reference, as an operator installs it
+    ctx = zmq.Context()
+    dev = Device(ctx, server.endpoint, "dev-u")
+    try:
+        bad = _variants(rng)
+        good = [dev.record("window", streams.window_body(rng), t_ns=i) for i in range(2)]
+        wrong = [dev.record("window", body, t_ns=9) for body in bad.values()]
+        dev.send(encode_record(good[0]), *(encode_record(r) for r in wrong), encode_record(good[1]))
+        rep = dev.reply()
+        got = {r.seq: (r.code, r.message) for r in rep.rejected}
+        assert sorted(got) == [r.seq for r in wrong]
+        assert {code for code, _ in got.values()} == {"unscorable"}
+        messages = [got[r.seq][1] for r in wrong]
+        assert all("counts (the reference's bins), got" in m for m in messages[:2])
+        assert "got ['not_in_reference']" in messages[2] and "missing" in messages[3]
+        assert dev.acked == {good[0].seq, good[1].seq}
+        assert server.store.record_count() == 2
+        assert server.counters["unscorable_rejects"] == len(bad) and server.unscorable_by_device == {"dev-u": len(bad)}
+        assert server.drain(20.0) and server.engine.windows_scored == 2 and server.counters["engine_errors"] == 0
+        assert f"edge_collector_unscorable_rejects_total {len(bad)}\n" in prometheus_text(server.counters, {})
+    finally:
+        dev.close()
+        ctx.term()
+
+
+def test_without_a_reference_windows_are_stored_not_judged(server: CollectorServer, rng: np.random.Generator) -> None:
+    ctx = zmq.Context()
+    dev = Device(ctx, server.endpoint, "dev-n")
+    try:
+        recs = [dev.record("window", body, t_ns=1) for body in _variants(rng).values()]
+        dev.send(*(encode_record(r) for r in recs))
+        assert dev.reply().rejected == ()
+        assert dev.acked == {r.seq for r in recs} and server.counters["unscorable_rejects"] == 0
+    finally:
+        dev.close()
+        ctx.term()

@@ -30,8 +30,9 @@ def _variants(rng: np.random.Generator) -> dict[str, dict]:
     f0 = next(iter(good["features"]))
     sk = good["features"][f0]
     n = len(sk["c"])
-    fewer = {**sk, "c": sk["c"][:-2] + [0]}  # one bin fewer (the NaN count kept last)
-    more = {**sk, "c": sk["c"][:-1] + [0, sk["c"][-1]]}
+    c = sk["c"]
+    fewer = {**sk, "c": [*c[:-3], c[-3] + c[-2], c[-1]]}  # one bin fewer: the overflow merged, the same totals
+    more = {**sk, "c": [*c[:-1], 0, c[-1]]}
     return {
         f"{n - 1} counts": {**good, "features": {**good["features"], f0: fewer}},
         f"{n + 1} counts": {**good, "features": {**good["features"], f0: more}},

@@ -34,6 +34,9 @@ cdef enum:
     MAX_COUNTERS = 64
 
 cdef uint64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
+cdef uint64_t FNV_OFFSET = 0xCBF29CE484222325ULL
+cdef uint64_t FNV_PRIME = 0x100000001B3ULL
+cdef uint64_t MIX = 0x9E3779B97F4A7C15ULL
 
 
 cdef struct Envelope:
@@ -44,6 +47,7 @@ cdef struct Envelope:
     uint64_t seq
     int64_t t_ns
     int64_t wall_ns
+    uint64_t layout  # model and (feature name, count length) pairs, hashed: _layout_* below
 
 
 
@@ -80,7 +84,7 @@ cdef int _uints(Cursor* c, uint64_t lo, uint64_t hi) noexcept nogil:
     return 0
 
 
-cdef int _counts(Cursor* c, uint64_t* hi, uint64_t* lo) noexcept nogil:
+cdef int _counts(Cursor* c, uint64_t* hi, uint64_t* lo, uint64_t* length) noexcept nogil:
     """A sketch's 3..258 uints; ``hi * 2**64 + lo``: the exact sum of all but the last (the NaN count)."""
     cdef Head h
     cdef uint64_t i, n, x
@@ -89,6 +93,7 @@ cdef int _counts(Cursor* c, uint64_t* hi, uint64_t* lo) noexcept nogil:
     if _head(c, &h) < 0 or h.kind != K_ARRAY or not (MIN_COUNTS <= h.u <= MAX_BINS):
         return -1
     n = h.u
+    length[0] = n
     for i in range(n):
         if c.p < c.end and c.p[0] <= 0x7F:  # positive fixint, the common count
             x = c.p[0]
@@ -139,7 +144,7 @@ cdef inline double _number(const Head* h) noexcept nogil:
     return d
 
 
-cdef int _sketch(Cursor* c) noexcept nogil:
+cdef int _sketch(Cursor* c, uint64_t* length) noexcept nogil:
     """``{"c": 3..258 uints, "m": 5 numbers, ...}`` (the last "c"/"m" counts, as in a dict; every one is checked),
     whose moments ``[count, mean, M2, min, max]`` can be true (``edge.telemetry.bulk.moments_ok``): count, mean, M2
     finite, 0 <= count <= the counts but the NaN one (compared exactly, integer or float), M2 >= 0, min and max not
@@ -155,7 +160,7 @@ cdef int _sketch(Cursor* c) noexcept nogil:
         if _key(c, &h) < 0:
             return -1
         if _is(&h, "c", 1):
-            if _counts(c, &hi, &lo) < 0:
+            if _counts(c, &hi, &lo, length) < 0:
                 return -1
             seen_c = 1
         elif _is(&h, "m", 1):
@@ -181,16 +186,33 @@ cdef int _sketch(Cursor* c) noexcept nogil:
     return 0
 
 
-cdef int _sketches(Cursor* c, uint64_t limit) noexcept nogil:
-    """A map of at most ``limit`` entries name → sketch."""
+cdef inline uint64_t _fnv(uint64_t x, const uint8_t* p, uint64_t n) noexcept nogil:
+    """FNV-1a (64-bit) of ``p[:n]`` continued from ``x``."""
+    cdef uint64_t i
+    for i in range(n):
+        x = (x ^ p[i]) * FNV_PRIME
+    return x
+
+
+cdef int _sketches(Cursor* c, uint64_t limit, uint64_t* layout) noexcept nogil:
+    """A map of at most ``limit`` entries name → sketch; ``layout`` (when not NULL) += each entry's
+    ``_fnv(name) + count length`` mixed (order-free): see reference_wire.layout_key."""
     cdef Head h
-    cdef uint64_t i, n
+    cdef uint64_t i, n, length = 0, x
+    cdef uint8_t two[2]
     if _head(c, &h) < 0 or h.kind != K_MAP or h.u > limit:
         return -1
     n = h.u
     for i in range(n):
-        if _key(c, &h) < 0 or not _name(&h, 1) or _sketch(c) < 0:
+        if _key(c, &h) < 0 or not _name(&h, 1):
             return -1
+        x = _fnv(FNV_OFFSET, h.data, h.u)
+        if _sketch(c, &length) < 0:
+            return -1
+        if layout != NULL:
+            two[0] = length & 0xFF
+            two[1] = length >> 8
+            layout[0] += _fnv(x, two, 2) * MIX
     return 0
 
 
@@ -235,10 +257,11 @@ cdef inline int _field(const Head* key, const char* name, uint64_t n, int* seen)
     return 1
 
 
-cdef int _body(Cursor* c) noexcept nogil:
-    """A window body (PROTOCOL.md §4.2), read in one pass; unknown keys are skipped (after msgpack's checks)."""
+cdef int _body(Cursor* c, uint64_t* layout) noexcept nogil:
+    """A window body (PROTOCOL.md §4.2), read in one pass; unknown keys are skipped (after msgpack's checks).
+    ``layout``: the body's layout key (reference_wire.layout_key)."""
     cdef Head h, k
-    cdef uint64_t i, n
+    cdef uint64_t i, n, model = 0, feats = 0
     cdef int64_t start = 0, stop = 0
     cdef int f
     cdef int seen[8]
@@ -253,12 +276,12 @@ cdef int _body(Cursor* c) noexcept nogil:
             return -1
         r = _field(&k, "features", 8, &seen[4])
         if r:
-            if r < 0 or _sketches(c, MAX_FEATURES) < 0:
+            if r < 0 or _sketches(c, MAX_FEATURES, &feats) < 0:
                 return -1
             continue
         r = _field(&k, "latency", 7, &seen[5])
         if r:
-            if r < 0 or _sketches(c, MAX_STAGES) < 0:
+            if r < 0 or _sketches(c, MAX_STAGES, NULL) < 0:
                 return -1
             continue
         r = _field(&k, "predictions", 11, &seen[6])
@@ -275,6 +298,7 @@ cdef int _body(Cursor* c) noexcept nogil:
         if r:
             if r < 0 or _head(c, &h) < 0 or not _name(&h, 0):
                 return -1
+            model = _fnv(FNV_OFFSET, h.data, h.u)
             continue
         r = _field(&k, "profile", 7, &seen[1])
         if r:
@@ -296,6 +320,7 @@ cdef int _body(Cursor* c) noexcept nogil:
     for f in range(8):
         if not seen[f]:
             return -1
+    layout[0] = model * FNV_PRIME + feats
     return 0 if stop > start else -1
 
 
@@ -317,7 +342,7 @@ cdef int _window(const uint8_t* data, Py_ssize_t size, Envelope* env) noexcept n
             return -1
         r = _field(&k, "body", 4, &seen[7])
         if r:
-            if r < 0 or _body(&c) < 0:
+            if r < 0 or _body(&c, &env.layout) < 0:
                 return -1
             continue
         r = _field(&k, "v", 1, &seen[0])
@@ -371,7 +396,7 @@ cdef int _window(const uint8_t* data, Py_ssize_t size, Envelope* env) noexcept n
 def window_envelope(frame):
     """``(device, boot, seq, t_ns, wall_ns)`` of a valid ``window`` record frame (``bytes``, not kept), None for
     anything else: then the shared validator decides. Allocates the two strings and the tuple."""
-    cdef Envelope env = Envelope(NULL, 0, NULL, 0, 0, 0, 0)
+    cdef Envelope env = Envelope(NULL, 0, NULL, 0, 0, 0, 0, 0)
     cdef Py_ssize_t size
     if type(frame) is not bytes:
         return None
@@ -384,4 +409,26 @@ def window_envelope(frame):
         env.seq,
         env.t_ns,
         env.wall_ns,
+    )
+
+
+def window_accept(frame):
+    """:func:`window_envelope` plus the window's layout key: ``(device, boot, seq, t_ns, wall_ns, layout)``, where
+    ``layout`` (uint64) hashes the model and the (feature name, count length) pairs, in any order
+    (:func:`edge.kernels.reference_wire.layout_key`): equal for windows a reference scores alike. A map that repeats
+    a feature name hashes every entry (the twin, reading a dict, only the last). None as window_envelope."""
+    cdef Envelope env = Envelope(NULL, 0, NULL, 0, 0, 0, 0, 0)
+    cdef Py_ssize_t size
+    if type(frame) is not bytes:
+        return None
+    size = PyBytes_GET_SIZE(frame)
+    if size > MAX_FRAME_BYTES or _window(<const uint8_t*>PyBytes_AS_STRING(frame), size, &env) < 0:
+        return None
+    return (
+        PyUnicode_DecodeUTF8(<const char*>env.device, env.device_len, NULL),
+        PyUnicode_DecodeUTF8(<const char*>env.boot, env.boot_len, NULL),
+        env.seq,
+        env.t_ns,
+        env.wall_ns,
+        env.layout,
     )

@@ -45,7 +45,7 @@ import zmq
 from edge.collector.alerts import DEFAULT_RULES, AlertEvent, AlertPolicy, AlertSink, Rule
 from edge.collector.committer import GroupCommitter
 from edge.collector.engine import DriftEngine, ModelReference
-from edge.collector.frames import window_envelope
+from edge.collector.frames import window_accept
 from edge.collector.http import CollectorHttp
 from edge.collector.profiles import ProfileLibrary
 from edge.collector.scoring import ScoringWorker
@@ -74,6 +74,7 @@ log = logging.getLogger("edge.collector")
 _Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
 
 MAX_REJECTING_DEVICES = 4096  # devices whose unscorable rejections are counted one by one
+MAX_LAYOUTS = 1024  # window layouts whose verdict is cached (cleared when full)
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
             "identity_rejects", "unscorable_rejects")  # fmt: skip
@@ -136,6 +137,8 @@ class CollectorServer:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # device id -> windows rejected as unscorable (at most MAX_REJECTING_DEVICES, least recent dropped first)
         self.unscorable_by_device: dict[str, int] = {}
+        # window layout key -> (model, the reference layout it was checked against, verdict): see _layout_verdict
+        self._layouts: dict[int, tuple[str, object, str]] = {}
         self.store = open_store(settings.db)
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
@@ -253,7 +256,7 @@ class CollectorServer:
         decode them and buffer their spooled records in the store for the next group commit."""
         now = time.time_ns()
         add = self.store.add_frame
-        fast = window_envelope
+        fast = window_accept
         counters = self.counters
         recv = self._sock.recv_multipart
         binding: str | None = None  # the device id or pattern this message's key may send as; None: no check
@@ -278,11 +281,11 @@ class CollectorServer:
             for data in frames:
                 env = fast(data)
                 if env is not None:  # a valid window (the common record)
-                    device, boot, seq, t_ns, wall_ns = env
+                    device, boot, seq, t_ns, wall_ns, layout = env
                     if binding is not None and not _bound(binding, device):
                         rejected.append(self._identity_rejection(binding, device, boot, seq))
                         continue
-                    why = self._unscorable(msgpack.unpackb(data, raw=False)["body"])
+                    why = self._layout_verdict(layout, data)
                     if why:
                         rejected.append(self._unscorable_rejection(device, boot, seq, why))
                         continue
@@ -324,6 +327,21 @@ class CollectorServer:
         binding = self.zap.binding(parts[0].get("User-Id"))  # type: ignore[union-attr]
         binding = None if binding == "*" else (binding or "")
         return parts[0].bytes, binding, [p.bytes for p in parts[1:]]
+
+    def _layout_verdict(self, layout: int, data: bytes) -> str:
+        """:meth:`_unscorable` of a fast-accepted window, from the cache of layout keys when its layout was checked
+        against the reference its model has now (a reference replaced or added invalidates the entry)."""
+        hit = self._layouts.get(layout)
+        if hit is not None and self.engine.counts_layout(hit[0]) == hit[1]:
+            return hit[2]
+        body = msgpack.unpackb(data, raw=False)["body"]
+        ref = self.engine.counts_layout(body["model"])
+        why = self._unscorable(body)
+        if ref is not None:  # no reference yet: not cached, so the first windows after an upload are checked
+            if len(self._layouts) >= MAX_LAYOUTS:
+                self._layouts.clear()
+            self._layouts[layout] = (body["model"], ref, why)
+        return why
 
     def _unscorable(self, body: dict) -> str:
         """Why a valid window cannot be scored against the reference the collector holds for its model (PROTOCOL.md

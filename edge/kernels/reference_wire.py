@@ -19,7 +19,7 @@ import numpy as np
 
 from edge import _kernel_checks as _checks
 
-__all__ = ["Envelope", "window_digest_block", "window_envelope"]
+__all__ = ["Envelope", "layout_key", "window_accept", "window_digest_block", "window_envelope"]
 
 Envelope = tuple[str, str, int, int, int]  # device, boot, seq, t_ns (device loop clock, ns), wall_ns (Unix, ns)
 
@@ -136,6 +136,35 @@ def window_envelope(frame: bytes) -> Envelope | None:
     if not (_i64(seq, 1) and _i64(rec["t_ns"]) and _i64(rec["wall_ns"], 0) and _window_body(rec["body"])):
         return None
     return rec["device"], rec["boot"], seq, rec["t_ns"], rec["wall_ns"]
+
+
+_FNV_OFFSET, _FNV_PRIME, _MIX, _U64 = 0xCBF29CE484222325, 0x100000001B3, 0x9E3779B97F4A7C15, (1 << 64) - 1
+
+
+def _fnv(x: int, data: bytes) -> int:
+    for b in data:
+        x = ((x ^ b) * _FNV_PRIME) & _U64
+    return x
+
+
+def layout_key(model: str, features: dict[str, Any]) -> int:
+    """A window body's layout key: FNV-1a 64 of the model's UTF-8 bytes times the FNV prime, plus (mod 2**64), per
+    feature, ``MIX`` times the FNV-1a of its name's bytes continued over its count length (2 bytes, little-endian).
+    Order-free; equal for windows whose features a reference reads alike (then one check answers for all)."""
+    acc = 0
+    for name, sketch in features.items():
+        n = len(sketch["c"])
+        acc += _fnv(_fnv(_FNV_OFFSET, name.encode("utf-8")), bytes((n & 0xFF, n >> 8))) * _MIX
+    return (_fnv(_FNV_OFFSET, model.encode("utf-8")) * _FNV_PRIME + acc) & _U64
+
+
+def window_accept(frame: bytes) -> tuple[str, str, int, int, int, int] | None:
+    """:func:`window_envelope` plus the body's :func:`layout_key`."""
+    env = window_envelope(frame)
+    if env is None:
+        return None
+    body = _unpack(frame)["body"]
+    return (*env, layout_key(body["model"], body["features"]))
 
 
 # --------------------------------------------------------------------------------------------------- block digest

@@ -15,7 +15,8 @@ from collector_devices import Device
 
 from edge.collector.http import prometheus_text
 from edge.collector.server import CollectorServer, CollectorSettings
-from edge.telemetry.protocol import encode_record
+from edge.kernels import implementation
+from edge.telemetry.protocol import Record, encode_record
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_unscorable_windows_are_rejected_at_ingest(server: CollectorServer, rng:
     try:
         bad = _variants(rng)
         good = [dev.record("window", streams.window_body(rng), t_ns=i) for i in range(2)]
-        wrong = [dev.record("window", body, t_ns=9) for body in bad.values()]
+        wrong = [dev.record("window", body, t_ns=9) for body in [*bad.values(), *bad.values()]]  # again: cached
         dev.send(encode_record(good[0]), *(encode_record(r) for r in wrong), encode_record(good[1]))
         rep = dev.reply()
         got = {r.seq: (r.code, r.message) for r in rep.rejected}
@@ -59,9 +60,10 @@ def test_unscorable_windows_are_rejected_at_ingest(server: CollectorServer, rng:
         assert "got ['not_in_reference']" in messages[2] and "missing" in messages[3]
         assert dev.acked == {good[0].seq, good[1].seq}
         assert server.store.record_count() == 2
-        assert server.counters["unscorable_rejects"] == len(bad) and server.unscorable_by_device == {"dev-u": len(bad)}
+        n_bad = len(wrong)
+        assert server.counters["unscorable_rejects"] == n_bad and server.unscorable_by_device == {"dev-u": n_bad}
         assert server.drain(20.0) and server.engine.windows_scored == 2 and server.counters["engine_errors"] == 0
-        assert f"edge_collector_unscorable_rejects_total {len(bad)}\n" in prometheus_text(server.counters, {})
+        assert f"edge_collector_unscorable_rejects_total {n_bad}\n" in prometheus_text(server.counters, {})
     finally:
         dev.close()
         ctx.term()
@@ -78,3 +80,31 @@ def test_without_a_reference_windows_are_stored_not_judged(server: CollectorServ
     finally:
         dev.close()
         ctx.term()
+
+
+def _accepts() -> list:
+    out = [implementation("numpy")["window_accept"]]
+    try:
+        out.append(implementation("native")["window_accept"])
+    except ImportError:  # native kernels not built: the twin alone
+        pass
+    return out
+
+
+def test_layout_keys_equal_in_both_readers_and_name_the_layout(rng: np.random.Generator) -> None:
+    """window_accept: the envelope plus a key equal for windows of the same model, feature names and count lengths
+    (any order, any values), different otherwise; the native kernel and its twin agree."""
+    base = streams.window_body(rng)
+    names = list(base["features"])
+    same = [base, streams.window_body(rng, shift=2.0), {**base, "features": dict(reversed(base["features"].items()))}]
+    other = [{**base, "model": "other@1"}, *_variants(rng).values()]
+    keys = []
+    for body in same + other:
+        frame = encode_record(Record("window", "dev-k", "boot-k", 3, 5, 7, body))
+        got = [accept(frame) for accept in _accepts()]
+        assert len(set(got)) == 1 and got[0][:5] == ("dev-k", "boot-k", 3, 5, 7)
+        keys.append(got[0][5])
+    assert len(set(keys[: len(same)])) == 1, "one layout, one key"
+    assert len(set(keys)) == 1 + len(other), "each other layout its own key"
+    assert names and all(0 <= k < 1 << 64 for k in keys)
+    assert [a(b"not a window") for a in _accepts()] == [None] * len(_accepts())

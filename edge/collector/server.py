@@ -180,8 +180,9 @@ class CollectorServer:
         self.http: CollectorHttp | None = None
         if settings.http is not None:
             self.http = CollectorHttp(
-                self.store, self.series, self.counters, self._http_ack, *settings.http, profiles=self.profiles
-            )
+                self.store, self.series, self.counters, self._http_ack, *settings.http, profiles=self.profiles,
+                unscorable_by_device=self.unscorable_by_device,
+            )  # fmt: skip
         self._stop = threading.Event()
         self._closed = False
         self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,

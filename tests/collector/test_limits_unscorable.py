@@ -4,6 +4,8 @@ device, over a real socket to a real collector; the good windows of the same mes
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from edge.telemetry.protocol import Record, encode_record
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[CollectorServer]:
-    s = CollectorServer(CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "u.db", http=None, horizons=(2,)))
+    settings = CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "u.db", http=("127.0.0.1", 0), horizons=(2,))
+    s = CollectorServer(settings)
     yield s
     s.close()
 
@@ -64,6 +67,10 @@ def test_unscorable_windows_are_rejected_at_ingest(server: CollectorServer, rng:
         assert server.counters["unscorable_rejects"] == n_bad and server.unscorable_by_device == {"dev-u": n_bad}
         assert server.drain(20.0) and server.engine.windows_scored == 2 and server.counters["engine_errors"] == 0
         assert f"edge_collector_unscorable_rejects_total {n_bad}\n" in prometheus_text(server.counters, {})
+        with urllib.request.urlopen(f"{server.http.url}/api/summary", timeout=10) as r:  # the API lists them
+            summary = json.loads(r.read())
+        assert summary["unscorable_by_device"] == {"dev-u": n_bad}
+        assert summary["counters"]["unscorable_rejects"] == n_bad
     finally:
         dev.close()
         ctx.term()

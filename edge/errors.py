@@ -41,7 +41,13 @@ class ShapeError(ModelError, ValueError):
 
 
 class ProtocolError(EdgeError, ValueError):
-    """A telemetry frame violates docs/PROTOCOL.md (malformed, oversized, unknown schema version)."""
+    """A telemetry frame violates docs/PROTOCOL.md (malformed, oversized, unknown schema version). ``code`` is the
+    rejection code PROTOCOL.md §5 gives it: ``"malformed"`` (the default), ``"limit"`` (a size of §6 exceeded) or
+    ``"version"``."""
+
+    def __init__(self, message: str = "", code: str = "malformed") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class SensorFault(EdgeError, RuntimeError):

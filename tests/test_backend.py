@@ -91,7 +91,7 @@ def test_a_compiled_module_imports_on_its_own() -> None:
     assert result.stdout.strip() == "native"
 
 
-WIRE = {"wire_accept": ("window_envelope",), "wire_digest": ("window_digest_block",)}
+WIRE = {"wire_accept": ("window_envelope", "window_accept"), "wire_digest": ("window_digest_block",)}
 
 
 def test_the_wire_readers_are_kernels() -> None:
@@ -100,6 +100,7 @@ def test_the_wire_readers_are_kernels() -> None:
         assert KERNEL_API[module] == names
         assert set(names) <= set(edge.kernels.__all__)
     assert implementation("numpy")["window_envelope"].__module__ == "edge.kernels.reference_wire"
+    assert implementation("numpy")["window_accept"].__module__ == "edge.kernels.reference_wire"
     assert implementation("numpy")["window_digest_block"].__module__ == "edge.kernels.reference_wire"
 
 

@@ -3,7 +3,8 @@
 Routes (all GET unless noted; JSON bodies are UTF-8, NaN as null):
 
 * ``/`` — the dashboard (:mod:`edge.collector.dashboard`: one self-contained page, nothing fetched elsewhere)
-* ``/api/summary`` — counters (this process's), records stored (all time), device and open-alert counts
+* ``/api/summary`` — counters (this process's), records stored (all time), device and open-alert counts, windows
+  rejected as unscorable per device
 * ``/api/devices`` — devices with model, profile, first/last seen (ns since the epoch) and open alerts
 * ``/api/models`` — models and their profiles, with device counts
 * ``/api/drift?scope=S&model=M&metric=psi&horizon=H`` — a drift series (scope: a device id or ``fleet``; horizon
@@ -56,6 +57,8 @@ COUNTER_HELP = {
     "profile_uploads": "reference profiles uploaded in a device's hello and taken",
     "profile_rejects": "reference profiles uploaded in a device's hello and refused (invalid, or another hash)",
     "identity_rejects": "records refused because their device id is not one their connection's CURVE key is bound to",
+    "unscorable_rejects": "windows refused because their features do not match their model's reference (code "
+    "unscorable)",
 }
 
 
@@ -94,9 +97,11 @@ class CollectorHttp:
         host: str = "127.0.0.1",
         port: int = 8080,
         profiles: ProfileLibrary | None = None,
+        unscorable_by_device: Mapping[str, int] | None = None,
     ) -> None:
         self.store, self.series, self.counters, self.acknowledge = store, series, counters, acknowledge
         self.profiles = profiles
+        self.unscorable_by_device = {} if unscorable_by_device is None else unscorable_by_device
         handler = type("Handler", (_Handler,), {"app": self})
         try:
             self.server = ThreadingHTTPServer((host, port), handler)
@@ -122,6 +127,8 @@ class CollectorHttp:
         alerts = self.store.alerts()
         return {
             "counters": dict(self.counters),
+            # device -> windows rejected as unscorable (PROTOCOL.md §5), this process's, the 4096 most recent devices
+            "unscorable_by_device": dict(self.unscorable_by_device),
             "devices": len(self.store.devices()),
             "stored_records": self.store.stored_records(),  # all time (``counters``: this process's)
             "open_alerts": sum(1 for a in alerts if a.state != "resolved"),

@@ -45,7 +45,7 @@ import zmq
 from edge.collector.alerts import DEFAULT_RULES, AlertEvent, AlertPolicy, AlertSink, Rule
 from edge.collector.committer import GroupCommitter
 from edge.collector.engine import DriftEngine, ModelReference
-from edge.collector.frames import window_envelope
+from edge.collector.frames import window_accept
 from edge.collector.http import CollectorHttp
 from edge.collector.profiles import ProfileLibrary
 from edge.collector.scoring import ScoringWorker
@@ -73,9 +73,11 @@ log = logging.getLogger("edge.collector")
 # routing id, acked (boot, seq), rejections, the reply's need_profile ("" or a profile id)
 _Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
 
+MAX_REJECTING_DEVICES = 4096  # devices whose unscorable rejections are counted one by one
+MAX_LAYOUTS = 1024  # window layouts whose verdict is cached (cleared when full)
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
-            "identity_rejects")  # fmt: skip
+            "identity_rejects", "unscorable_rejects")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,10 @@ class CollectorServer:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        # device id -> windows rejected as unscorable (at most MAX_REJECTING_DEVICES, least recent dropped first)
+        self.unscorable_by_device: dict[str, int] = {}
+        # window layout key -> (model, the reference layout it was checked against, verdict): see _layout_verdict
+        self._layouts: dict[int, tuple[str, object, str]] = {}
         self.store = open_store(settings.db)
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
@@ -174,8 +180,9 @@ class CollectorServer:
         self.http: CollectorHttp | None = None
         if settings.http is not None:
             self.http = CollectorHttp(
-                self.store, self.series, self.counters, self._http_ack, *settings.http, profiles=self.profiles
-            )
+                self.store, self.series, self.counters, self._http_ack, *settings.http, profiles=self.profiles,
+                unscorable_by_device=self.unscorable_by_device,
+            )  # fmt: skip
         self._stop = threading.Event()
         self._closed = False
         self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,
@@ -250,7 +257,7 @@ class CollectorServer:
         decode them and buffer their spooled records in the store for the next group commit."""
         now = time.time_ns()
         add = self.store.add_frame
-        fast = window_envelope
+        fast = window_accept
         counters = self.counters
         recv = self._sock.recv_multipart
         binding: str | None = None  # the device id or pattern this message's key may send as; None: no check
@@ -266,18 +273,22 @@ class CollectorServer:
             keys: list[tuple[str, int]] = []
             rejected: list[RejectedRecord] = []
             need = ""  # a hello's profile id the collector asks the device to upload
-            if len(frames) > MAX_BATCH_RECORDS:
+            if len(frames) > MAX_BATCH_RECORDS:  # every frame rejected under its own key, so the device can match it
                 counters["rejects"] += len(frames)
                 msg = f"message: expected at most {MAX_BATCH_RECORDS} records, got {len(frames)}"
-                rejected.append(RejectedRecord("", 0, "limit", msg))
+                rejected.extend(RejectedRecord(*_best_effort_key(data), "limit", msg) for data in frames)
                 batch.messages.append((ident, keys, rejected, need))
                 continue
             for data in frames:
                 env = fast(data)
-                if env is not None:  # a valid window (the common record): no Python objects decoded
-                    device, boot, seq, t_ns, wall_ns = env
+                if env is not None:  # a valid window (the common record)
+                    device, boot, seq, t_ns, wall_ns, layout = env
                     if binding is not None and not _bound(binding, device):
                         rejected.append(self._identity_rejection(binding, device, boot, seq))
+                        continue
+                    why = self._layout_verdict(layout, data)
+                    if why:
+                        rejected.append(self._unscorable_rejection(device, boot, seq, why))
                         continue
                     add(device, boot, seq, "window", t_ns, wall_ns, data, now)
                     keys.append((boot, seq))
@@ -288,11 +299,14 @@ class CollectorServer:
                 except ProtocolError as exc:
                     counters["rejects"] += 1
                     boot, seq = _best_effort_key(data)
-                    code = _rejection_code(str(exc))
-                    rejected.append(RejectedRecord(boot, seq, code, _fit(str(exc))))
+                    rejected.append(RejectedRecord(boot, seq, exc.code, _fit(str(exc))))
                     continue
                 if binding is not None and not _bound(binding, rec.device):
                     rejected.append(self._identity_rejection(binding, rec.device, rec.boot, rec.seq))
+                    continue
+                why = self._unscorable(rec.body) if rec.kind == "window" else ""
+                if why:
+                    rejected.append(self._unscorable_rejection(rec.device, rec.boot, rec.seq, why))
                     continue
                 if rec.kind in SPOOLED_KINDS:
                     add(rec.device, rec.boot, rec.seq, rec.kind, rec.t_ns, rec.wall_ns, data, now)
@@ -314,6 +328,57 @@ class CollectorServer:
         binding = self.zap.binding(parts[0].get("User-Id"))  # type: ignore[union-attr]
         binding = None if binding == "*" else (binding or "")
         return parts[0].bytes, binding, [p.bytes for p in parts[1:]]
+
+    def _layout_verdict(self, layout: int, data: bytes) -> str:
+        """:meth:`_unscorable` of a fast-accepted window, from the cache of layout keys when its layout was checked
+        against the reference its model has now (a reference replaced or added invalidates the entry)."""
+        hit = self._layouts.get(layout)
+        if hit is not None and self.engine.counts_layout(hit[0]) == hit[1]:
+            return hit[2]
+        body = msgpack.unpackb(data, raw=False)["body"]
+        ref = self.engine.counts_layout(body["model"])
+        why = self._unscorable(body)
+        if ref is not None:  # no reference yet: not cached, so the first windows after an upload are checked
+            if len(self._layouts) >= MAX_LAYOUTS:
+                self._layouts.clear()
+            self._layouts[layout] = (body["model"], ref, why)
+        return why
+
+    def _unscorable(self, body: dict) -> str:
+        """Why a valid window cannot be scored against the reference the collector holds for its model (PROTOCOL.md
+        §5, code ``unscorable``): a feature the reference does not have, one it lacks, or another bin count. ""
+        when it can be, or when the collector has no reference for the model yet (stored; scored from the next
+        windows once the profile is known, §4.1)."""
+        layout = self.engine.counts_layout(body["model"])
+        if layout is None:
+            return ""
+        names, lengths = layout[0], layout[1]
+        feats = body["features"]
+        if len(feats) == len(names) and all(
+            len(feats.get(n, {"c": ()})["c"]) == k for n, k in zip(names, lengths, strict=True)
+        ):
+            return ""
+        if unknown := sorted(set(feats) - set(names)):
+            return (
+                f"window.features: expected the features of {body['model']!r}'s reference {list(names)}, got {unknown}"
+            )
+        for name, k in zip(names, lengths, strict=True):
+            if name not in feats:
+                return f"window.features: expected feature {name!r} of {body['model']!r}'s reference, missing"
+            if len(feats[name]["c"]) != k:
+                return (
+                    f"window.features.{name}.c: expected {k} counts (the reference's bins), got {len(feats[name]['c'])}"
+                )
+        return ""
+
+    def _unscorable_rejection(self, device: str, boot: str, seq: int, why: str) -> RejectedRecord:
+        self.counters["rejects"] += 1
+        self.counters["unscorable_rejects"] += 1
+        by = self.unscorable_by_device
+        by[device] = by.pop(device, 0) + 1  # most recent last; bounded: the least recently rejected device goes
+        if len(by) > MAX_REJECTING_DEVICES:
+            del by[next(iter(by))]
+        return RejectedRecord(boot, seq, "unscorable", _fit(why))
 
     def _identity_rejection(self, binding: str, device: str, boot: str, seq: int) -> RejectedRecord:
         self.counters["rejects"] += 1
@@ -452,34 +517,39 @@ def _bound(binding: str, device: str) -> bool:
     return device == binding or (binding != "" and fnmatchcase(device, binding))
 
 
-def _rejection_code(message: str) -> str:
-    """PROTOCOL.md §5 rejection code of a validator message: ``version``, ``limit`` (a §6 limit) or ``malformed``."""
-    if message.startswith("record.v:"):
-        return "version"
-    return "limit" if "at most" in message else "malformed"
-
-
 def _fit(message: str, limit: int = 256) -> str:
     """``message`` cut to at most ``limit`` UTF-8 bytes (a reply's strings are limited in bytes)."""
     return message.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
 
 
 def _best_effort_key(data: bytes) -> tuple[str, int]:
-    """(boot, seq) of an undecodable record when its envelope is readable (within the frame limits), else
-    ("", 0), so the device can drop that one record."""
-    if len(data) > MAX_FRAME_BYTES:
-        return "", 0
+    """(boot, seq) of an undecodable record when its envelope is readable (within the §6 limits), else
+    ("", 0), so the device can drop that one record. The envelope's keys are read one by one, so a record whose
+    body breaks a limit (an array of 4097 items) still names its key when ``boot`` and ``seq`` come before it."""
+    u = msgpack.Unpacker(  # any frame the transport let through (up to max_frame_bytes): its envelope is small
+        raw=False, max_array_len=4096, max_map_len=512, max_str_len=1024, max_bin_len=len(data),
+        max_buffer_size=max(len(data), MAX_FRAME_BYTES),
+    )  # fmt: skip
+    u.feed(data)
+    found: dict[str, object] = {}
     try:
-        m = msgpack.unpackb(data, raw=False, max_array_len=4096, max_map_len=512, max_str_len=1024, max_bin_len=1 << 20)
-    except Exception:  # anything undecodable: no key to report
-        return "", 0
-    if isinstance(m, dict):
-        boot, seq = m.get("boot", ""), m.get("seq", 0)
-        if (
-            isinstance(boot, str)
-            and len(boot.encode("utf-8", "replace")) <= 256
-            and type(seq) is int
-            and 0 <= seq < (1 << 64)
-        ):
-            return boot, seq
+        for _ in range(u.read_map_header()):
+            k = u.unpack()
+            if k in ("boot", "seq"):
+                found[k] = u.unpack()
+                if len(found) == 2:
+                    break
+            else:
+                u.skip()
+    except Exception:  # anything undecodable: what was read so far
+        pass
+    boot, seq = found.get("boot", ""), found.get("seq", 0)
+    if (
+        isinstance(boot, str)
+        and len(boot.encode("utf-8", "replace")) <= 256
+        and type(seq) is int
+        and 0 <= seq < (1 << 64)
+        and len(found) == 2
+    ):
+        return boot, seq
     return "", 0

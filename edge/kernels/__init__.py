@@ -40,6 +40,7 @@ __all__ = [
     "sketch_merge",
     "sketch_update",
     "softmax_topk",
+    "window_accept",
     "window_digest_block",
     "window_envelope",
 ]
@@ -50,7 +51,10 @@ KERNEL_API: dict[str, tuple[str, ...]] = {
     "quantize": ("quantize", "dequantize"),
     "postprocess": ("softmax_topk", "nms", "decode_anchors", "best_class", "decode_yolo"),
     "sketch": ("sketch_update", "sketch_merge", "SketchAccumulator"),
-    "wire_accept": ("window_envelope",),  # untrusted network bytes: the collector's fast accept of window frames
+    "wire_accept": (
+        "window_envelope",
+        "window_accept",
+    ),  # untrusted network bytes: the collector's fast accept of window frames
     "wire_digest": ("window_digest_block",),  # stored window frames, read for the drift engine
 }
 # Where each compiled module's twin lives (a module of edge.kernels); the others' are in reference.py.
@@ -109,5 +113,6 @@ sketch_update = _api["sketch_update"]
 sketch_merge = _api["sketch_merge"]
 SketchAccumulator = _api["SketchAccumulator"]
 window_envelope = _api["window_envelope"]
+window_accept = _api["window_accept"]
 window_digest_block = _api["window_digest_block"]
 del _api

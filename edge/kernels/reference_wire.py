@@ -10,6 +10,7 @@ then decodes it whole). Both write only into caller-owned arrays; these allocate
 
 from __future__ import annotations
 
+import math
 from array import array
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from edge import _kernel_checks as _checks
 
-__all__ = ["Envelope", "window_digest_block", "window_envelope"]
+__all__ = ["Envelope", "layout_key", "window_accept", "window_digest_block", "window_envelope"]
 
 Envelope = tuple[str, str, int, int, int]  # device, boot, seq, t_ns (device loop clock, ns), wall_ns (Unix, ns)
 
@@ -31,6 +32,7 @@ MAX_BINS = 258
 MAX_CLASSES = 4096
 MAX_COUNTERS = 64
 MIN_I64, MAX_I64 = -(1 << 63), (1 << 63) - 1
+_HEX = frozenset("0123456789abcdef")
 _ENVELOPE_KEYS = frozenset({"v", "kind", "device", "boot", "seq", "t_ns", "wall_ns", "body"})
 _WINDOW_KEYS = frozenset({"model", "profile", "start_ns", "end_ns", "features", "latency", "predictions", "counters"})
 
@@ -52,6 +54,11 @@ def _unpack(frame: bytes) -> Any:
 
 def _name(x: Any, nonempty: bool = True) -> bool:
     return type(x) is str and (bool(x) or not nonempty) and len(x.encode("utf-8")) <= MAX_NAME_BYTES
+
+
+def _profile_id(x: Any) -> bool:
+    """16 lowercase hex digits, or empty (no profile): PROTOCOL.md §8."""
+    return type(x) is str and (x == "" or (len(x) == 16 and set(x) <= _HEX))
 
 
 def _uints(items: list[Any]) -> bool:
@@ -81,14 +88,24 @@ def _sketches(m: Any, limit: int) -> bool:
             return False
         if type(moments) is not list or len(moments) != 5 or not {*map(type, moments)} <= {int, float}:
             return False
+        if not _moments_ok(c, moments):
+            return False
     return True
+
+
+def _moments_ok(c: list[int], m: list[int | float]) -> bool:
+    """``[count, mean, M2, min, max]`` can be true: count, mean, M2 finite, 0 <= count <= sum(c[:-1]) (the finite
+    values' columns), M2 >= 0, min and max not NaN (edge.telemetry.bulk.moments_ok, the validator's rule)."""
+    n, mean, m2, lo, hi = m
+    finite = math.isfinite(n) and math.isfinite(mean) and math.isfinite(m2)
+    return finite and 0 <= n <= sum(c) - c[-1] and m2 >= 0 and not math.isnan(lo) and not math.isnan(hi)
 
 
 def _window_body(b: Any) -> bool:
     """PROTOCOL.md §4.2."""
     if type(b) is not dict or not _WINDOW_KEYS <= b.keys():
         return False
-    if not (_name(b["model"], nonempty=False) and _name(b["profile"], nonempty=False)):
+    if not (_name(b["model"], nonempty=False) and _profile_id(b["profile"])):
         return False
     if not (_i64(b["start_ns"]) and _i64(b["end_ns"]) and b["end_ns"] > b["start_ns"]):
         return False
@@ -119,6 +136,35 @@ def window_envelope(frame: bytes) -> Envelope | None:
     if not (_i64(seq, 1) and _i64(rec["t_ns"]) and _i64(rec["wall_ns"], 0) and _window_body(rec["body"])):
         return None
     return rec["device"], rec["boot"], seq, rec["t_ns"], rec["wall_ns"]
+
+
+_FNV_OFFSET, _FNV_PRIME, _MIX, _U64 = 0xCBF29CE484222325, 0x100000001B3, 0x9E3779B97F4A7C15, (1 << 64) - 1
+
+
+def _fnv(x: int, data: bytes) -> int:
+    for b in data:
+        x = ((x ^ b) * _FNV_PRIME) & _U64
+    return x
+
+
+def layout_key(model: str, features: dict[str, Any]) -> int:
+    """A window body's layout key: FNV-1a 64 of the model's UTF-8 bytes times the FNV prime, plus (mod 2**64), per
+    feature, ``MIX`` times the FNV-1a of its name's bytes continued over its count length (2 bytes, little-endian).
+    Order-free; equal for windows whose features a reference reads alike (then one check answers for all)."""
+    acc = 0
+    for name, sketch in features.items():
+        n = len(sketch["c"])
+        acc += _fnv(_fnv(_FNV_OFFSET, name.encode("utf-8")), bytes((n & 0xFF, n >> 8))) * _MIX
+    return (_fnv(_FNV_OFFSET, model.encode("utf-8")) * _FNV_PRIME + acc) & _U64
+
+
+def window_accept(frame: bytes) -> tuple[str, str, int, int, int, int] | None:
+    """:func:`window_envelope` plus the body's :func:`layout_key`."""
+    env = window_envelope(frame)
+    if env is None:
+        return None
+    body = _unpack(frame)["body"]
+    return (*env, layout_key(body["model"], body["features"]))
 
 
 # --------------------------------------------------------------------------------------------------- block digest

@@ -9,13 +9,14 @@ beyond temporaries.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterable
 from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["names_ok", "sketches_ok", "uints_ok"]
+__all__ = ["moments_ok", "names_ok", "sketches_ok", "uints_ok"]
 
 MAX_U64 = (1 << 64) - 1
 
@@ -76,4 +77,22 @@ def sketches_ok(m: dict[Any, Any], max_bins: int, max_name_bytes: int) -> bool:
         return False
     if not uints_ok(list(chain.from_iterable(counts))):
         return False
-    return set(map(type, chain.from_iterable(moments))) <= _NUMBER_TYPES
+    if not set(map(type, chain.from_iterable(moments))) <= _NUMBER_TYPES:
+        return False
+    return all(map(moments_ok, counts, moments))
+
+
+def moments_ok(counts: list[int], m: list[int | float]) -> bool:
+    """PROTOCOL.md §4.2: the moments ``[count, mean, M2, min, max]`` of a sketch whose ``counts`` are valid can be
+    true: ``count``, ``mean`` and ``M2`` finite, ``0 <= count <= sum(counts[:-1])`` (finite values land in the
+    underflow, bins and overflow; the NaN column holds none), ``M2 >= 0``, ``min`` and ``max`` not NaN."""
+    n, mean, m2, lo, hi = m
+    return (
+        0 <= n <= sum(counts) - counts[-1]  # exact: Python compares int and float without rounding
+        and m2 >= 0
+        and math.isfinite(n)
+        and math.isfinite(mean)
+        and math.isfinite(m2)
+        and not math.isnan(lo)
+        and not math.isnan(hi)
+    )

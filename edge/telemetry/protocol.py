@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 
 from edge.errors import ProtocolError
-from edge.telemetry.bulk import sketches_ok, uints_ok
+from edge.telemetry.bulk import moments_ok, sketches_ok, uints_ok
 
 __all__ = [
     "KINDS",
@@ -54,7 +54,8 @@ PROFILE_ID_CHARS = 16  # a profile id: 16 lowercase hex digits (PROTOCOL.md §8)
 MAX_STR_BYTES = 256  # any string (names, ids, messages)
 MAX_ARRAY = 4096  # any array
 MAX_MAP = 512  # any map
-MAX_DEPTH = 6  # nesting of event fields
+MAX_DEPTH = 6  # nesting of event fields: event.fields is level 1, a value in a level-n container is at level n + 1
+MAX_FIELD_STR_BYTES = 4 * MAX_STR_BYTES  # any string (event field values), msgpack's max_str_len; names: MAX_STR_BYTES
 MAX_U64 = (1 << 64) - 1
 MAX_SEQ = (1 << 63) - 1  # seq is stored as a signed 64-bit integer (SQLite INTEGER): PROTOCOL.md, "Envelope"
 
@@ -122,14 +123,14 @@ class Reply:
 # ------------------------------------------------------------------------------------------------ checks
 
 
-def _fail(where: str, expected: str, got: object) -> ProtocolError:
+def _fail(where: str, expected: str, got: object, code: str = "malformed") -> ProtocolError:
     try:
         shown = repr(got)
     except RecursionError:  # e.g. an array nested ~1000 deep (msgpack decodes up to 1024 levels)
         shown = "(nested too deeply to show)"
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return ProtocolError(f"{where}: expected {expected}, got {type(got).__name__} {shown}")
+    return ProtocolError(f"{where}: expected {expected}, got {type(got).__name__} {shown}", code)
 
 
 def _int(where: str, x: object, lo: int = 0, hi: int = MAX_U64) -> int:
@@ -145,8 +146,11 @@ def _num(where: str, x: object, *, finite: bool = False) -> float:
 
 
 def _str(where: str, x: object, *, nonempty: bool = True) -> str:
-    if type(x) is not str or len(x.encode("utf-8")) > MAX_STR_BYTES or (nonempty and not x):
-        raise _fail(where, f"a {'non-empty ' if nonempty else ''}string of at most {MAX_STR_BYTES} bytes", x)
+    expected = f"a {'non-empty ' if nonempty else ''}string of at most {MAX_STR_BYTES} bytes"
+    if type(x) is not str or (nonempty and not x):
+        raise _fail(where, expected, x)
+    if len(x.encode("utf-8")) > MAX_STR_BYTES:
+        raise _fail(where, expected, x, "limit")
     return x
 
 
@@ -160,8 +164,10 @@ def _map(where: str, x: object, required: Iterable[str] = ()) -> dict[str, Any]:
 
 
 def _list(where: str, x: object, lo: int, hi: int) -> list[Any]:
-    if type(x) is not list or not lo <= len(x) <= hi:
+    if type(x) is not list:
         raise _fail(where, f"an array of {lo}..{hi} items", x)
+    if not lo <= len(x) <= hi:  # a size out of its range (PROTOCOL.md §6): limit
+        raise _fail(where, f"an array of {lo}..{hi} items", x, "limit")
     return x
 
 
@@ -178,7 +184,7 @@ def _moments(where: str, x: object) -> None:
 def _sketches(where: str, x: object, limit: int) -> None:
     m = _map(where, x)
     if len(m) > limit:
-        raise _fail(where, f"at most {limit} entries", f"{len(m)} entries")
+        raise _fail(where, f"at most {limit} entries", f"{len(m)} entries", "limit")
     if sketches_ok(m, MAX_BINS, MAX_STR_BYTES):
         return
     for name, s in m.items():
@@ -186,11 +192,24 @@ def _sketches(where: str, x: object, limit: int) -> None:
         s = _map(f"{where}.{name}", s, ("c", "m"))
         _counts(f"{where}.{name}.c", s["c"])
         _moments(f"{where}.{name}.m", s["m"])
+        if not moments_ok(s["c"], s["m"]):
+            raise _fail(
+                f"{where}.{name}.m",
+                "finite count, mean and M2 with 0 <= count <= the finite counts (all of c but the NaN one), M2 >= 0, "
+                "min and max not NaN",
+                s["m"],
+            )
+
+
+def _profile_id(where: str, x: object) -> None:
+    """A profile id (§8): 16 lowercase hex digits, or empty (no profile)."""
+    if type(x) is not str or not (x == "" or (len(x) == 16 and set(x) <= _HEX)):
+        raise _fail(where, "a profile id: 16 lowercase hex digits (or empty)", x)
 
 
 def _depth(where: str, x: object, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise _fail(where, f"nesting of at most {MAX_DEPTH} levels", "deeper")
+        raise _fail(where, f"nesting of at most {MAX_DEPTH} levels", "deeper", "limit")
     if type(x) is dict:
         for k, v in x.items():
             _str(f"{where} key", k)
@@ -204,8 +223,9 @@ def _depth(where: str, x: object, depth: int) -> None:
 
 def _hello(b: dict[str, Any]) -> None:
     _map("hello", b, ("software", "kernels", "model", "profile", "window_s", "features", "latency_edges_us"))
-    for k in ("software", "kernels", "model", "profile"):
+    for k in ("software", "kernels", "model"):
         _str(f"hello.{k}", b[k], nonempty=False)
+    _profile_id("hello.profile", b["profile"])
     if _num("hello.window_s", b["window_s"], finite=True) <= 0:
         raise _fail("hello.window_s", "a positive number of seconds", b["window_s"])
     for i, f in enumerate(_list("hello.features", b["features"], 0, MAX_FEATURES)):
@@ -219,13 +239,14 @@ def _hello(b: dict[str, Any]) -> None:
         doc = b["profile_json"]
         if type(doc) is not bytes or not 0 < len(doc) <= MAX_PROFILE_BYTES:
             got = f"{len(doc)} bytes" if type(doc) is bytes else doc
-            raise _fail("hello.profile_json", f"1 byte (bin) at least and at most {MAX_PROFILE_BYTES}", got)
+            code = "limit" if type(doc) is bytes and len(doc) > MAX_PROFILE_BYTES else "malformed"
+            raise _fail("hello.profile_json", f"1 byte (bin) at least and at most {MAX_PROFILE_BYTES}", got, code)
 
 
 def _window(b: dict[str, Any]) -> None:
     _map("window", b, ("model", "profile", "start_ns", "end_ns", "features", "latency", "predictions", "counters"))
     _str("window.model", b["model"], nonempty=False)
-    _str("window.profile", b["profile"], nonempty=False)
+    _profile_id("window.profile", b["profile"])
     start = _int("window.start_ns", b["start_ns"], -(1 << 63), (1 << 63) - 1)
     end = _int("window.end_ns", b["end_ns"], -(1 << 63), (1 << 63) - 1)
     if end <= start:
@@ -238,7 +259,7 @@ def _window(b: dict[str, Any]) -> None:
             _int(f"window.predictions[{i}]", c)
     counters = _map("window.counters", b["counters"], ("frames",))
     if len(counters) > 64:
-        raise _fail("window.counters", "at most 64 counters", f"{len(counters)} counters")
+        raise _fail("window.counters", "at most 64 counters", f"{len(counters)} counters", "limit")
     for k, c in counters.items():
         _str("window.counters key", k)
         _int(f"window.counters.{k}", c)
@@ -249,7 +270,7 @@ def _event(b: dict[str, Any]) -> None:
     _str("event.name", b["name"])
     fields = _map("event.fields", b["fields"])
     if len(fields) > 64:
-        raise _fail("event.fields", "at most 64 fields", f"{len(fields)} fields")
+        raise _fail("event.fields", "at most 64 fields", f"{len(fields)} fields", "limit")
     _depth("event.fields", fields, 1)
 
 
@@ -266,8 +287,10 @@ def _capture(b: dict[str, Any]) -> None:
         raise _fail("capture.dtype", "'uint8'", b["dtype"])
     if b["codec"] != "zlib":
         raise _fail("capture.codec", "'zlib'", b["codec"])
-    if type(b["data"]) is not bytes or len(b["data"]) > MAX_CAPTURE_BYTES:
+    if type(b["data"]) is not bytes:
         raise _fail("capture.data", f"bytes (bin) of at most {MAX_CAPTURE_BYTES}", type(b["data"]).__name__)
+    if len(b["data"]) > MAX_CAPTURE_BYTES:
+        raise _fail("capture.data", f"bytes (bin) of at most {MAX_CAPTURE_BYTES}", f"{len(b['data'])} bytes", "limit")
     for k in ("confidence", "drift_score"):
         if k in b:
             _num(f"capture.{k}", b[k])
@@ -291,7 +314,7 @@ def validate_map(m: object) -> Record:
             f"record.v: expected schema version {SCHEMA_VERSION} as an integer, got {type(v).__name__} {v!r}"
         )
     if m["v"] != SCHEMA_VERSION:
-        raise ProtocolError(f"record.v: expected schema version {SCHEMA_VERSION}, got {m['v']!r}")
+        raise ProtocolError(f"record.v: expected schema version {SCHEMA_VERSION}, got {m['v']!r}", "version")
     kind = m["kind"]
     if kind not in _BODY:
         raise _fail("record.kind", f"one of {', '.join(KINDS)}", kind)
@@ -299,7 +322,7 @@ def validate_map(m: object) -> Record:
     boot = _str("record.boot", m["boot"])
     seq = _int("record.seq", m["seq"])
     if seq > MAX_SEQ:
-        raise _fail("record.seq", f"at most {MAX_SEQ} (2**63 - 1, the collector's integers)", seq)
+        raise _fail("record.seq", f"at most {MAX_SEQ} (2**63 - 1, the collector's integers)", seq, "limit")
     if (kind in SPOOLED_KINDS) != (seq >= 1):
         raise _fail("record.seq", f"{'>= 1' if kind in SPOOLED_KINDS else '0'} for a {kind} record", seq)
     t_ns = _int("record.t_ns", m["t_ns"], -(1 << 63), (1 << 63) - 1)
@@ -312,6 +335,14 @@ def validate_map(m: object) -> Record:
 # ------------------------------------------------------------------------------------------------ codec
 
 
+_SIZES = (
+    f"arrays of at most {MAX_ARRAY} items, maps of at most {MAX_MAP} entries, strings of at most {MAX_FIELD_STR_BYTES}"
+)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
 def _no_ext(code: int, data: bytes) -> object:
     raise ProtocolError(f"frame: expected no msgpack extension types, got ext type {code}")
 
@@ -321,22 +352,26 @@ def _unpack(data: object, what: str) -> object:
         raise _fail(what, "bytes", data)
     n = len(data)
     if n > MAX_FRAME_BYTES:
-        raise ProtocolError(f"{what}: expected at most {MAX_FRAME_BYTES} bytes, got {n}")
+        raise ProtocolError(f"{what}: expected at most {MAX_FRAME_BYTES} bytes, got {n}", "limit")
     try:
         return msgpack.unpackb(
             data,
             raw=False,
             strict_map_key=True,
             ext_hook=_no_ext,
-            max_str_len=MAX_STR_BYTES * 4,
-            max_bin_len=MAX_CAPTURE_BYTES,
+            max_str_len=MAX_FIELD_STR_BYTES,
+            max_bin_len=MAX_FRAME_BYTES,  # a bin's own limit is its field's (capture.data, hello.profile_json)
             max_array_len=MAX_ARRAY,
             max_map_len=MAX_MAP,
             max_ext_len=0,
         )
     except ProtocolError:
         raise
-    except (ValueError, TypeError, msgpack.exceptions.UnpackException, RecursionError) as exc:
+    except ValueError as exc:
+        if "exceeds max_" in str(exc):  # msgpack's own message: an array, map or str over its §6 size
+            raise ProtocolError(f"{what}: expected {_SIZES}, got {exc}", "limit") from exc
+        raise ProtocolError(f"{what}: expected one msgpack map, got undecodable bytes (ValueError: {exc})") from exc
+    except (TypeError, msgpack.exceptions.UnpackException, RecursionError) as exc:
         raise ProtocolError(
             f"{what}: expected one msgpack map, got undecodable bytes ({type(exc).__name__}: {exc})"
         ) from exc

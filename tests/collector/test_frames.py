@@ -119,6 +119,10 @@ def _mutations(rng: np.random.Generator) -> list[tuple[str, bytes]]:
         ("model int", {**base, "body": {**b, "model": 3}}),
         ("empty model", {**base, "body": {**b, "model": ""}}),
         ("long profile", {**base, "body": {**b, "profile": "p" * 257}}),
+        ("non-hex profile", {**base, "body": {**b, "profile": "0123456789abcdeg"}}),
+        ("upper-case profile", {**base, "body": {**b, "profile": "0123456789ABCDEF"}}),
+        ("15-digit profile", {**base, "body": {**b, "profile": "0123456789abcde"}}),
+        ("empty profile", {**base, "body": {**b, "profile": ""}}),
         ("no counters", {**base, "body": {k: v for k, v in b.items() if k != "counters"}}),
         ("no frames", {**base, "body": {**b, "counters": {"fallbacks": 1}}}),
         ("65 counters", {**base, "body": {**b, "counters": {"frames": 1, **{f"c{i}": 0 for i in range(64)}}}}),
@@ -188,6 +192,8 @@ def test_each_rule_gets_the_validators_verdict(native, twin, rng: np.random.Gene
     assert not any(verdicts[k] for k in ("v=2", "seq 0", "259 counts", "65 counters", "invalid utf-8", "ext"))
     assert not any(verdicts[k] for k in ("v=1.0", "v=True"))  # PROTOCOL.md §3: v is an integer (bool is not)
     assert all(verdicts[k] for k in ("258 counts", "64 counters", "int moments", "inf moments", "extra keys"))
+    assert not any(verdicts[k] for k in ("non-hex profile", "upper-case profile", "15-digit profile"))
+    assert verdicts["empty profile"]
     assert all(verdicts[k] for k in ("device 256 bytes", "4-byte utf-8", "unknown string 1024", "256 features"))
     assert verdicts["float32 numbers"]
 
@@ -230,6 +236,18 @@ def _records(valid: bool) -> st.SearchStrategy[dict[str, Any]]:
         number = ints | st.floats() | st.booleans() | st.none()
         moments, counts = st.lists(number, min_size=4, max_size=6), st.lists(count, min_size=2, max_size=12)
     sketch = st.fixed_dictionaries({"c": counts, "m": moments})
+    hex_id = st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)
+    profile_id = st.just("") | hex_id if valid else text | hex_id  # PROTOCOL.md §8: 16 lowercase hex digits or ""
+    if valid:  # moments that can be true (PROTOCOL.md §4.2): finite, 0 <= count <= the finite counts, M2 >= 0
+        finite = st.floats(allow_nan=False, allow_infinity=False)
+
+        def possible(c: list[int]) -> st.SearchStrategy[list[Any]]:
+            n = sum(c) - c[-1]
+            count = st.integers(0, min(n, 2**64 - 1)) | st.floats(0, float(n)).filter(lambda x: x <= n)
+            ends = st.floats(allow_nan=False) | u64 | i64
+            return st.tuples(count, finite | i64, st.floats(0, allow_infinity=False) | u64, ends, ends).map(list)
+
+        sketch = counts.flatmap(lambda c: st.fixed_dictionaries({"c": st.just(c), "m": possible(c)}))
     window = st.tuples(st.integers(-(2**62), 2**62), st.integers(1 if valid else -2, 2**62)).map(
         lambda t: {"start_ns": t[0], "end_ns": t[0] + t[1]}
     )
@@ -238,7 +256,7 @@ def _records(valid: bool) -> st.SearchStrategy[dict[str, Any]]:
         st.fixed_dictionaries(
             {
                 "model": text,
-                "profile": text,
+                "profile": profile_id,
                 "features": st.dictionaries(name, sketch, max_size=5),
                 "latency": st.dictionaries(name, sketch, max_size=3),
                 "predictions": st.lists(count, max_size=5),

@@ -29,11 +29,17 @@ from edge.telemetry.protocol import (
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
 u63 = st.integers(0, (1 << 63) - 1)
 finite = st.floats(allow_nan=False, allow_infinity=False)
-sketch = st.fixed_dictionaries(
-    {
-        "c": st.lists(st.integers(0, 1 << 40), min_size=3, max_size=20),
-        "m": st.lists(st.floats(), min_size=5, max_size=5),
-    }
+ends = st.floats(allow_nan=False)
+# moments that can be true (PROTOCOL.md §4.2): count within the finite counts, mean and M2 finite, M2 >= 0
+sketch = st.lists(st.integers(0, 1 << 40), min_size=3, max_size=20).flatmap(
+    lambda c: st.fixed_dictionaries(
+        {
+            "c": st.just(c),
+            "m": st.tuples(st.integers(0, sum(c[:-1])), finite, st.floats(0, allow_infinity=False), ends, ends).map(
+                list
+            ),
+        }
+    )
 )
 
 
@@ -157,7 +163,7 @@ def test_worked_example_ack_bytes() -> None:
 def _window_map(**body_changes) -> dict:
     body = {
         "model": "m@1",
-        "profile": "p",
+        "profile": "0123456789abcdef",
         "start_ns": 0,
         "end_ns": 10,
         "features": {"f": {"c": [0, 1, 0], "m": [1.0, 0.5, 0.0, 0.5, 0.5]}},

@@ -13,10 +13,13 @@ from edge.telemetry.protocol import MAX_SEQ, Record, decode_frame, encode_record
 def window(**body_changes: object) -> dict:
     body = {
         "model": "m@1",
-        "profile": "p",
+        "profile": "0123456789abcdef",
         "start_ns": 0,
         "end_ns": 10,
-        "features": {"a": {"c": [0, 1, 0], "m": [1.0, 0.5, 0.0, 0.5, 0.5]}, "b": {"c": [2, 0, 0, 1], "m": [3] * 5}},
+        "features": {
+            "a": {"c": [0, 1, 0], "m": [1.0, 0.5, 0.0, 0.5, 0.5]},
+            "b": {"c": [2, 0, 0, 1], "m": [2, 3, 0, 3, 3]},
+        },
         "latency": {},
         "predictions": [1, 2, 3],
         "counters": {"frames": 1},
@@ -69,7 +72,8 @@ def test_bulk_path_rejects_with_the_item_messages(features: dict, message: str) 
 
 
 def test_bulk_path_accepts_the_edges_of_the_ranges() -> None:
-    big = {"x" * 64: {"c": [0, (1 << 64) - 1, 7], "m": [float("nan"), float("inf"), 0, -1, 1e300]}}
+    # the extremes of possible moments (PROTOCOL.md §4.2): count = the finite counts, +-inf min/max, huge M2
+    big = {"x" * 64: {"c": [0, (1 << 64) - 1, 7], "m": [(1 << 64) - 1, -1e300, 1e300, float("-inf"), float("inf")]}}
     name_256_bytes = {"é" * 128: {"c": [0, 0, 0], "m": [0] * 5}}  # 128 code points, 256 UTF-8 bytes
     for f in (big, name_256_bytes, {}):
         back = decode_frame(msgpack.packb(window(features=f), use_bin_type=True)).body["features"]

@@ -232,7 +232,14 @@ class ScoringWorker:
         try:
             self._restore()
             while True:
-                batch, stop = self._take()
+                try:
+                    batch, stop = self._take()
+                except Exception as exc:  # the store did not answer (a PostgreSQL restart): read it again shortly
+                    log.warning("collector: scoring could not read the store (%s); retrying", exc)
+                    with self._cond:
+                        self._behind = True
+                        self._cond.wait_for(lambda: self._stopping, 0.5)
+                    continue
                 if stop:
                     return
                 try:

@@ -27,19 +27,20 @@ def free_port() -> int:
 class NatsServer:
     """One JetStream server; :attr:`url` stays the same across :meth:`stop` / :meth:`start` (same port, same store)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
         self.binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
         if not Path(self.binary).is_file():
             pytest.fail(f"nats-server not found: {HOW}")
         self.dir = Path(tempfile.mkdtemp(prefix="edge-nats-"))
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
+        self.extra = extra
         self._proc: subprocess.Popen | None = None
         self.start()
 
     def start(self, timeout_s: float = 30.0) -> None:
         log = open(self.dir / "server.log", "ab")  # the server writes it while it runs
-        cmd = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.dir / "js")]
+        cmd = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.dir / "js"), *self.extra]
         self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout_s
@@ -64,3 +65,25 @@ class NatsServer:
     def close(self) -> None:
         self.stop(kill=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NatsCluster:
+    """Three JetStream servers clustered on loopback (routes between them); :attr:`url` lists all three."""
+
+    def __init__(self) -> None:
+        cports = [free_port() for _ in range(3)]
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in cports)
+        self.nodes: list[NatsServer] = []
+        try:
+            for i, cport in enumerate(cports):
+                extra = ("-n", f"edge-{i}", "--cluster_name", "edge", "--cluster", f"nats://127.0.0.1:{cport}",
+                         "--routes", routes)  # fmt: skip
+                self.nodes.append(NatsServer(extra))
+        except BaseException:
+            self.close()
+            raise
+        self.url = ",".join(n.url for n in self.nodes)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()

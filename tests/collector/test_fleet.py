@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import zmq
 from collector_devices import Device
-from nats_server import NatsServer, free_port
+from nats_server import NatsCluster, NatsServer, free_port
 
 from edge.collector.server import CollectorServer, CollectorSettings
 from edge.collector.stores import open_store
@@ -127,9 +127,9 @@ def scored_once(db: str, expected: int) -> Callable[[], bool]:
     return check
 
 
-def gateway_settings(db: str, fleet: dict[str, Any], nats: NatsServer, **kw: Any) -> CollectorSettings:
+def gateway_settings(db: str, fleet: dict[str, Any], bus: str, **kw: Any) -> CollectorSettings:
     return CollectorSettings(bind="tcp://127.0.0.1:0", db=db, http=kw.pop("http", None), profiles=fleet["profiles"],
-                             horizons=HORIZONS, role="gateway", bus=nats.url)  # fmt: skip
+                             horizons=HORIZONS, role="gateway", bus=bus)  # fmt: skip
 
 
 def worker_settings(db: str, fleet: dict[str, Any]) -> CollectorSettings:
@@ -150,7 +150,7 @@ def test_gateway_and_worker_score_every_window_once_like_one_process(nats, pg_cl
     ctx = zmq.Context()
     try:
         with FleetWorker(worker_settings(db, fleet), nats.url) as worker, \
-                CollectorServer(gateway_settings(db, fleet, nats)) as gateway:  # fmt: skip
+                CollectorServer(gateway_settings(db, fleet, nats.url)) as gateway:  # fmt: skip
             devices = make_devices(ctx, gateway.endpoint, fleet, 4, 30)
             send_all(devices)
             wait_for(scored_once(db, 120), 60.0, "120 windows stored and scored")
@@ -169,7 +169,7 @@ def test_a_worker_killed_mid_batch_loses_and_double_counts_nothing(nats, pg_clus
     db = pg_cluster.database()
     ctx = zmq.Context()
     try:
-        with CollectorServer(gateway_settings(db, fleet, nats)) as gateway:
+        with CollectorServer(gateway_settings(db, fleet, nats.url)) as gateway:
             devices = make_devices(ctx, gateway.endpoint, fleet, 5, 60)
             send_all(devices)  # every window acked: in the stream
             store = open_store(db)
@@ -243,7 +243,7 @@ def test_a_postgresql_restart_stops_nothing_acked_and_recovers(nats, pg_cluster,
     ctx = zmq.Context()
     try:
         with FleetWorker(worker_settings(db, fleet), nats.url, ack_wait_s=2.0) as worker, \
-                CollectorServer(gateway_settings(db, fleet, nats)) as gateway:  # fmt: skip
+                CollectorServer(gateway_settings(db, fleet, nats.url)) as gateway:  # fmt: skip
             devices = make_devices(ctx, gateway.endpoint, fleet, 3, 30)
             for dev in devices:
                 say_hello(dev)
@@ -267,7 +267,7 @@ def test_a_nats_outage_stops_acks_says_so_and_recovers(nats, pg_cluster, fleet, 
     db = pg_cluster.database()
     ctx = zmq.Context()
     try:
-        settings = gateway_settings(db, fleet, nats, http=("127.0.0.1", 0))
+        settings = gateway_settings(db, fleet, nats.url, http=("127.0.0.1", 0))
         with FleetWorker(worker_settings(db, fleet), nats.url, ack_wait_s=2.0), CollectorServer(settings) as gateway:
             (dev,) = make_devices(ctx, gateway.endpoint, fleet, 1, 10)
             say_hello(dev)
@@ -287,6 +287,43 @@ def test_a_nats_outage_stops_acks_says_so_and_recovers(nats, pg_cluster, fleet, 
             assert gateway_gauge(gateway, "bus_connected") == 1.0
     finally:
         ctx.destroy(linger=0)
+
+
+def test_one_of_three_nats_nodes_stopped_loses_nothing(pg_cluster, fleet, tmp_path) -> None:
+    """A stream with three replicas on a 3-node cluster: with one node stopped the gateway still acks (a quorum
+    of two confirms) and the worker still fetches; every window is stored and scored once."""
+    from edge.collector.bus import RecordBus
+
+    cluster = NatsCluster()
+    db = pg_cluster.database()
+    ctx = zmq.Context()
+    try:
+        made: list[RecordBus] = []
+
+        def stream_made() -> bool:  # the cluster elects its JetStream meta leader first
+            try:
+                made.append(RecordBus(cluster.url, replicas=3, timeout_s=2.0))
+            except Exception:
+                return False
+            return True
+
+        wait_for(stream_made, 60.0, "a 3-replica stream on the cluster")
+        made[0].close()
+        with FleetWorker(worker_settings(db, fleet), cluster.url, ack_wait_s=2.0) as worker, \
+                CollectorServer(gateway_settings(db, fleet, cluster.url)) as gateway:  # fmt: skip
+            devices = make_devices(ctx, gateway.endpoint, fleet, 2, 30)
+            for dev in devices:
+                say_hello(dev)
+                deliver(dev, dev.windows[:15])
+            cluster.nodes[1].stop()
+            for dev in devices:
+                deliver(dev, dev.windows, timeout_ms=3000)
+            wait_for(scored_once(db, 60), 90.0, "60 windows stored and scored once")
+            wait_for(lambda: worker.scorer is not None, 30.0, "the lease")
+            assert_same_drift(worker, devices, fleet, tmp_path)
+    finally:
+        ctx.destroy(linger=0)
+        cluster.close()
 
 
 def gateway_gauge(server: CollectorServer, name: str) -> float:

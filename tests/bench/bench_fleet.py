@@ -167,7 +167,7 @@ def main() -> int:
     prof = streams.profile(rng, n_features=N_FEATURES)
     hello = streams.hello_body(prof)
     fleet, embedded = [], []
-    nats, pg = NatsServer(), PgCluster()
+    pg = PgCluster()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pdir = Path(tmp) / "profiles"
@@ -175,9 +175,12 @@ def main() -> int:
             save_profile(prof, pdir / "p.json")
             for r in range(runs):
                 embedded.append(embedded_run(n, hello, pdir, Path(tmp) / f"e{r}.db"))
-                fleet.append(fleet_run(n, hello, pdir, nats, pg.database()))
+                nats = NatsServer()  # a fresh stream: the same records again would be duplicates of the last run
+                try:
+                    fleet.append(fleet_run(n, hello, pdir, nats, pg.database()))
+                finally:
+                    nats.close()
     finally:
-        nats.close()
         pg.close()
 
     def med(rows: list[dict], key: str) -> float:

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The Debian packages the test suite drives as real programs, installed when missing (the README's test line runs this
 # first). Today: headless Chromium, which opens the collector's dashboard in tests/collector/test_http.py, and
-# PostgreSQL, whose initdb/pg_ctl start a throw-away server for the collector's store tests (tests/collector/pg_cluster.py).
+# PostgreSQL, whose initdb/pg_ctl start a throw-away server for the collector's store tests (tests/collector/pg_cluster.py), and
+# nats-server, started with JetStream by the fleet tests (tests/collector/nats_server.py).
 #
 #   sh tests/system-packages.sh          # installs what is missing (needs root, or sudo), else does nothing
 #
@@ -9,7 +10,7 @@
 # printed). The tests never skip for a missing program: they fail and name this script.
 set -eu
 
-PACKAGES="chromium postgresql"
+PACKAGES="chromium postgresql nats-server"
 
 missing=""
 for pkg in $PACKAGES; do

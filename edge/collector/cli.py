@@ -33,6 +33,10 @@ def _horizons(text: str) -> tuple[int, ...]:
 
 def _run(args: argparse.Namespace) -> int:
     from edge.collector.server import CollectorServer, CollectorSettings
+    from edge.errors import ConfigError
+
+    if (args.role == "all") != (args.bus is None):
+        raise ConfigError(f"collector --bus: expected with --role gateway or worker only, got --role {args.role}")
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = CollectorSettings(
@@ -45,6 +49,8 @@ def _run(args: argparse.Namespace) -> int:
         latency_budget_us=args.latency_budget_us,
         webhook=args.webhook,
         pub=args.pub,
+        role="gateway" if args.role == "gateway" else "all",
+        bus=args.bus if args.role == "gateway" else None,
     )
     # The ingest and commit threads hold the GIL only briefly between I/O waits; with the default 5 ms switch
     # interval they may wait that long for the scoring thread at every wake-up. Process-wide, so the program sets
@@ -53,9 +59,21 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    server = CollectorServer(settings)  # errors: edge.cli.main reports them
+    if args.role == "worker":
+        from edge.collector.worker import FleetWorker
+
+        # errors: edge.cli.main reports them
+        worker = FleetWorker(settings, args.bus, batch=args.fetch_batch, ack_wait_s=args.ack_wait_s)
+        print(f"edge collector: worker on {args.bus}, db {settings.db} (scores while it holds the lease)", flush=True)
+        try:
+            stop.wait()
+        finally:
+            worker.close()
+        return 0
+    server = CollectorServer(settings)
     http = f", dashboard {server.http.url}/" if server.http is not None else ""
-    print(f"edge collector: ingest on {server.endpoint}, db {settings.db}{http}", flush=True)
+    bus = f", publishing to {args.bus}" if args.bus else ""
+    print(f"edge collector: ingest on {server.endpoint}, db {settings.db}{bus}{http}", flush=True)
     try:
         stop.wait()
     finally:
@@ -76,5 +94,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--horizons", type=_horizons, default=(10, 60), help="rolling horizons in windows (first alerts)")
     p.add_argument("--latency-budget-us", type=float, default=None, help="per-frame latency budget (µs)")
     p.add_argument("--webhook", metavar="URL", help="POST alert events as JSON to URL")
+    p.add_argument("--role", choices=("all", "gateway", "worker"), default="all",
+                   help="all: one process, no NATS (default); gateway: ZeroMQ ingest to the bus; worker: bus to store, "
+                   "scoring (docs/FLEET.md)")  # fmt: skip
+    p.add_argument(
+        "--bus", metavar="URL", help="NATS JetStream servers for --role gateway|worker: nats://HOST:PORT[,...]"
+    )
+    p.add_argument("--fetch-batch", type=int, default=512, metavar="N", help="--role worker: messages fetched at once")
+    p.add_argument("--ack-wait-s", type=float, default=10.0, metavar="S",
+                   help="--role worker: seconds JetStream waits for a worker's ack before redelivering")  # fmt: skip
     p.add_argument("--pub", metavar="ENDPOINT", help="publish alert events on a ZeroMQ PUB socket")
     p.set_defaults(handler=_run)

@@ -23,6 +23,7 @@ The server runs on its own threads; it reads the store and the series (both lock
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -39,6 +40,8 @@ from edge.collector.stores import Store
 from edge.errors import ConfigError
 
 __all__ = ["CollectorHttp", "prometheus_text"]
+
+log = logging.getLogger("edge.collector")
 
 MAX_PROFILE_BYTES = 8 << 20
 
@@ -102,6 +105,7 @@ class CollectorHttp:
         self.store, self.series, self.counters, self.acknowledge = store, series, counters, acknowledge
         self.profiles = profiles
         self.unscorable_by_device = {} if unscorable_by_device is None else unscorable_by_device
+        self.health: dict[str, float] = {}  # gauges of the links the process depends on (the bus), set by its owner
         handler = type("Handler", (_Handler,), {"app": self})
         try:
             self.server = ThreadingHTTPServer((host, port), handler)
@@ -149,9 +153,18 @@ class CollectorHttp:
         return out
 
     def gauges(self) -> dict[str, float]:
-        alerts = self.store.alerts()
+        """The store's gauges and ``health``; ``store_up`` 0 (and no store gauges) while the store cannot answer."""
+        out = dict(self.health)
+        try:
+            alerts = self.store.alerts()
+            devices = len(self.store.devices())
+        except Exception as exc:  # a PostgreSQL outage: /metrics still answers, and says so
+            log.warning("collector http: the store did not answer /metrics (%s)", exc)
+            return {**out, "store_up": 0.0}
         return {
-            "devices": float(len(self.store.devices())),
+            **out,
+            "store_up": 1.0,
+            "devices": float(devices),
             "alerts_open": float(sum(1 for a in alerts if a.state == "open")),
             "alerts_acknowledged": float(sum(1 for a in alerts if a.state == "acknowledged")),
         }

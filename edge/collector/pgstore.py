@@ -9,9 +9,9 @@ tells the new rows apart). Each record's frame is kept as it arrived (``bytea``)
 A connection lost (the server restarted, the network dropped) fails the operation in hand, which the caller sees
 as an error (a commit not made: nothing acknowledged, the devices resend); the next operation connects again.
 
-The scoring cursor counts in record ids (``bigserial``). One collector process writes records through one
-connection under a lock, so ids grow in commit order and the cursor misses none; several processes writing one
-database at once (the distributed roles) need their own log between them, which this store is not.
+The scoring cursor counts in record ids (``bigserial``). Every record write takes one transaction-level advisory
+lock, so ids grow in commit order across processes (several fleet workers write one database at once) and the
+cursor misses none.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS series (
 );
 CREATE INDEX IF NOT EXISTS series_key ON series (scope, model, horizon, id);
 """
+# Record writes of every process take this transaction lock: ids then commit in increasing order, so the scoring
+# cursor (an id) never passes a record another process has not committed yet (fleet workers write concurrently).
+_SERIAL_WRITES = "SELECT pg_advisory_xact_lock(7452)"
 _COLUMNS = "(device, boot, seq, kind, t_ns, wall_ns, received_ns, body)"
 _ALERT = "id, scope, model, feature, metric, state, value, threshold, opened_ns, acked_ns, resolved_ns, message"
 
@@ -125,11 +128,13 @@ class PostgresStore:
             self._db = _live(self._db, self.url)
             try:
                 with self._db.transaction():
+                    self._db.execute(_SERIAL_WRITES)
                     new = self._insert(batch, bulk=True)
                 failed: list[tuple[str, str, int]] = []
             except (psycopg.DataError, OverflowError):
                 failed = []
                 with self._db.transaction():
+                    self._db.execute(_SERIAL_WRITES)
                     new = {}
                     for row in batch:
                         try:

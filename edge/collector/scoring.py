@@ -67,6 +67,10 @@ log = logging.getLogger("edge.collector")
 _Entry = tuple[int, "dict[str, Any] | None", "tuple[np.ndarray, np.ndarray] | None", int]
 
 
+class _Stopped(Exception):
+    """:meth:`ScoringWorker.close` was called while a batch was being scored: that batch is dropped unkept."""
+
+
 class ScoringWorker:
     """A thread that scores stored windows from ``scoring_log``'s cursor on; ``counters`` (shared with the server)
     gets ``windows_scored``, ``windows_from_store``, ``engine_errors`` and ``alerts``. ``make_sinks`` runs on the
@@ -100,6 +104,7 @@ class ScoringWorker:
         self._make_sinks = make_sinks
         self.batch_windows = 1024  # taken at once at most: bounds the block arrays (about 5 MB at 32 features)
         self._models: dict[str, Any] = {}  # device → the model of its last window decoded whole
+        self.on_read: Callable[[list[StoredWindow]], None] | None = None  # called with each batch read from the store
         self._ready = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="edge-collector-scoring", daemon=True)
@@ -134,6 +139,12 @@ class ScoringWorker:
             self._events += 1
             self._cond.notify()
 
+    def poke(self) -> None:
+        """Read the store after the cursor: other processes (fleet workers) stored windows this one was not handed."""
+        with self._cond:
+            self._behind = True
+            self._cond.notify()
+
     @property
     def stopping(self) -> bool:
         """:meth:`close` was called: the worker ends after the batch in hand."""
@@ -157,14 +168,18 @@ class ScoringWorker:
         return True
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Stop after the batch in hand (what is queued stays in the store, past the cursor, for the next start)."""
+        """Stop now: the batch in hand is abandoned between two devices, unkept (neither its series points nor the
+        cursor move), and scored again from the cursor at the next start, like everything still queued. Nothing is
+        drained. A thread that still does not stop in ``timeout_s`` (stuck in the store) is left to die with the
+        process, logged: the cursor is the truth either way."""
         if self._thread.is_alive():
             with self._cond:
                 self._stopping = True
                 self._cond.notify()
             self._thread.join(timeout_s)
             if self._thread.is_alive():
-                raise RuntimeError(f"collector scoring thread did not stop within {timeout_s} s")
+                log.warning("collector: the scoring thread did not stop within %.1f s; leaving it (it resumes from "
+                            "the cursor at the next start)", timeout_s)  # fmt: skip
         else:
             self.log.close()
 
@@ -197,6 +212,8 @@ class ScoringWorker:
             if batch and self.cursor < self._quiet_until < batch[-1][0]:  # a batch is history or live, not both
                 batch, full = [w for w in batch if w[0] <= self._quiet_until], True
             self.counters["windows_from_store"] += len(batch)
+            if batch and self.on_read is not None:
+                self.on_read(batch)
             if full:
                 with self._cond:
                     self._behind = True
@@ -215,7 +232,14 @@ class ScoringWorker:
         try:
             self._restore()
             while True:
-                batch, stop = self._take()
+                try:
+                    batch, stop = self._take()
+                except Exception as exc:  # the store did not answer (a PostgreSQL restart): read it again shortly
+                    log.warning("collector: scoring could not read the store (%s); retrying", exc)
+                    with self._cond:
+                        self._behind = True
+                        self._cond.wait_for(lambda: self._stopping, 0.5)
+                    continue
                 if stop:
                     return
                 try:
@@ -236,6 +260,8 @@ class ScoringWorker:
         with self.lock:
             scored, skipped = self.engine.windows_scored, self.engine.windows_skipped
             for device, rows in recent.items():
+                if self._stopping:  # the next start rebuilds them again
+                    return
                 groups: dict[tuple[str, Any], list[_Entry]] = {}
                 self._digest(device, [(t_ns, frame) for _, _, t_ns, frame in rows], groups)
                 for (dev, model), group in groups.items():
@@ -252,17 +278,20 @@ class ScoringWorker:
         windows = [w for w in batch if not isinstance(w, AlertEvent) and w[0] > self.cursor]
         points: list[Any] = []
         last = max((w[0] for w in windows), default=self.cursor)
+        stopped = False
         try:
             if windows:
                 self._score_windows(windows, points, alert=last > self._quiet_until)
+        except _Stopped:  # nothing of this batch is kept: the next start scores it from the cursor
+            stopped = True
         finally:  # also after a bug: these windows are consumed (merging them again would count them twice)
             try:
-                if windows:
+                if windows and not stopped:
                     self.scored_total += len(windows)
                     self.log.commit(last, self.scored_total, points)
             finally:
                 with self._cond:
-                    if windows:
+                    if windows and not stopped:
                         self.cursor = last
                     self._events -= len(events)
                     self._cond.notify_all()
@@ -276,9 +305,13 @@ class ScoringWorker:
         with self.lock:
             groups: dict[tuple[str, Any], list[_Entry]] = {}
             for device, items in by_device.items():
+                if self._stopping:
+                    raise _Stopped
                 self._digest(device, items, groups)
             last_of_model = {model: i for i, (_, model) in enumerate(groups)}
             for i, ((device, model), group) in enumerate(groups.items()):  # the fleet: once per model and batch
+                if self._stopping:
+                    raise _Stopped
                 points += self._score(device, model, group, score_fleet=last_of_model[model] == i, alert=alert)
 
     def _digest(self, device: str, items: list[tuple[int, bytes]], groups: dict[tuple[str, Any], list[_Entry]]) -> None:

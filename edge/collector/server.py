@@ -3,7 +3,7 @@ and feeds the drift engine and alert policy; plus the HTTP side.
 
 One ingest thread owns the ROUTER; a :class:`~edge.collector.committer.GroupCommitter` thread makes batches durable.
 The ingest thread receives messages and checks every frame: a valid ``window`` record (the common one) is proven
-valid by the native fast accept (:func:`edge.collector.frames.window_envelope`, which reads the msgpack bytes in
+valid by the native fast accept (:func:`edge.collector.frames.window_accept`, which reads the msgpack bytes in
 place), anything else goes through the shared validator (:func:`edge.telemetry.protocol.decode_frame`), which
 accepts it or rejects it and says why. Spooled records (their frames as received) are buffered for the next group
 commit. While the commit thread writes and fsyncs one batch (one transaction, one fsync; SQLite releases the GIL),
@@ -88,7 +88,10 @@ class CollectorSettings:
     ``profiles``: a directory of model packages / profile JSON files; ``horizons`` in windows (the first drives
     alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame). The server takes no process-wide action:
     a program that runs it as its main work may shorten the interpreter's switch interval, as ``edge collector``
-    does (:mod:`edge.collector.cli`)."""
+    does (:mod:`edge.collector.cli`). ``role``: ``"all"`` (one process: ingest, store, scoring), ``"gateway"``
+    (ingest that publishes to the record bus at ``bus``, :mod:`edge.collector.gateway`; no scoring) or ``"scoring"``
+    (scoring and HTTP over a shared store, no ingest socket: what a fleet worker holding the scoring lease runs,
+    :mod:`edge.collector.worker`)."""
 
     bind: str = "tcp://127.0.0.1:7450"
     db: Path | str = Path("collector.db")
@@ -105,6 +108,8 @@ class CollectorSettings:
     poll_ms: int = 50
     scoring_queue: int = 16384
     extra_sinks: list[AlertSink] = field(default_factory=list)
+    role: str = "all"
+    bus: str | None = None
 
 
 def load_server_keys(directory: Path) -> tuple[bytes, bytes, dict[bytes, str]]:
@@ -133,12 +138,18 @@ class CollectorServer:
     """Starts the ingest thread (and the HTTP server) on construction; :meth:`close` stops both."""
 
     def __init__(self, settings: CollectorSettings) -> None:
+        if settings.role not in ("all", "gateway", "scoring"):
+            raise ConfigError(f"collector role: expected all, gateway or scoring, got {settings.role!r}")
+        if (settings.role == "gateway") != (settings.bus is not None):
+            raise ConfigError(f"collector --bus: expected with --role gateway only, got role {settings.role!r}")
         self.settings = settings
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # device id -> windows rejected as unscorable (at most MAX_REJECTING_DEVICES, least recent dropped first)
         self.unscorable_by_device: dict[str, int] = {}
         # window layout key -> (model, the reference layout it was checked against, verdict): see _layout_verdict
         self._layouts: dict[int, tuple[str, object, str]] = {}
+        self._hello_seen = set()
+        self.health: dict[str, float] = {}  # gauges of the links this process depends on (/metrics)
         self.store = open_store(settings.db)
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
@@ -147,9 +158,15 @@ class CollectorServer:
         self.series = DriftSeries(horizon=settings.horizons[0], more=settings.horizons[1:])
         self.policy = AlertPolicy(rules=settings.rules, store=self.store, horizon=settings.horizons[0])
         self.policy.restore()
-        scoring_log = self.store.scoring_log(capacity=self.series.capacity)
-        self.series.load(scoring_log.series_points())
-        self._restore_references()
+        scoring_log = None if settings.role == "gateway" else self.store.scoring_log(capacity=self.series.capacity)
+        if scoring_log is not None:
+            self.series.load(scoring_log.series_points())
+            self._restore_references()
+        self._spool: Any = self.store  # where accepted records go: the store, or the record bus (gateway)
+        if settings.role == "gateway":
+            from edge.collector.gateway import BusSpool
+
+            self._spool = BusSpool(settings.bus or "", self.health)
         self._ctx = zmq.Context()
         self.zap: ZapAllowList | None = None
         self._sock = self._ctx.socket(zmq.ROUTER)
@@ -165,13 +182,14 @@ class CollectorServer:
                 level = logging.INFO if _loopback(settings.bind) else logging.WARNING
                 log.log(level, "collector: no CURVE keys (--keys): the link is plaintext and device identities are "
                         "unauthenticated (any peer can send records as any device id)")  # fmt: skip
-            self._sock.bind(settings.bind)
+            if settings.role != "scoring":
+                self._sock.bind(settings.bind)
         except (zmq.ZMQError, EdgeError) as exc:
             self._teardown()
             if isinstance(exc, EdgeError):
                 raise
             raise ConfigError(f"collector --bind: expected a bindable endpoint, got {settings.bind!r} ({exc})") from exc
-        self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT) if settings.role != "scoring" else ""
         self._sinks: list[AlertSink] = list(settings.extra_sinks)
         if settings.webhook:
             from edge.collector.sinks import WebhookSink
@@ -183,23 +201,35 @@ class CollectorServer:
                 self.store, self.series, self.counters, self._http_ack, *settings.http, profiles=self.profiles,
                 unscorable_by_device=self.unscorable_by_device,
             )  # fmt: skip
+            self.http.health = self.health
         self._stop = threading.Event()
         self._closed = False
-        self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,
-                                     scoring_log, capacity=settings.scoring_queue).start()  # fmt: skip
-        self._committer = GroupCommitter(self.store)
+        self.scoring: ScoringWorker | None = None
+        self._engine_lock = threading.Lock()  # the engine's (the scoring thread's when there is one)
+        if scoring_log is not None:
+            self.scoring = ScoringWorker(self.engine, self.policy, self.series, self.counters, self._make_sinks,
+                                         scoring_log, capacity=settings.scoring_queue)  # fmt: skip
+            self._engine_lock = self.scoring.lock
+            if settings.role == "scoring":  # other processes write the store: read it, with the hellos they stored
+                self.scoring.on_read = self._sync_hellos
+            self.scoring.start()
+        self._committer = GroupCommitter(self._spool)
         self._thread = threading.Thread(target=self._run, name="edge-collector-ingest", daemon=True)
-        if self.scoring.error is not None:
+        if self.scoring is not None and self.scoring.error is not None:
             self.close()
             raise ConfigError(f"collector: the scoring thread failed to start ({self.scoring.error})")
-        self._thread.start()
+        if settings.role != "scoring":
+            self._thread.start()
 
     # ------------------------------------------------------------------------------------------- threads
+
+    _hello_seen: set[str]
 
     def _restore_references(self) -> None:
         """After a restart: the references and latency edges the stored hellos name (as :meth:`_hello` set them),
         so the windows stored before the restart are scored as they would have been."""
         for device, hello in self.store.hellos():
+            self._hello_seen.add(device)
             try:
                 self.engine.observe_hello(device, hello)
                 model, pid = hello["model"], hello["profile"]
@@ -211,6 +241,12 @@ class CollectorServer:
                     self.engine.set_reference(ref)
             except (EdgeError, KeyError, TypeError, ValueError) as exc:
                 log.warning("collector: the stored hello of %s restores no reference (%s)", device, exc)
+
+    def _sync_hellos(self, windows: list[Any]) -> None:
+        """Runs on the scoring thread before it scores ``windows`` read from a store that other processes write
+        (role ``scoring``): the hellos of devices it has not seen yet, stored before their windows were."""
+        if any(w[1] not in self._hello_seen for w in windows):
+            self._restore_references()
 
     def _make_sinks(self) -> tuple[list[AlertSink], list[Any]]:
         """Runs on the scoring thread: the alert sinks, and the PUB sink it owns (and closes)."""
@@ -232,7 +268,7 @@ class CollectorServer:
         batch = _Batch()
         while not self._stop.is_set():
             try:
-                if self.scoring.queued < high_water:
+                if self.scoring is None or self.scoring.queued < high_water:
                     ready = dict(poller.poll(self.settings.poll_ms))
                 else:  # backpressure: the devices wait for acks (their in-flight limit) until scoring catches up
                     ready = dict(held.poll(1))
@@ -241,7 +277,7 @@ class CollectorServer:
                 if self._committer.done:
                     self._acknowledge(*self._committer.result())
                 if not self._committer.busy and batch.messages:
-                    self._committer.submit(self.store.take_pending(), batch)
+                    self._committer.submit(self._spool.take_pending(), batch)
                     batch = _Batch()
             except Exception:  # a bug must not stop ingest: log it; unacked records are resent
                 log.exception("collector: ingest turn failed")
@@ -250,13 +286,13 @@ class CollectorServer:
 
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Wait until every window acknowledged so far has been scored (tests, shutdown); False on timeout."""
-        return self.scoring.drain(timeout_s)
+        return self.scoring is None or self.scoring.drain(timeout_s)
 
     def _receive(self, batch: _Batch) -> None:
         """Take up to ``batch_messages`` messages (fewer when the commit in flight finishes: its acks go first),
         decode them and buffer their spooled records in the store for the next group commit."""
         now = time.time_ns()
-        add = self.store.add_frame
+        add = self._spool.add_frame
         fast = window_accept
         counters = self.counters
         recv = self._sock.recv_multipart
@@ -395,13 +431,14 @@ class CollectorServer:
         self.counters["records"] += len(result.stored)
         self.counters["duplicates"] += len(result.duplicates)
         self.counters["rejects"] += len(result.failed)
-        stored = dict(zip(result.stored, result.ids, strict=True))  # a resent window is acked again, scored once
-        fresh = []
-        for key, t_ns, frame in batch.windows:
-            rowid = stored.pop(key, None)
-            if rowid is not None:
-                fresh.append((rowid, key[0], t_ns, frame))
-        self.scoring.submit(fresh)  # before the acks: a drain() after an ack covers its windows (never blocks)
+        if self.scoring is not None:
+            stored = dict(zip(result.stored, result.ids, strict=True))  # a resent window is acked again, scored once
+            fresh = []
+            for key, t_ns, frame in batch.windows:
+                rowid = stored.pop(key, None)
+                if rowid is not None:
+                    fresh.append((rowid, key[0], t_ns, frame))
+            self.scoring.submit(fresh)  # before the acks: a drain() after an ack covers its windows (never blocks)
         failed = {(b, s) for _, b, s in result.failed}
         send = self._sock.send_multipart
         for ident, keys, rejected, need in batch.messages:
@@ -434,7 +471,7 @@ class CollectorServer:
                 log.warning("collector: %s uploaded a bad profile for %s: %s", device, pid, exc)
             else:
                 self.counters["profile_uploads"] += 1
-        with self.scoring.lock:  # the engine belongs to the scoring thread; a hello is rare
+        with self._engine_lock:  # the engine belongs to the scoring thread; a hello is rare
             self.engine.observe_hello(device, body)
             if self.engine.has_reference(model):
                 return ""
@@ -451,7 +488,8 @@ class CollectorServer:
         row = self.store.set_alert_state(alert_id, "acknowledged", time.time_ns())
         event = AlertEvent(row.id, row.state, row.scope, row.model, row.feature, row.metric, row.value,
                            row.threshold, row.acked_ns or 0, row.message)  # fmt: skip
-        self.scoring.publish(event)
+        if self.scoring is not None:
+            self.scoring.publish(event)
         return row.to_json()
 
     # ------------------------------------------------------------------------------------------- lifecycle
@@ -468,7 +506,8 @@ class CollectorServer:
             if self._thread.is_alive():
                 raise RuntimeError(f"collector ingest thread did not stop within {timeout_s} s")
         self._committer.close(timeout_s)
-        self.scoring.close(timeout_s)
+        if self.scoring is not None:
+            self.scoring.close(timeout_s)
         if self.http is not None:
             self.http.close(timeout_s)
         for sink in self._sinks:
@@ -476,6 +515,9 @@ class CollectorServer:
             if close is not None:
                 close()
         self._teardown()
+        close_spool = getattr(self._spool, "close", None) if self._spool is not self.store else None
+        if close_spool is not None:
+            close_spool()
         self.store.close()
 
     def _teardown(self) -> None:

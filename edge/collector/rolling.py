@@ -1,6 +1,9 @@
 """Rolling horizons: running sums of a track's last ``h`` windows for each horizon ``h``, kept over one ring of
 the longest horizon. Sketches are monoids, so a horizon is a running sum: a new window is added and the window that
-falls out of the horizon subtracted (integer counts in float64, exact below 2**53)."""
+falls out of the horizon subtracted (integer counts in float64, exact below 2**53).
+
+The ring starts small and doubles up to the longest horizon as windows arrive, so a track that has seen one window
+(a new device, a device id flood) costs a few kilobytes, not the longest horizon's worth of windows."""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ __all__ = ["RollingSums"]
 class RollingSums:
     """Running sums of the last ``h`` windows for each horizon ``h``, over one ring of the longest horizon."""
 
-    def __init__(self, horizons: tuple[int, ...], shape: tuple[int, ...]) -> None:
+    def __init__(self, horizons: tuple[int, ...], shape: tuple[int, ...], start: int = 2) -> None:
         self.horizons = horizons
-        self.ring = np.zeros((max(horizons), *shape))
+        self.capacity = max(horizons)  # the ring's size once grown
+        self.ring = np.zeros((min(start, self.capacity), *shape))
         self.sums = {h: np.zeros(shape) for h in horizons}
         self.n = 0
 
@@ -27,8 +31,12 @@ class RollingSums:
         windows that stay inside it and loses the ring's windows that fall out, as ``k`` pushes one by one would
         (a constant number of NumPy calls per horizon, whatever ``k``). Returns each horizon's delta."""
         k = block.shape[0]
-        size = self.ring.shape[0]
         n = self.n
+        size = self.ring.shape[0]
+        if size < self.capacity and n + k > size:  # not wrapped yet (n <= size): windows 0..n-1 are ring[:n]
+            grown = np.zeros((min(self.capacity, max(2 * size, n + k)), *self.ring.shape[1:]))
+            grown[:n] = self.ring[:n]
+            self.ring, size = grown, grown.shape[0]
         deltas = {}
         for h in self.horizons:
             delta = block[max(0, k - h) :].sum(axis=0)

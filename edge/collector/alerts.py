@@ -165,10 +165,10 @@ class AlertPolicy:
             if rule is not None and not math.isnan(value):
                 out += self._step(rule, ev.scope, ev.model, "-", value, int(frames), ev.t_ns, windows)
         if ev.scope not in (FLEET, COHORT):
-            out += self._cohort(ev, list(devices))
+            out += self._cohort(ev, devices if isinstance(devices, (set, frozenset)) else set(devices))
         return out
 
-    def _cohort(self, ev: Evaluation, devices: list[str]) -> list[AlertEvent]:
+    def _cohort(self, ev: Evaluation, devices: set[str] | frozenset[str]) -> list[AlertEvent]:
         if len(devices) < 1:
             return []
         out = []
@@ -177,7 +177,7 @@ class AlertPolicy:
             if rule is None:
                 continue
             cohort_rule = Rule(metric, self.cohort_fraction, self.cohort_fraction / 2, persistence=1, min_samples=0)
-            members = set(devices)
+            members = devices
             watch = {f for (m, f, k), d in self._drifting.items() if d and m == ev.model and k == metric}
             watch |= {f for (m, f, k) in self._cohort_open if m == ev.model and k == metric}
             for feature in ev.features:

@@ -31,6 +31,12 @@ def _horizons(text: str) -> tuple[int, ...]:
     return values
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def _run(args: argparse.Namespace) -> int:
     from edge.collector.server import CollectorServer, CollectorSettings
     from edge.errors import ConfigError
@@ -46,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         keys=None if args.keys is None else Path(args.keys),
         profiles=None if args.profiles is None else Path(args.profiles),
         horizons=args.horizons,
+        **({} if args.max_tracks is None else {"max_tracks": args.max_tracks}),
         latency_budget_us=args.latency_budget_us,
         webhook=args.webhook,
         pub=args.pub,
@@ -92,6 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keys", metavar="DIR", help="collector.key_secret and the allowed devices' *.key (CURVE)")
     p.add_argument("--profiles", metavar="DIR", help="model packages / profile JSON files with reference profiles")
     p.add_argument("--horizons", type=_horizons, default=(10, 60), help="rolling horizons in windows (first alerts)")
+    p.add_argument("--max-tracks", type=_positive_int, default=None, metavar="N",
+                   help="device tracks (rolling horizons) kept in memory (default 4096); the least recently active "
+                   "beyond N are evicted and rebuilt from the store when their device sends again")  # fmt: skip
     p.add_argument("--latency-budget-us", type=float, default=None, help="per-frame latency budget (µs)")
     p.add_argument("--webhook", metavar="URL", help="POST alert events as JSON to URL")
     p.add_argument("--role", choices=("all", "gateway", "worker"), default="all",

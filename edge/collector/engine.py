@@ -13,11 +13,18 @@ feature, the chi-square p-value ``chi2_p`` of the top-1 class counts against the
 homogeneity, :func:`_chi2_p`) when the profile has them, and the operational signals: mean confidence, p99 latency
 (µs) and its ratio to the latency budget, deadline-miss and fallback rates.
 
+Per-device state is bounded: at most ``max_tracks`` (device, model) tracks are kept, the least recently merged
+evicted first. An evicted track's windows stay in the fleet's sums (they are still in its horizons); when the
+device sends again, :meth:`DriftEngine.needs_reload` says so and the caller merges the device's last stored windows
+back with ``into_fleet=False`` before its new ones (the scoring thread reads them from the store), which rebuilds
+the track exactly (integer counts) without counting them twice in the fleet.
+
 Not thread-safe: one thread (the collector's scoring thread) feeds the engine; others take its lock.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +39,8 @@ from edge.errors import ConfigError, ProtocolError
 __all__ = ["DriftEngine", "Evaluation", "FeatureReference", "ModelReference"]
 
 FLEET = "fleet"
+DEFAULT_MAX_TRACKS = 4096  # (device, model) tracks in memory: at most ~0.5 MB each with 32 features, 60 windows
+_NO_DEVICES: set[str] = set()
 OPS = ("frames", "deadline_misses", "fallbacks", "confidence_n", "confidence_sum")
 
 
@@ -59,14 +68,23 @@ class DriftEngine:
     the primary one alerts use by default. ``latency_stage``: the latency sketch used for p99 (µs).
     """
 
-    def __init__(self, horizons: Sequence[int] = (10,), latency_stage: str = "total") -> None:
+    def __init__(
+        self, horizons: Sequence[int] = (10,), latency_stage: str = "total", max_tracks: int = DEFAULT_MAX_TRACKS
+    ) -> None:
         if not horizons or any(type(h) is not int or h < 1 for h in horizons):
             raise ConfigError(f"DriftEngine horizons: expected window counts >= 1, got {list(horizons)}")
+        if type(max_tracks) is not int or max_tracks < 1:
+            raise ConfigError(f"DriftEngine max_tracks: expected an integer >= 1, got {max_tracks!r}")
         self.horizons = tuple(horizons)
         self.latency_stage = latency_stage
+        self.max_tracks = max_tracks
         self._refs: dict[str, PackedReference] = {}
         self._lat_edges: dict[str, np.ndarray] = {}
-        self._tracks: dict[tuple[str, str], dict[str, RollingSums | None]] = {}
+        # (device, model) -> its rolling sums, least recently merged first (at most max_tracks)
+        self._tracks: OrderedDict[tuple[str, str], dict[str, RollingSums | None]] = OrderedDict()
+        self._evicted: set[tuple[str, str]] = set()  # tracks evicted whose windows are still in the fleet's sums
+        self._members: dict[str, set[str]] = {}  # model -> every device with a track, kept or evicted
+        self.tracks_evicted = 0
         self._fleet: dict[str, dict[str, dict[int, np.ndarray]]] = {}
         self.windows_scored = 0
         self.windows_skipped = 0
@@ -83,8 +101,20 @@ class DriftEngine:
         """Remember the device's latency bin edges (µs) from its hello."""
         self._lat_edges[device] = np.asarray(hello["latency_edges_us"], dtype=np.float64)
 
-    def devices(self, model: str) -> list[str]:
-        return [d for d, m in self._tracks if m == model]
+    def devices(self, model: str) -> set[str]:
+        """The devices with windows of ``model`` in the fleet's sums (their tracks kept or evicted); the engine's
+        set: read it, do not change it."""
+        return self._members.get(model, _NO_DEVICES)
+
+    def needs_reload(self, device: str, model: str) -> bool:
+        """Whether ``device``'s track of ``model`` was evicted: merge its last stored windows (up to the longest
+        horizon, those scored before the ones in hand) with ``into_fleet=False`` before its new ones."""
+        return (device, model) in self._evicted
+
+    @property
+    def tracks(self) -> int:
+        """Tracks kept in memory (at most ``max_tracks``)."""
+        return len(self._tracks)
 
     def counts_layout(self, model: str) -> tuple[tuple[str, ...], tuple[int, ...], int, str | None] | None:
         """How ``model``'s window counts are packed for ``observe_window(live=...)``: feature names in row order,
@@ -106,6 +136,7 @@ class DriftEngine:
         score_fleet: bool = True,
         score: bool = True,
         live: np.ndarray | None = None,
+        into_fleet: bool = True,
     ) -> list[Evaluation]:
         """Merge one validated window body into the device's and the fleet's horizons and score them: the device's
         primary horizon always; its longer horizons and the fleet unless ``score_fleet`` is False (the server
@@ -113,14 +144,17 @@ class DriftEngine:
         the window is only merged (``[]``). ``[]`` (and ``windows_skipped`` + 1) when the window's model has no
         reference. :class:`ProtocolError` when the window does not match the reference's features and bins.
         ``live``: the window's feature counts already packed (float64 (F, B), :meth:`counts_layout`; the
-        caller's), then ``body["features"]`` is read only for the confidence feature's moments."""
+        caller's), then ``body["features"]`` is read only for the confidence feature's moments. ``into_fleet``
+        False: the device's track only (an evicted track rebuilt, :meth:`needs_reload`)."""
         packed = self._refs.get(body["model"])
         if packed is None:
             self.windows_skipped += 1
             return []
         if live is None:
             live = packed.pack(body["model"], body["features"])
-        return self.observe_windows(device, [body], t_ns, live[None], score_fleet=score_fleet, score=score)
+        return self.observe_windows(
+            device, [body], t_ns, live[None], score_fleet=score_fleet, score=score, into_fleet=into_fleet
+        )
 
     def observe_windows(
         self,
@@ -131,6 +165,7 @@ class DriftEngine:
         *,
         score_fleet: bool = True,
         score: bool = True,
+        into_fleet: bool = True,
     ) -> list[Evaluation]:
         """Merge ``k`` validated windows of one device and one model at once (oldest first; ``bodies`` as
         :meth:`observe_window` reads them, their feature counts packed in ``live`` float64 (k, F, B), the
@@ -173,7 +208,7 @@ class DriftEngine:
             pred_rows = [body["predictions"] for body in bodies if len(body.get("predictions", ())) == n_pred]
             preds = np.array(pred_rows, dtype=np.float64).reshape(len(pred_rows), n_pred) if pred_rows else None
             first[1] = len(bodies[0].get("predictions", ())) == n_pred
-        return self._merge(device, packed, t_ns, live, ops, lat, preds, first, score_fleet, score)
+        return self._merge(device, packed, t_ns, live, ops, lat, preds, first, score_fleet, score, into_fleet)
 
     def digest_layout(self, device: str, model: str) -> tuple[Any, ...] | None:
         """What :func:`~edge.collector.frames.window_digest_block` needs to digest ``device``'s windows of
@@ -200,6 +235,7 @@ class DriftEngine:
         *,
         score_fleet: bool = True,
         score: bool = True,
+        into_fleet: bool = True,
     ) -> list[Evaluation]:
         """:meth:`observe_windows` for ``k`` windows digested by
         :func:`~edge.collector.frames.window_digest_block` with :meth:`digest_layout` (``live`` float64
@@ -228,7 +264,7 @@ class DriftEngine:
             if rows.any():
                 preds = extra[rows, pred_at + 1 : pred_at + 1 + n_pred]
         first = [n_lat >= 0 and extra[0, lat_at] == 1.0, n_pred >= 0 and extra[0, pred_at] == 1.0]
-        return self._merge(device, packed, t_ns, live, extra[:, :5], lat, preds, first, score_fleet, score)
+        return self._merge(device, packed, t_ns, live, extra[:, :5], lat, preds, first, score_fleet, score, into_fleet)
 
     def _merge(
         self,
@@ -242,15 +278,25 @@ class DriftEngine:
         first: list[bool],
         score_fleet: bool,
         score: bool,
+        into_fleet: bool = True,
     ) -> list[Evaluation]:
         """Push a block of windows' parts (each (k, ...), or (m, ...) for the windows that have it, or None).
         ``first``: whether the block's first window has latency / prediction counts: a device's track sums them
-        only when its first window has them (as window by window)."""
+        only when its first window has them (as window by window). ``into_fleet`` False: the track only."""
         model = packed.ref.model
         count = live.shape[0]
-        track = self._tracks.get((device, model))
-        if track is None:
-            track = self._tracks[(device, model)] = {
+        key = (device, model)
+        track = self._tracks.get(key)
+        if track is not None:
+            self._tracks.move_to_end(key)
+        else:
+            while len(self._tracks) >= self.max_tracks:  # the least recently merged track goes; its windows stay
+                old, _ = self._tracks.popitem(last=False)  # in the fleet's sums, its next window reloads it
+                self._evicted.add(old)
+                self.tracks_evicted += 1
+            self._evicted.discard(key)
+            self._members.setdefault(model, set()).add(device)
+            track = self._tracks[key] = {
                 "counts": RollingSums(self.horizons, live.shape[1:]),
                 "ops": RollingSums(self.horizons, ops.shape[1:]),
                 "lat": None if lat is None or not first[0] else RollingSums(self.horizons, lat.shape[1:]),
@@ -258,12 +304,15 @@ class DriftEngine:
             }
         fleet = self._fleet.setdefault(model, {})
         parts = {"counts": live, "ops": ops, "lat": lat, "preds": preds}
-        for key, x in parts.items():
-            roll = track[key]
+        for part, x in parts.items():
+            roll = track[part]
             if roll is None or x is None or roll.ring.shape[1:] != x.shape[1:]:
                 continue
-            sums = fleet.setdefault(key, {})
-            for h, delta in roll.push_block(x).items():
+            deltas = roll.push_block(x)
+            if not into_fleet:
+                continue
+            sums = fleet.setdefault(part, {})
+            for h, delta in deltas.items():
                 total = sums.get(h)
                 if total is None:
                     total = sums[h] = np.zeros_like(delta)

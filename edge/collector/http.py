@@ -62,6 +62,8 @@ COUNTER_HELP = {
     "identity_rejects": "records refused because their device id is not one their connection's CURVE key is bound to",
     "unscorable_rejects": "windows refused because their features do not match their model's reference (code "
     "unscorable)",
+    "tracks_evicted": "device tracks the drift engine evicted from memory (over max_tracks, least recently active)",
+    "tracks_reloaded": "evicted device tracks rebuilt from the store when their device sent again",
 }
 
 

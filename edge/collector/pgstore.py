@@ -328,6 +328,14 @@ class PostgresScoringLog:
         )
         return [(int(i), d, int(t), bytes(b)) for i, d, t, b in rows]
 
+    def device_windows(self, device: str, upto: int, limit: int) -> list[tuple[int, str, int, bytes]]:
+        rows = self._rows(
+            "SELECT id, t_ns, body FROM records WHERE device = %s AND kind = 'window' AND id <= %s ORDER BY id DESC "
+            "LIMIT %s",
+            (device, upto, limit),
+        )
+        return [(int(i), device, int(t), bytes(b)) for i, t, b in rows[::-1]]
+
     def recent_windows(self, upto: int, per_device: int) -> dict[str, list[tuple[int, str, int, bytes]]]:
         rows = self._rows(
             "SELECT w.id, d.device, w.t_ns, w.body FROM (SELECT DISTINCT device FROM records WHERE kind = 'window') d "

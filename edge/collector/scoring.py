@@ -259,7 +259,9 @@ class ScoringWorker:
         recent = self.log.recent_windows(self.cursor, max(self.engine.horizons))
         with self.lock:
             scored, skipped = self.engine.windows_scored, self.engine.windows_skipped
-            for device, rows in recent.items():
+            # the most recently active devices last: beyond the engine's max_tracks the others are evicted (their
+            # windows in the fleet's sums), and reloaded when they send again
+            for device, rows in sorted(recent.items(), key=lambda item: item[1][-1][0]):
                 if self._stopping:  # the next start rebuilds them again
                     return
                 groups: dict[tuple[str, Any], list[_Entry]] = {}
@@ -312,7 +314,29 @@ class ScoringWorker:
             for i, ((device, model), group) in enumerate(groups.items()):  # the fleet: once per model and batch
                 if self._stopping:
                     raise _Stopped
+                if self.engine.needs_reload(device, model):
+                    self._reload(device, model)
                 points += self._score(device, model, group, score_fleet=last_of_model[model] == i, alert=alert)
+            self.counters["tracks_evicted"] = self.engine.tracks_evicted
+
+    def _reload(self, device: str, model: Any) -> None:
+        """Rebuild ``device``'s evicted track of ``model`` from its last stored windows scored so far (up to the
+        cursor; its windows in hand are above it): merged into the track only, the fleet's sums have them."""
+        want = limit = max(self.engine.horizons)
+        while True:  # a device that sends several models: read further back until the horizon is full
+            rows = self.log.device_windows(device, self.cursor, limit)
+            groups: dict[tuple[str, Any], list[_Entry]] = {}
+            self._digest(device, [(t_ns, frame) for _, _, t_ns, frame in rows], groups)
+            group = groups.get((device, model), [])
+            if len(group) >= want or len(rows) < limit:
+                break
+            limit *= 4
+        group = group[-want:]
+        scored, skipped = self.engine.windows_scored, self.engine.windows_skipped
+        if group:
+            self._score(device, model, group, score_fleet=False, replay=True, into_fleet=False)
+        self.engine.windows_scored, self.engine.windows_skipped = scored, skipped
+        self.counters["tracks_reloaded"] += 1
 
     def _digest(self, device: str, items: list[tuple[int, bytes]], groups: dict[tuple[str, Any], list[_Entry]]) -> None:
         """What the engine reads of a device's queued windows, appended to ``groups[(device, model)]`` in order:
@@ -341,13 +365,20 @@ class ScoringWorker:
             groups.setdefault((device, body.get("model")), []).append((t_ns, body, None, 0))
 
     def _score(
-        self, device: str, model: Any, group: list[_Entry], score_fleet: bool, replay: bool = False, alert: bool = True
+        self,
+        device: str,
+        model: Any,
+        group: list[_Entry],
+        score_fleet: bool,
+        replay: bool = False,
+        alert: bool = True,
+        into_fleet: bool = True,
     ) -> list[tuple[str, str, int, int, dict[str, Any]]]:
         """Merge a device's queued windows of one model, score once after the last one: each run of digested
         windows (consecutive rows of one block) in one :meth:`~edge.collector.engine.DriftEngine.observe_digests`,
         a window decoded whole on its own. Returns the series points it appended, for the scoring log. With
         ``replay`` (a restart rebuilding the horizons) the windows are only merged: nothing scored, counted or
-        appended."""
+        appended; ``into_fleet`` False: merged into the device's track only (an evicted track reloaded)."""
         merged = 0
         evaluations: list[Any] = []
         start = 0
@@ -362,11 +393,13 @@ class ScoringWorker:
             t_ns = group[stop - 1][0]
             try:
                 if block is None:
-                    evaluations = self.engine.observe_window(device, body, t_ns, score_fleet=score_fleet, score=last)
+                    evaluations = self.engine.observe_window(
+                        device, body, t_ns, score_fleet=score_fleet, score=last, into_fleet=into_fleet
+                    )
                 else:
                     live, extra = block[0][row : row + stop - start], block[1][row : row + stop - start]
                     evaluations = self.engine.observe_digests(
-                        device, model, t_ns, live, extra, score_fleet=score_fleet, score=last
+                        device, model, t_ns, live, extra, score_fleet=score_fleet, score=last, into_fleet=into_fleet
                     )
             except EdgeError as exc:
                 if replay:

@@ -94,14 +94,20 @@ class ScoringLog:
         devices = [r[0] for r in self._db.execute("SELECT DISTINCT device FROM records WHERE kind = 'window'")]
         out: dict[str, list[StoredWindow]] = {}
         for device in devices:
-            rows = self._db.execute(
-                "SELECT id, t_ns, body, boot, seq FROM records WHERE device = ? AND kind = 'window' AND id <= ? "
-                "ORDER BY id DESC LIMIT ?",
-                (device, upto, per_device),
-            ).fetchall()
+            rows = self.device_windows(device, upto, per_device)
             if rows:
-                out[device] = [(i, device, t, self._frame(b, device, boot, s, t)) for i, t, b, boot, s in rows[::-1]]
+                out[device] = rows
         return out
+
+    def device_windows(self, device: str, upto: int, limit: int) -> list[StoredWindow]:
+        """``device``'s last ``limit`` windows with a rowid up to ``upto``, oldest first (what rebuilds the rolling
+        horizons of a device whose track the engine evicted)."""
+        rows = self._db.execute(
+            "SELECT id, t_ns, body, boot, seq FROM records WHERE device = ? AND kind = 'window' AND id <= ? "
+            "ORDER BY id DESC LIMIT ?",
+            (device, upto, limit),
+        ).fetchall()
+        return [(i, device, t, self._frame(b, device, boot, s, t)) for i, t, b, boot, s in rows[::-1]]
 
     def _frame(self, blob: bytes, device: str, boot: str, seq: int, t_ns: int) -> bytes:
         if self._frames:

@@ -44,7 +44,7 @@ import zmq
 
 from edge.collector.alerts import DEFAULT_RULES, AlertEvent, AlertPolicy, AlertSink, Rule
 from edge.collector.committer import GroupCommitter
-from edge.collector.engine import DriftEngine, ModelReference
+from edge.collector.engine import DEFAULT_MAX_TRACKS, DriftEngine, ModelReference
 from edge.collector.frames import window_accept
 from edge.collector.http import CollectorHttp
 from edge.collector.profiles import ProfileLibrary
@@ -77,7 +77,7 @@ MAX_REJECTING_DEVICES = 4096  # devices whose unscorable rejections are counted 
 MAX_LAYOUTS = 1024  # window layouts whose verdict is cached (cleared when full)
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
-            "identity_rejects", "unscorable_rejects")  # fmt: skip
+            "identity_rejects", "unscorable_rejects", "tracks_evicted", "tracks_reloaded")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,9 @@ class CollectorSettings:
     ``sqlite:///PATH``, ``postgresql://...``); ``http``: ``(host, port)`` or None; ``keys``: a directory
     with ``collector.key_secret`` and the allowed devices' ``*.key`` (in ``devices/`` when that folder exists);
     ``profiles``: a directory of model packages / profile JSON files; ``horizons`` in windows (the first drives
-    alerts); ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame). The server takes no process-wide action:
+    alerts); ``max_tracks``: (device, model) rolling-horizon tracks the drift engine keeps in memory (the least
+    recently active beyond it are evicted and rebuilt from the store when their device sends again);
+    ``max_frame_bytes``: ``ZMQ_MAXMSGSIZE`` (bytes, per frame). The server takes no process-wide action:
     a program that runs it as its main work may shorten the interpreter's switch interval, as ``edge collector``
     does (:mod:`edge.collector.cli`). ``role``: ``"all"`` (one process: ingest, store, scoring), ``"gateway"``
     (ingest that publishes to the record bus at ``bus``, :mod:`edge.collector.gateway`; no scoring) or ``"scoring"``
@@ -107,6 +109,7 @@ class CollectorSettings:
     batch_messages: int = 256
     poll_ms: int = 50
     scoring_queue: int = 16384
+    max_tracks: int = DEFAULT_MAX_TRACKS
     extra_sinks: list[AlertSink] = field(default_factory=list)
     role: str = "all"
     bus: str | None = None
@@ -154,7 +157,7 @@ class CollectorServer:
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
             self.profiles.load_dir(settings.profiles)
-        self.engine = DriftEngine(horizons=settings.horizons)
+        self.engine = DriftEngine(horizons=settings.horizons, max_tracks=settings.max_tracks)
         self.series = DriftSeries(horizon=settings.horizons[0], more=settings.horizons[1:])
         self.policy = AlertPolicy(rules=settings.rules, store=self.store, horizon=settings.horizons[0])
         self.policy.restore()

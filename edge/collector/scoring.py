@@ -104,6 +104,7 @@ class ScoringWorker:
         self._make_sinks = make_sinks
         self.batch_windows = 1024  # taken at once at most: bounds the block arrays (about 5 MB at 32 features)
         self._models: dict[str, Any] = {}  # device → the model of its last window decoded whole
+        self._last_model: Any = None  # the model of the last window decoded whole, any device's
         self.on_read: Callable[[list[StoredWindow]], None] | None = None  # called with each batch read from the store
         self._ready = threading.Event()
         self.error: BaseException | None = None
@@ -342,9 +343,10 @@ class ScoringWorker:
         """What the engine reads of a device's queued windows, appended to ``groups[(device, model)]`` in order:
         with the device's model known and referenced, all of them digested at once, without the GIL, by
         :func:`~edge.collector.frames.window_digest_block` (their counts into one block (k, F, B), the counters,
-        latency and prediction counts into another; no Python objects per window); a window it declines (the
-        device's first, another model, or one the engine will refuse) is decoded whole."""
-        model = self._models.get(device)
+        latency and prediction counts into another; no Python objects per window); a window it declines (another
+        model, or one the engine will refuse) is decoded whole. A device's first windows are tried as the model
+        last decoded (a fleet runs few models: a flood of new devices is digested too)."""
+        model = self._models.get(device, self._last_model)
         layout = None if model is None else self.engine.digest_layout(device, model)
         ok = None
         if layout is not None:
@@ -361,7 +363,7 @@ class ScoringWorker:
                 groups.setdefault((device, model), []).append((t_ns, None, block, i))
                 continue
             body = msgpack.unpackb(frame, raw=False)["body"]  # validated before it was stored
-            self._models[device] = body.get("model")
+            self._models[device] = self._last_model = body.get("model")
             groups.setdefault((device, body.get("model")), []).append((t_ns, body, None, 0))
 
     def _score(

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 
+from edge.collector.scoring_log import cursor_moved
 from edge.collector.store import ROWS_PER_INSERT, AlertRow, CommitResult
 from edge.errors import ConfigError
 
@@ -348,7 +349,9 @@ class PostgresScoringLog:
             out.setdefault(d, []).append((int(i), d, int(t), bytes(b)))
         return out
 
-    def commit(self, last_id: int, windows: int, points: Iterable[tuple[str, str, int, int, dict[str, Any]]]) -> None:
+    def commit(
+        self, last_id: int, windows: int, points: Iterable[tuple[str, str, int, int, dict[str, Any]]], *, after: int
+    ) -> None:
         rows = [(s, m, h, t, msgpack.packb(p, use_bin_type=True)) for s, m, h, t, p in points]
         db = self._live()
         with db.transaction(), db.cursor() as cur:
@@ -361,11 +364,12 @@ class PostgresScoringLog:
                     "series WHERE scope = %s AND model = %s AND horizon = %s ORDER BY id DESC LIMIT 1 OFFSET %s)",
                     (s, m, h, s, m, h, self.capacity - 1),
                 )
-            cur.execute(
-                "INSERT INTO scoring_cursor (name, last_id, windows) VALUES ('scoring', %s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id, windows = excluded.windows",
-                (last_id, windows),
+            cur.execute(  # fenced: a scorer overtaken by another (a lease that moved) writes nothing
+                "UPDATE scoring_cursor SET last_id = %s, windows = %s WHERE name = 'scoring' AND last_id = %s",
+                (last_id, windows, after),
             )
+            if cur.rowcount != 1:
+                raise cursor_moved(after)
 
     def series_points(self) -> list[tuple[str, str, int, int, dict[str, Any]]]:
         rows = self._rows("SELECT scope, model, horizon, t_ns, point FROM series ORDER BY id")

@@ -53,7 +53,7 @@ import numpy as np
 from edge.collector.alerts import AlertEvent, AlertPolicy, AlertSink
 from edge.collector.engine import DriftEngine
 from edge.collector.frames import window_digest_block
-from edge.collector.scoring_log import StoredWindow
+from edge.collector.scoring_log import CursorMoved, StoredWindow
 from edge.collector.series import DriftSeries
 from edge.collector.stores import ScoringCursorLog
 from edge.errors import EdgeError
@@ -96,6 +96,8 @@ class ScoringWorker:
         self._waiting = 0  # windows and events queued, not yet taken by the worker
         self._events = 0  # alert events submitted, not yet published
         self.cursor, self.scored_total = scoring_log.cursor()  # the worker's (persisted after each batch)
+        self._committed = self.cursor  # the cursor as this scorer last wrote it to the store
+        self.overtaken = False  # another scorer moved the store's cursor: this one stopped (CursorMoved)
         self._target = max(self.cursor, scoring_log.last_window_id())  # the newest window drain() waits for
         self._quiet_until = scoring_log.quiet_until()  # history from before the cursor: scored, not alerted on
         self._behind = True  # read the store (at start: what was stored after the cursor)
@@ -245,6 +247,11 @@ class ScoringWorker:
                     return
                 try:
                     self._score_batch(batch)
+                except CursorMoved as exc:  # another scorer took over: this one's horizons are behind the store
+                    log.error("collector: scoring stops: %s", exc)
+                    self.counters["cursor_conflicts"] += 1
+                    self.overtaken = True
+                    return
                 except Exception:  # a bug must not stop scoring
                     log.exception("collector: scoring batch failed")
         finally:
@@ -288,13 +295,19 @@ class ScoringWorker:
         except _Stopped:  # nothing of this batch is kept: the next start scores it from the cursor
             stopped = True
         finally:  # also after a bug: these windows are consumed (merging them again would count them twice)
+            moved = False
             try:
                 if windows and not stopped:
                     self.scored_total += len(windows)
-                    self.log.commit(last, self.scored_total, points)
+                    try:  # from where this scorer last wrote it (a failed commit leaves the store's cursor there)
+                        self.log.commit(last, self.scored_total, points, after=self._committed)
+                    except CursorMoved:
+                        moved = True
+                        raise
+                    self._committed = last
             finally:
                 with self._cond:
-                    if windows and not stopped:
+                    if windows and not stopped and not moved:
                         self.cursor = last
                     self._events -= len(events)
                     self._cond.notify_all()

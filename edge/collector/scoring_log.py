@@ -5,6 +5,9 @@ it in rowid order and keeps a **cursor**: the rowid of the last window it scored
 scored in all (``scoring_cursor``, one row). Each scoring batch ends in one transaction that inserts the batch's
 drift series points (``series``: what the dashboard plots) and moves the cursor, so after a crash or a restart
 scoring resumes just after the last window whose results were kept: every stored window is scored exactly once.
+The cursor moves only from where its scorer last saw it (``after``): a scorer that another one overtook (a fleet
+worker whose lease went to another worker while it finished a batch) gets :class:`CursorMoved`, and its batch is
+not kept (its series points would be a second copy).
 
 A store made before the cursor existed (its windows stored, none of their results kept) gets the cursor row when
 it is opened, with ``quiet_until`` at its last window: those windows are scored once, which rebuilds their series,
@@ -28,7 +31,7 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["SCORING_SCHEMA", "ScoringLog", "StoredWindow"]
+__all__ = ["SCORING_SCHEMA", "CursorMoved", "ScoringLog", "StoredWindow"]
 
 SCORING_SCHEMA = """
 CREATE TABLE IF NOT EXISTS scoring_cursor (
@@ -44,6 +47,16 @@ CREATE INDEX IF NOT EXISTS records_windows ON records (device, id) WHERE kind = 
 
 # a stored window: rowid, device, t_ns (device clock), its record frame (msgpack map, validated at ingest)
 StoredWindow = tuple[int, str, int, bytes]
+
+
+class CursorMoved(RuntimeError):
+    """The scoring cursor is no longer where this scorer last saw it: another scorer moved it."""
+
+
+def cursor_moved(after: int) -> CursorMoved:
+    return CursorMoved(f"the scoring cursor moved from {after} under this scorer: another scorer holds it; this "
+                       "batch is not kept")  # fmt: skip
+
 
 _PRUNE = (
     "DELETE FROM series WHERE scope = ?1 AND model = ?2 AND horizon = ?3 AND id < (SELECT id FROM series "
@@ -117,9 +130,12 @@ class ScoringLog:
                   "body": body}  # fmt: skip
         return msgpack.packb(record, use_bin_type=True)
 
-    def commit(self, last_id: int, windows: int, points: Iterable[tuple[str, str, int, int, dict[str, Any]]]) -> None:
+    def commit(
+        self, last_id: int, windows: int, points: Iterable[tuple[str, str, int, int, dict[str, Any]]], *, after: int
+    ) -> None:
         """In one transaction: append ``points`` ``(scope, model, horizon, t_ns, point)`` to the series (the
-        oldest beyond ``capacity`` deleted) and move the cursor to ``(last_id, windows)``."""
+        oldest beyond ``capacity`` deleted) and move the cursor from ``after`` to ``(last_id, windows)``;
+        :class:`CursorMoved` (nothing written) when the cursor is not at ``after``."""
         rows = [(s, m, h, t, msgpack.packb(p, use_bin_type=True)) for s, m, h, t, p in points]
         keys = {r[:3] for r in rows}
         with self._lock:
@@ -130,10 +146,11 @@ class ScoringLog:
                 for key in keys:
                     cur.execute(_PRUNE, (*key, self.capacity - 1))
                 cur.execute(
-                    "INSERT INTO scoring_cursor (name, last_id, windows) VALUES ('scoring', ?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id, windows = excluded.windows",
-                    (last_id, windows),
+                    "UPDATE scoring_cursor SET last_id = ?, windows = ? WHERE name = 'scoring' AND last_id = ?",
+                    (last_id, windows, after),
                 )
+                if cur.rowcount != 1:
+                    raise cursor_moved(after)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

@@ -77,7 +77,8 @@ MAX_REJECTING_DEVICES = 4096  # devices whose unscorable rejections are counted 
 MAX_LAYOUTS = 1024  # window layouts whose verdict is cached (cleared when full)
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
-            "identity_rejects", "unscorable_rejects", "tracks_evicted", "tracks_reloaded")  # fmt: skip
+            "identity_rejects", "unscorable_rejects", "tracks_evicted", "tracks_reloaded",
+            "cursor_conflicts")  # fmt: skip
 
 
 @dataclass(frozen=True)

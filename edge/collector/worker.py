@@ -151,6 +151,9 @@ class FleetWorker:
         if self.scorer is not None and not self.lease.held():
             log.warning("collector worker: lost the scoring lease (store connection ended); scoring stops here")
             self._drop_scorer()
+        elif self.scorer is not None and self.scorer.scoring is not None and self.scorer.scoring.overtaken:
+            log.warning("collector worker: another scorer moved the cursor; scoring starts again from it")
+            self._drop_scorer()  # the lease is taken again below, the horizons rebuilt from the store
         if self.scorer is None and self.lease.take():
             try:
                 self.scorer = CollectorServer(self.settings)

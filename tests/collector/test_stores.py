@@ -76,8 +76,11 @@ def test_scoring_cursor_series_and_windows(store_url: str) -> None:
         assert [(w[0], w[1], w[2]) for w in after] == [(ids[3], "d2", 4), (ids[4], "d1", 5), (ids[5], "d2", 6)]
         recent = log.recent_windows(ids[5], 2)
         assert {d: [w[2] for w in ws] for d, ws in recent.items()} == {"d1": [3, 5], "d2": [4, 6]}
-        for k in range(5):  # five points, three kept
-            log.commit(ids[k], k + 1, [("fleet", "m", 10, k, {"features": ["f"], "v": float(k)})])
+        assert [w[2] for w in log.device_windows("d1", ids[5], 2)] == [3, 5]  # an evicted track's reload
+        assert [w[2] for w in log.device_windows("d2", ids[6], 9)] == [2, 4, 6]
+        for k in range(5):  # five points, three kept; each commit moves the cursor from where the last left it
+            log.commit(ids[k], k + 1, [("fleet", "m", 10, k, {"features": ["f"], "v": float(k)})],
+                       after=ids[k - 1] if k else 0)  # fmt: skip
         assert log.cursor() == (ids[4], 5)
         assert [(p[3], p[4]["v"]) for p in log.series_points()] == [(2, 2.0), (3, 3.0), (4, 4.0)]
     finally:

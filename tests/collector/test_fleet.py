@@ -55,10 +55,13 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def make_devices(ctx: zmq.Context, endpoint: str, fleet: dict[str, Any], n: int, windows: int) -> list[Any]:
-    """``n`` devices, each with its hello and ``windows`` windows (seeded; device k's windows shifted by k/10)."""
+def make_devices(
+    ctx: zmq.Context, endpoint: str, fleet: dict[str, Any], n: int, windows: int, first: int = 0
+) -> list[Any]:
+    """``n`` devices (``dev-<first>``...), each with its hello and ``windows`` windows (seeded; device k's windows
+    shifted by k/10)."""
     out = []
-    for k in range(n):
+    for k in range(first, first + n):
         dev = Device(ctx, endpoint, f"dev-{k}")
         dev.hello = dev.record("hello", fleet["hello"])
         dev.windows = [dev.record("window", streams.window_body(fleet["rng"], shift=k / 10), i) for i in range(windows)]
@@ -289,9 +292,32 @@ def test_a_nats_outage_stops_acks_says_so_and_recovers(nats, pg_cluster, fleet, 
         ctx.destroy(linger=0)
 
 
-def test_one_of_three_nats_nodes_stopped_loses_nothing(pg_cluster, fleet, tmp_path) -> None:
-    """A stream with three replicas on a 3-node cluster: with one node stopped the gateway still acks (a quorum
-    of two confirms) and the worker still fetches; every window is stored and scored once."""
+def stream_cluster(url: str) -> tuple[str | None, dict[str, bool]]:
+    """The stream's leader and, per other replica, whether it is current (asked of any node at ``url``)."""
+    import asyncio
+
+    import nats
+
+    from edge.collector.bus import STREAM
+
+    async def ask() -> tuple[str | None, dict[str, bool]]:
+        nc = await nats.connect(servers=url.split(","), connect_timeout=2, allow_reconnect=False)
+        try:
+            info = (await nc.jetstream().stream_info(STREAM)).cluster
+            return info.leader, {r.name: bool(r.current) for r in info.replicas or ()}
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(ask())
+    except Exception:  # no quorum yet, or the node asked is down
+        return None, {}
+
+
+def test_the_stream_leader_stopped_and_back_loses_nothing(pg_cluster, fleet, tmp_path) -> None:
+    """A stream with three replicas on a 3-node cluster: the node leading the stream is stopped while records
+    flow (another is elected, the gateway still acks on a quorum of two, the worker still fetches), then started
+    again (it catches up as a replica); every window is stored and scored once."""
     from edge.collector.bus import RecordBus
 
     cluster = NatsCluster()
@@ -311,14 +337,23 @@ def test_one_of_three_nats_nodes_stopped_loses_nothing(pg_cluster, fleet, tmp_pa
         made[0].close()
         with FleetWorker(worker_settings(db, fleet), cluster.url, ack_wait_s=2.0) as worker, \
                 CollectorServer(gateway_settings(db, fleet, cluster.url)) as gateway:  # fmt: skip
-            devices = make_devices(ctx, gateway.endpoint, fleet, 2, 30)
+            devices = make_devices(ctx, gateway.endpoint, fleet, 2, 45)
             for dev in devices:
                 say_hello(dev)
                 deliver(dev, dev.windows[:15])
-            cluster.nodes[1].stop()
+            wait_for(lambda: stream_cluster(cluster.url)[0] is not None, 30.0, "the stream's leader")
+            leader = stream_cluster(cluster.url)[0]
+            down = next(n for i, n in enumerate(cluster.nodes) if f"edge-{i}" == leader)
+            down.stop()
+            rest = ",".join(n.url for n in cluster.nodes if n is not down)
+            wait_for(lambda: stream_cluster(rest)[0] not in (None, leader), 60.0, "another leader elected")
+            for dev in devices:
+                deliver(dev, dev.windows[:30], timeout_ms=3000)
+            down.start()
+            wait_for(lambda: stream_cluster(rest)[1].get(leader, False), 60.0, f"{leader} back, a current replica")
             for dev in devices:
                 deliver(dev, dev.windows, timeout_ms=3000)
-            wait_for(scored_once(db, 60), 90.0, "60 windows stored and scored once")
+            wait_for(scored_once(db, 90), 90.0, "90 windows stored and scored once")
             wait_for(lambda: worker.scorer is not None, 30.0, "the lease")
             assert_same_drift(worker, devices, fleet, tmp_path)
     finally:
@@ -342,3 +377,64 @@ def test_role_and_bus_must_go_together(tmp_path: Path) -> None:
     assert main(["collector", "--bus", "nats://127.0.0.1:1", "--db", str(tmp_path / "x.db"), "--no-http"]) != 0
     code = main(["collector", "--role", "gateway", "--db", str(tmp_path / "x.db"), "--no-http"])
     assert code != 0
+
+
+def test_two_gateways_and_two_workers_at_once_score_every_window_once(nats, pg_cluster, fleet, tmp_path) -> None:
+    """Devices split over two gateways, two workers sharing the consumer: every window is stored once (the
+    workers' stored counts add up to it), one worker holds the lease and scores, the drift is one process's."""
+    db = pg_cluster.database()
+    ctx = zmq.Context()
+    try:
+        with FleetWorker(worker_settings(db, fleet), nats.url, batch=16) as w1, \
+                FleetWorker(worker_settings(db, fleet), nats.url, batch=16) as w2, \
+                CollectorServer(gateway_settings(db, fleet, nats.url)) as g1, \
+                CollectorServer(gateway_settings(db, fleet, nats.url)) as g2:  # fmt: skip
+            devices = make_devices(ctx, g1.endpoint, fleet, 3, 40) + make_devices(ctx, g2.endpoint, fleet, 3, 40, 3)
+            send_all(devices)
+            wait_for(scored_once(db, 240), 90.0, "240 windows stored and scored once")
+            assert g1.counters["records"] == g2.counters["records"] == 120
+            wait_for(lambda: w1.counters["bus_records"] + w2.counters["bus_records"] == 240, 30.0, "the stored counts")
+            assert w1.counters["bus_duplicates"] + w2.counters["bus_duplicates"] == 0
+            assert [w1.scoring, w2.scoring].count(True) == 1
+            assert_same_drift(w1 if w1.scoring else w2, devices, fleet, tmp_path)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_a_worker_overtaken_by_another_scorer_starts_again_from_the_cursor(nats, pg_cluster, fleet, tmp_path) -> None:
+    """An embedded collector on the fleet's store scores windows of its own while the lease holder is between
+    batches (as a worker whose lease moved would): the holder's next commit is refused (fenced), it drops its
+    scorer, takes the lease again and scores on from the cursor; every window is scored once."""
+    db = pg_cluster.database()
+    ctx = zmq.Context()
+    embedded = CollectorSettings(bind="tcp://127.0.0.1:0", db=db, http=None, profiles=fleet["profiles"],
+                                 horizons=HORIZONS)  # fmt: skip
+    try:
+        with FleetWorker(worker_settings(db, fleet), nats.url) as worker, \
+                CollectorServer(gateway_settings(db, fleet, nats.url)) as gateway:  # fmt: skip
+            devices = make_devices(ctx, gateway.endpoint, fleet, 2, 30)
+            for dev in devices:
+                say_hello(dev)
+                deliver(dev, dev.windows[:15])
+            wait_for(scored_once(db, 30), 60.0, "the first 30 windows scored by the lease holder")
+            scorer = worker.scorer
+            with CollectorServer(embedded) as intruder:
+                (other,) = make_devices(ctx, intruder.endpoint, fleet, 1, 10, 7)
+                send_all([other])
+                assert intruder.drain(30.0) and intruder.counters["windows_scored"] == 10
+                intruded = len(intruder.series.series("dev-7", streams.MODEL, "psi")["t_ns"])
+            for dev in devices:
+                deliver(dev, dev.windows)
+            wait_for(scored_once(db, 70), 60.0, "70 windows stored and scored once")
+            wait_for(lambda: worker.scorer is not None and worker.scorer is not scorer, 30.0, "a new scorer")
+            wait_for(lambda: worker.scorer.counters["windows_scored"] == 30, 30.0, "the new scorer's 30 windows")
+            store = open_store(db)
+            log = store.scoring_log()
+            try:  # dev-7's windows were scored by the intruder only: its series points are the intruder's
+                assert sum(1 for p in log.series_points() if p[0] == "dev-7" and p[2] == 64) == intruded
+            finally:
+                log.close()
+                store.close()
+            assert_same_drift(worker, devices, fleet, tmp_path)
+    finally:
+        ctx.destroy(linger=0)

@@ -65,6 +65,8 @@ COUNTER_HELP = {
     "tracks_evicted": "device tracks the drift engine evicted from memory (over max_tracks, least recently active)",
     "tracks_reloaded": "evicted device tracks rebuilt from the store when their device sent again",
     "cursor_conflicts": "scoring batches not kept because another scorer had moved the cursor (scoring stopped)",
+    "messages_deferred": "messages answered without acks while scoring was behind: their connection already had 4 "
+    "waiting",
 }
 
 

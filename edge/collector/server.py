@@ -45,6 +45,7 @@ import zmq
 from edge.collector.alerts import DEFAULT_RULES, AlertEvent, AlertPolicy, AlertSink, Rule
 from edge.collector.committer import GroupCommitter
 from edge.collector.engine import DEFAULT_MAX_TRACKS, DriftEngine, ModelReference
+from edge.collector.fairness import Message, PeerQueues, PendingWindows
 from edge.collector.frames import window_accept
 from edge.collector.http import CollectorHttp
 from edge.collector.profiles import ProfileLibrary
@@ -78,7 +79,7 @@ MAX_LAYOUTS = 1024  # window layouts whose verdict is cached (cleared when full)
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
             "identity_rejects", "unscorable_rejects", "tracks_evicted", "tracks_reloaded",
-            "cursor_conflicts")  # fmt: skip
+            "cursor_conflicts", "messages_deferred")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class _Batch:
 
     messages: list[_Message] = field(default_factory=list)
     windows: list[tuple[tuple[str, str, int], int, bytes]] = field(default_factory=list)
+    admitted: list[tuple[bytes, int]] = field(default_factory=list)  # (routing id, its windows) per message
 
 
 class CollectorServer:
@@ -154,6 +156,8 @@ class CollectorServer:
         self._layouts: dict[int, tuple[str, object, str]] = {}
         self._hello_seen = set()
         self.health: dict[str, float] = {}  # gauges of the links this process depends on (/metrics)
+        self._waiting = PeerQueues()  # messages waiting for room in scoring, per connection (fairness.py)
+        self._pending = PendingWindows()  # each connection's stored windows not yet scored
         self.store = open_store(settings.db)
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
@@ -266,18 +270,43 @@ class CollectorServer:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         poller.register(self._committer.fileno(), zmq.POLLIN)
-        held = zmq.Poller()  # while scoring is far behind: wait for commits only, leave new messages queued
+        held = zmq.Poller()  # with PeerQueues full: wait for commits only, leave new messages in ZeroMQ's queue
         held.register(self._committer.fileno(), zmq.POLLIN)
-        high_water = max(1, self.settings.scoring_queue // 2)
+        capacity = self.settings.scoring_queue
+        high_water = max(1, capacity // 2)
+        waiting, pending = self._waiting, self._pending
+        pruned = 0.0
         batch = _Batch()
+
+        def under_share(message: Message) -> bool:  # above the high-water mark: within its share of the headroom
+            assert self.scoring is not None
+            share = (capacity - high_water) // max(1, len(pending))
+            return pending.count(message[0], self.scoring.cursor) + len(message[2]) <= share
+
         while not self._stop.is_set():
             try:
-                if self.scoring is None or self.scoring.queued < high_water:
+                # room: windows the scoring queue takes before its high-water mark; at it, new messages wait
+                # per connection and are taken in turn as room comes (backpressure that one flood cannot hog)
+                room = high_water if self.scoring is None else high_water - self.scoring.queued
+                if room > 0 and not waiting:
                     ready = dict(poller.poll(self.settings.poll_ms))
-                else:  # backpressure: the devices wait for acks (their in-flight limit) until scoring catches up
-                    ready = dict(held.poll(1))
+                else:
+                    ready = dict((held if waiting.full else poller).poll(0 if room > 0 else 1))
                 if self._sock in ready:
-                    self._receive(batch)
+                    if room > 0 and not waiting:
+                        self._receive(batch, room, self._read)
+                    else:
+                        self._park()
+                if room > 0 and waiting:
+                    self._receive(batch, room, waiting.take)
+                elif waiting and self.scoring is not None:
+                    if time.monotonic() - pruned > 0.1:  # the share counts connections with windows unscored
+                        pending.prune(self.scoring.cursor)
+                        pruned = time.monotonic()
+                    headroom = capacity - self.scoring.queued
+                    if headroom > MAX_BATCH_RECORDS:
+                        self._receive(batch, headroom, lambda: waiting.take_if(under_share))
+                self.health["messages_waiting"] = float(len(waiting))
                 if self._committer.done:
                     self._acknowledge(*self._committer.result())
                 if not self._committer.busy and batch.messages:
@@ -288,28 +317,54 @@ class CollectorServer:
         if self._committer.wait(10.0) and self._committer.done:  # the batch in flight is durable: ack it
             self._acknowledge(*self._committer.result())
 
+    def _read(self) -> Message | None:
+        """The next message on the socket (routing id, its key's device binding, frames), or None."""
+        try:
+            if self.zap is None:
+                ident, *frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                return ident, None, frames
+            return self._recv_curve()
+        except zmq.Again:
+            return None
+
+    def _park(self) -> None:
+        """Read the messages that arrived into their connections' queues; a message beyond its connection's
+        share is answered at once, acknowledging nothing (its records stay in the device's spool)."""
+        empty = encode_reply(Reply((), (), ""))
+        for _ in range(self.settings.batch_messages):
+            if self._waiting.full:
+                return
+            message = self._read()
+            if message is None:
+                return
+            if not self._waiting.park(message):
+                self.counters["messages_deferred"] += 1
+                try:
+                    self._sock.send_multipart([message[0], empty], zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass  # the peer is gone
+
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Wait until every window acknowledged so far has been scored (tests, shutdown); False on timeout."""
         return self.scoring is None or self.scoring.drain(timeout_s)
 
-    def _receive(self, batch: _Batch) -> None:
-        """Take up to ``batch_messages`` messages (fewer when the commit in flight finishes: its acks go first),
-        decode them and buffer their spooled records in the store for the next group commit."""
+    def _receive(self, batch: _Batch, room: int, pull: Any) -> None:
+        """Take up to ``batch_messages`` messages from ``pull`` (fewer when the commit in flight finishes: its acks
+        go first, or once their records reach ``room``), decode them and buffer their spooled records in the store
+        for the next group commit."""
         now = time.time_ns()
         add = self._spool.add_frame
         fast = window_accept
         counters = self.counters
-        recv = self._sock.recv_multipart
-        binding: str | None = None  # the device id or pattern this message's key may send as; None: no check
         for _ in range(self.settings.batch_messages):
-            try:
-                if self.zap is None:
-                    ident, *frames = recv(zmq.NOBLOCK)
-                else:
-                    ident, binding, frames = self._recv_curve()
-            except zmq.Again:
+            message = pull()
+            if message is None:
                 break
+            # binding: the device id or pattern this message's key may send as; None: no check
+            ident, binding, frames = message
+            room -= len(frames)
             counters["messages"] += 1
+            windows_before = len(batch.windows)
             keys: list[tuple[str, int]] = []
             rejected: list[RejectedRecord] = []
             need = ""  # a hello's profile id the collector asks the device to upload
@@ -358,7 +413,9 @@ class CollectorServer:
                 else:
                     self.store.seen(rec.device, rec.boot, now)
             batch.messages.append((ident, keys, rejected, need))
-            if self._committer.done:
+            if len(batch.windows) > windows_before:
+                batch.admitted.append((ident, len(batch.windows) - windows_before))
+            if self._committer.done or room <= 0:
                 break
 
     def _recv_curve(self) -> tuple[bytes, str | None, list[bytes]]:
@@ -443,6 +500,10 @@ class CollectorServer:
                 if rowid is not None:
                     fresh.append((rowid, key[0], t_ns, frame))
             self.scoring.submit(fresh)  # before the acks: a drain() after an ack covers its windows (never blocks)
+            if fresh:  # what each connection has waiting for scoring (fair backpressure, fairness.py)
+                top = fresh[-1][0]
+                for ident, n in batch.admitted:
+                    self._pending.add(ident, top, n)
         failed = {(b, s) for _, b, s in result.failed}
         send = self._sock.send_multipart
         for ident, keys, rejected, need in batch.messages:

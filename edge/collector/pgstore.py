@@ -208,6 +208,13 @@ class PostgresStore:
         rows = self._query("SELECT device, hello FROM devices WHERE hello IS NOT NULL ORDER BY device")
         return [(d, msgpack.unpackb(h, raw=False)) for d, h in rows]
 
+    def series_of(self, scope: str, model: str, horizon: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._query(
+            "SELECT t_ns, point FROM series WHERE scope = %s AND model = %s AND horizon = %s ORDER BY id DESC LIMIT %s",
+            (scope, model, horizon, limit),
+        )
+        return [(int(t), msgpack.unpackb(bytes(p), raw=False)) for t, p in rows[::-1]]
+
     def devices(self) -> list[dict[str, Any]]:
         keys = ("device", "boot", "model", "profile", "first_seen_ns", "last_seen_ns")
         rows = self._query(f"SELECT {', '.join(keys)} FROM devices ORDER BY device")

@@ -4,20 +4,25 @@ The HTTP threads read bounded rings in memory; the scoring thread appends to the
 appends (:meth:`DriftSeries.append` returns it) in the transaction that moves its cursor
 (:mod:`edge.collector.scoring_log`), and a restarted collector loads them back (:meth:`DriftSeries.load`), so the
 dashboard shows the same history before and after a restart. One lock guards the rings.
+
+At most ``max_rings`` rings stay in memory, the least recently appended evicted first (the fleet's are kept): a
+fleet of many devices, or a flood of new device ids, does not hold every device's history in memory. An evicted
+ring's points are in the store (persisted when they were appended); :attr:`DriftSeries.reader` reads them back for
+the HTTP API.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections import deque
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edge.collector.engine import Evaluation
+from edge.collector.engine import FLEET, Evaluation
 from edge.errors import ConfigError
 
 __all__ = ["DriftSeries", "SeriesPoint"]
@@ -32,20 +37,34 @@ class SeriesPoint:
     ops: dict[str, float]
 
 
+def _point(t_ns: int, p: dict[str, Any]) -> SeriesPoint:
+    """A point as :meth:`DriftSeries.append` returned it for the store, read back."""
+    return SeriesPoint(t_ns, tuple(p["features"]), tuple(p["samples"]), {k: tuple(v) for k, v in p["scores"].items()},
+                       dict(p["ops"]))  # fmt: skip
+
+
 def _clean(x: float) -> float | None:
     return None if not math.isfinite(x) else x
 
 
 class DriftSeries:
     """The last ``capacity`` evaluations of each (scope, model) at each horizon kept: ``horizon`` (the primary one,
-    what a query without a horizon gets) and ``more`` (the collector's other horizons)."""
+    what a query without a horizon gets) and ``more`` (the collector's other horizons). ``max_rings``: the rings
+    kept in memory (None: all); ``reader``: ``(scope, model, horizon, limit) -> [(t_ns, point map), ...]`` (oldest
+    first) for a ring evicted from memory (None: an evicted ring reads as empty)."""
 
-    def __init__(self, horizon: int, capacity: int = 600, more: Sequence[int] = ()) -> None:
+    def __init__(
+        self, horizon: int, capacity: int = 600, more: Sequence[int] = (), max_rings: int | None = None
+    ) -> None:
         self.horizon = horizon
         self.horizons = (horizon, *(h for h in more if h != horizon))
         self.capacity = capacity
+        self.max_rings = max_rings
+        self.reader: Callable[[str, str, int, int], list[tuple[int, dict[str, Any]]]] | None = None
+        self.evicted = 0
         self._lock = threading.Lock()
-        self._rings: dict[tuple[str, str, int], deque[SeriesPoint]] = {}
+        self._rings: OrderedDict[tuple[str, str, int], deque[SeriesPoint]] = OrderedDict()  # least recent first
+        self._known: set[tuple[str, str, int]] = set()  # every ring's key, kept or evicted
 
     def append(self, ev: Evaluation) -> tuple[str, str, int, int, dict[str, Any]] | None:
         """Keep ``ev`` (when its horizon is kept); returns it as ``(scope, model, horizon, t_ns, point)`` for the
@@ -67,22 +86,67 @@ class DriftSeries:
     def load(self, points: list[tuple[str, str, int, int, dict[str, Any]]]) -> None:
         """Keep persisted points (oldest first, as :meth:`append` returned them); those of horizons not kept are
         left out."""
+        rings: OrderedDict[tuple[str, str, int], list[SeriesPoint]] = OrderedDict()  # least recent first
         for scope, model, horizon, t_ns, p in points:
             if horizon in self.horizons:
-                point = SeriesPoint(t_ns, tuple(p["features"]), tuple(p["samples"]),
-                                    {k: tuple(v) for k, v in p["scores"].items()}, dict(p["ops"]))  # fmt: skip
-                self._keep((scope, model, horizon), point)
+                key = (scope, model, horizon)
+                rings.setdefault(key, []).append(_point(t_ns, p))
+                rings.move_to_end(key)
+        with self._lock:
+            for key, kept in rings.items():
+                self._rings[key] = deque(kept, maxlen=self.capacity)
+                self._rings.move_to_end(key)
+                self._known.add(key)
+                self._evict()
 
     def _keep(self, key: tuple[str, str, int], point: SeriesPoint) -> None:
         with self._lock:
             ring = self._rings.get(key)
-            if ring is None:
-                ring = self._rings[key] = deque(maxlen=self.capacity)
+            if ring is not None:
+                self._rings.move_to_end(key)
+                ring.append(point)
+                return
+            evicted = key in self._known
+        # an evicted ring comes back with its history from the store (read outside the lock; one appending thread)
+        history = self.reader(*key, self.capacity) if evicted and self.reader is not None else []
+        with self._lock:
+            ring = self._rings[key] = deque((_point(t_ns, p) for t_ns, p in history), maxlen=self.capacity)
             ring.append(point)
+            self._known.add(key)
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop the least recently appended rings beyond ``max_rings`` (the fleet's stay; under the lock)."""
+        if self.max_rings is None:
+            return
+        for _ in range(len(self._rings)):
+            if len(self._rings) <= self.max_rings:
+                return
+            key, ring = self._rings.popitem(last=False)
+            if key[0] == FLEET:
+                self._rings[key] = ring  # to the back
+            else:
+                self.evicted += 1
+
+    def _points(self, key: tuple[str, str, int], limit: int) -> list[SeriesPoint]:
+        """The last ``limit`` points of ``key``'s ring, from memory, or from the store when it was evicted."""
+        with self._lock:
+            ring = self._rings.get(key)
+            if ring is not None:
+                return list(ring)[-limit:]
+            known = key in self._known
+        if not known or self.reader is None:
+            return []
+        return [_point(t_ns, p) for t_ns, p in self.reader(*key, limit)]
+
+    @property
+    def rings(self) -> int:
+        """Rings in memory (at most ``max_rings`` beside the fleet's)."""
+        return len(self._rings)
 
     def scopes(self) -> list[tuple[str, str]]:
         with self._lock:
-            return sorted({(scope, model) for scope, model, _ in self._rings})
+            return sorted({key[:2] for key in self._known})
 
     def _horizon(self, horizon: int | None) -> int:
         if horizon is None:
@@ -92,17 +156,15 @@ class DriftSeries:
         return horizon
 
     def latest(self, scope: str, model: str, horizon: int | None = None) -> SeriesPoint | None:
-        with self._lock:
-            ring = self._rings.get((scope, model, self._horizon(horizon)))
-            return ring[-1] if ring else None
+        points = self._points((scope, model, self._horizon(horizon)), 1)
+        return points[-1] if points else None
 
     def series(self, scope: str, model: str, metric: str, horizon: int | None = None) -> dict[str, Any]:
         """``{"t_ns": [...], "features": [...], "values": [[per feature] per point]}`` at ``horizon`` (windows;
         default the primary one; :class:`ConfigError` for one not kept); an ops metric has the single feature
         ``"-"``."""
         h = self._horizon(horizon)
-        with self._lock:
-            points = list(self._rings.get((scope, model, h), ()))
+        points = self._points((scope, model, h), self.capacity)
         head = {"scope": scope, "model": model, "metric": metric, "horizon": h}
         if not points:
             return {**head, "t_ns": [], "features": [], "values": []}

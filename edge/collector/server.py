@@ -163,7 +163,9 @@ class CollectorServer:
         if settings.profiles is not None:
             self.profiles.load_dir(settings.profiles)
         self.engine = DriftEngine(horizons=settings.horizons, max_tracks=settings.max_tracks)
-        self.series = DriftSeries(horizon=settings.horizons[0], more=settings.horizons[1:])
+        self.series = DriftSeries(horizon=settings.horizons[0], more=settings.horizons[1:],
+                                  max_rings=settings.max_tracks * len(settings.horizons))  # fmt: skip
+        self.series.reader = self.store.series_of  # evicted rings: their points are in the store
         self.policy = AlertPolicy(rules=settings.rules, store=self.store, horizon=settings.horizons[0])
         self.policy.restore()
         scoring_log = None if settings.role == "gateway" else self.store.scoring_log(capacity=self.series.capacity)

@@ -289,6 +289,16 @@ class RecordStore:
         close); its writes share this store's lock."""
         return ScoringLog(self.path, self._lock, self._frames, capacity)
 
+    def series_of(self, scope: str, model: str, horizon: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """The last ``limit`` persisted drift series points of (scope, model, horizon), oldest first: ``(t_ns,
+        point map)`` (:mod:`edge.collector.scoring_log`)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT t_ns, point FROM series WHERE scope = ? AND model = ? AND horizon = ? ORDER BY id DESC LIMIT ?",
+                (scope, model, horizon, limit),
+            ).fetchall()
+        return [(int(t), msgpack.unpackb(p, raw=False)) for t, p in rows[::-1]]
+
     def devices(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(

@@ -161,10 +161,15 @@ def test_a_collector_keeping_two_tracks_serves_the_drift_of_an_unbounded_one(
         return CollectorSettings(bind="tcp://127.0.0.1:0", db=db, http=None, profiles=tmp_path / "profiles",
                                  horizons=HORIZONS, max_tracks=max_tracks)  # fmt: skip
 
+    def every_series(server: CollectorServer) -> dict:  # each device's primary horizon: a point per window
+        return {d: server.series.series(f"dev-{d}", streams.MODEL, "psi") for d in range(DEVICES)}
+
     with CollectorServer(settings(f"sqlite:///{tmp_path}/unbounded.db", 4096)) as unbounded:
         run(unbounded, ctx, hello, rounds)
         expected = latest(unbounded)
+        history = every_series(unbounded)
         assert unbounded.counters["tracks_evicted"] == unbounded.counters["tracks_reloaded"] == 0
+        assert unbounded.series.evicted == 0
 
     half = ROUNDS // 2
     with CollectorServer(settings(store_url, 2)) as first:
@@ -176,6 +181,20 @@ def test_a_collector_keeping_two_tracks_serves_the_drift_of_an_unbounded_one(
         run(bounded, ctx, hello, rounds[half:])
         assert bounded.counters["tracks_reloaded"] > 0 and bounded.counters["tracks_evicted"] > 0
         assert bounded.engine.tracks <= 2 and bounded.counters["engine_errors"] == 0
+        # the drift series too: two tracks' rings (one per horizon) and the fleet's in memory, the rest read from
+        # the store, the same history
+        assert bounded.series.rings <= 2 * len(HORIZONS) + len(HORIZONS) and bounded.series.evicted > 0
+        assert len(bounded.series.scopes()) == DEVICES + 1
+        got_history = every_series(bounded)
+        for d in range(DEVICES):
+            assert got_history[d]["t_ns"] == history[d]["t_ns"], d
+            np.testing.assert_allclose(got_history[d]["values"], history[d]["values"], rtol=0, atol=1e-9)
+        for scope, model in bounded.series.scopes():  # every series as the store has it
+            for h in HORIZONS:
+                stored = bounded.store.series_of(scope, model, h, 600)
+                served = bounded.series.series(scope, model, "psi", h)
+                assert served["t_ns"] == [t for t, _ in stored], (scope, h)
+                assert served["values"] == [p["scores"]["psi"] for _, p in stored], (scope, h)
         got = latest(bounded)
     for key, want in expected.items():
         have = got[key]

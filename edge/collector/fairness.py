@@ -20,10 +20,13 @@ spool). With ``total`` messages waiting the ingest thread stops reading the sock
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
+
+from edge.telemetry.protocol import MAX_IN_FLIGHT
 
 __all__ = ["Message", "PeerQueues", "PendingWindows"]
 
@@ -33,7 +36,7 @@ Message = tuple[bytes, Any, list[bytes]]  # routing id, the key's device binding
 class PeerQueues:
     """Messages waiting for room in scoring, one FIFO per connection, taken round robin."""
 
-    def __init__(self, per_peer: int = 4, total: int = 1024) -> None:
+    def __init__(self, per_peer: int = MAX_IN_FLIGHT, total: int = 1024) -> None:
         self.per_peer = per_peer
         self.total = total
         self._queues: OrderedDict[bytes, deque[Message]] = OrderedDict()
@@ -59,22 +62,13 @@ class PeerQueues:
 
     def take(self) -> Message | None:
         """The oldest message of the connection whose turn it is (then it goes to the back); None when empty."""
-        if not self._queues:
-            return None
-        ident, queue = next(iter(self._queues.items()))
-        message = queue.popleft()
-        self._n -= 1
-        if queue:
-            self._queues.move_to_end(ident)
-        else:
-            del self._queues[ident]
-        return message
+        return self.take_if(None, scan=1)
 
-    def take_if(self, admit: Callable[[Message], bool], scan: int = 64) -> Message | None:
+    def take_if(self, admit: Callable[[Message], bool] | None, scan: int = 64) -> Message | None:
         """:meth:`take` from the first of the next ``scan`` connections (in turn) whose oldest message ``admit``
-        accepts; None when none does."""
+        accepts (None: any); None when none does."""
         for ident, queue in islice(self._queues.items(), scan):
-            if admit(queue[0]):
+            if admit is None or admit(queue[0]):
                 message = queue.popleft()
                 self._n -= 1
                 if queue:
@@ -87,36 +81,45 @@ class PeerQueues:
 
 class PendingWindows:
     """Windows each connection had stored and not yet scored: per connection, ``(the batch's last rowid, windows)``
-    per group commit, dropped once the scoring cursor passes the rowid."""
+    per group commit, dropped once the scoring cursor passes the rowid. ``headroom``: the scoring queue's windows
+    above its high-water mark, shared among the connections that have windows waiting."""
 
-    def __init__(self) -> None:
-        self._by: dict[bytes, tuple[deque[tuple[int, int]], list[int]]] = {}
+    def __init__(self, headroom: int) -> None:
+        self.headroom = headroom
+        self._batches: dict[bytes, deque[tuple[int, int]]] = {}
+        self._totals: dict[bytes, int] = {}
+        self._pruned = 0.0  # time.monotonic() of the last prune
 
     def add(self, ident: bytes, last_rowid: int, windows: int) -> None:
-        entry = self._by.get(ident)
-        if entry is None:
-            entry = self._by[ident] = (deque(), [0])
-        entry[0].append((last_rowid, windows))
-        entry[1][0] += windows
+        self._batches.setdefault(ident, deque()).append((last_rowid, windows))
+        self._totals[ident] = self._totals.get(ident, 0) + windows
 
     def count(self, ident: bytes, cursor: int) -> int:
         """``ident``'s windows above the scoring ``cursor``."""
-        entry = self._by.get(ident)
-        if entry is None:
+        batches = self._batches.get(ident)
+        if batches is None:
             return 0
-        batches, total = entry
         while batches and batches[0][0] <= cursor:
-            total[0] -= batches.popleft()[1]
+            self._totals[ident] -= batches.popleft()[1]
         if not batches:
-            del self._by[ident]
+            del self._batches[ident], self._totals[ident]
             return 0
-        return total[0]
+        return self._totals[ident]
 
     def __len__(self) -> int:
         """Connections with windows recorded (some may be scored already: :meth:`prune` drops them)."""
-        return len(self._by)
+        return len(self._batches)
 
     def prune(self, cursor: int) -> None:
         """Forget what the scoring ``cursor`` has passed, for every connection."""
-        for ident in list(self._by):
+        for ident in list(self._batches):
             self.count(ident, cursor)
+
+    def within_share(self, cursor: int) -> Callable[[Message], bool]:
+        """Whether a message keeps its connection within its share of the headroom (its windows above ``cursor``
+        and the message's records); the connections counted at most every 0.1 s (a prune reads them all)."""
+        if time.monotonic() - self._pruned > 0.1:
+            self.prune(cursor)
+            self._pruned = time.monotonic()
+        share = self.headroom // max(1, len(self))
+        return lambda message: self.count(message[0], cursor) + len(message[2]) <= share

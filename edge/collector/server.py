@@ -33,9 +33,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ _Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
 
 MAX_REJECTING_DEVICES = 4096  # devices whose unscorable rejections are counted one by one
 MAX_LAYOUTS = 1024  # window layouts whose verdict is cached (cleared when full)
+_NOTHING_TAKEN = encode_reply(Reply((), (), ""))  # the reply to a message not taken (PROTOCOL.md §5)
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
             "identity_rejects", "unscorable_rejects", "tracks_evicted", "tracks_reloaded",
@@ -157,7 +159,8 @@ class CollectorServer:
         self._hello_seen = set()
         self.health: dict[str, float] = {}  # gauges of the links this process depends on (/metrics)
         self._waiting = PeerQueues()  # messages waiting for room in scoring, per connection (fairness.py)
-        self._pending = PendingWindows()  # each connection's stored windows not yet scored
+        # each connection's stored windows not yet scored, and its share of the queue above the high-water mark
+        self._pending = PendingWindows(headroom=settings.scoring_queue - max(1, settings.scoring_queue // 2))
         self.store = open_store(settings.db)
         self.profiles = ProfileLibrary(self.store)
         if settings.profiles is not None:
@@ -276,15 +279,8 @@ class CollectorServer:
         held.register(self._committer.fileno(), zmq.POLLIN)
         capacity = self.settings.scoring_queue
         high_water = max(1, capacity // 2)
-        waiting, pending = self._waiting, self._pending
-        pruned = 0.0
+        waiting = self._waiting
         batch = _Batch()
-
-        def under_share(message: Message) -> bool:  # above the high-water mark: within its share of the headroom
-            assert self.scoring is not None
-            share = (capacity - high_water) // max(1, len(pending))
-            return pending.count(message[0], self.scoring.cursor) + len(message[2]) <= share
-
         while not self._stop.is_set():
             try:
                 # room: windows the scoring queue takes before its high-water mark; at it, new messages wait
@@ -301,13 +297,9 @@ class CollectorServer:
                         self._park()
                 if room > 0 and waiting:
                     self._receive(batch, room, waiting.take)
-                elif waiting and self.scoring is not None:
-                    if time.monotonic() - pruned > 0.1:  # the share counts connections with windows unscored
-                        pending.prune(self.scoring.cursor)
-                        pruned = time.monotonic()
-                    headroom = capacity - self.scoring.queued
-                    if headroom > MAX_BATCH_RECORDS:
-                        self._receive(batch, headroom, lambda: waiting.take_if(under_share))
+                elif waiting and self.scoring is not None and capacity - self.scoring.queued > MAX_BATCH_RECORDS:
+                    admit = self._pending.within_share(self.scoring.cursor)  # above the high-water mark
+                    self._receive(batch, capacity - self.scoring.queued, partial(waiting.take_if, admit))
                 self.health["messages_waiting"] = float(len(waiting))
                 if self._committer.done:
                     self._acknowledge(*self._committer.result())
@@ -332,7 +324,6 @@ class CollectorServer:
     def _park(self) -> None:
         """Read the messages that arrived into their connections' queues; a message beyond its connection's
         share is answered at once, acknowledging nothing (its records stay in the device's spool)."""
-        empty = encode_reply(Reply((), (), ""))
         for _ in range(self.settings.batch_messages):
             if self._waiting.full:
                 return
@@ -342,7 +333,7 @@ class CollectorServer:
             if not self._waiting.park(message):
                 self.counters["messages_deferred"] += 1
                 try:
-                    self._sock.send_multipart([message[0], empty], zmq.NOBLOCK)
+                    self._sock.send_multipart([message[0], _NOTHING_TAKEN], zmq.NOBLOCK)
                 except zmq.ZMQError:
                     pass  # the peer is gone
 
@@ -350,7 +341,7 @@ class CollectorServer:
         """Wait until every window acknowledged so far has been scored (tests, shutdown); False on timeout."""
         return self.scoring is None or self.scoring.drain(timeout_s)
 
-    def _receive(self, batch: _Batch, room: int, pull: Any) -> None:
+    def _receive(self, batch: _Batch, room: int, pull: Callable[[], Message | None]) -> None:
         """Take up to ``batch_messages`` messages from ``pull`` (fewer when the commit in flight finishes: its acks
         go first, or once their records reach ``room``), decode them and buffer their spooled records in the store
         for the next group commit."""

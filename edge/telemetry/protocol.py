@@ -26,6 +26,7 @@ __all__ = [
     "MAX_CLASSES",
     "MAX_FEATURES",
     "MAX_FRAME_BYTES",
+    "MAX_IN_FLIGHT",
     "MAX_PROFILE_BYTES",
     "SCHEMA_VERSION",
     "SPOOLED_KINDS",
@@ -45,6 +46,7 @@ KINDS = ("hello", "window", "event", "capture", "heartbeat")
 SPOOLED_KINDS = frozenset({"window", "event", "capture"})  # stored, acknowledged, deduplicated; seq >= 1
 MAX_FRAME_BYTES = 1 << 20  # one ZeroMQ frame (one record or one reply), bytes
 MAX_BATCH_RECORDS = 64  # records (frames) in one multipart message
+MAX_IN_FLIGHT = 4  # messages a device may have waiting for a reply (PROTOCOL.md §5, device behaviour 2)
 MAX_FEATURES = 256  # features in a window or hello
 MAX_BINS = 258  # histogram counts per feature: at most 256 edges + underflow, overflow, NaN
 MAX_CLASSES = 4096  # prediction histogram length

@@ -30,7 +30,7 @@ import zmq
 
 from edge.errors import ProtocolError
 from edge.telemetry.capture import CapturePool
-from edge.telemetry.protocol import MAX_PROFILE_BYTES, Record, decode_reply, encode_record
+from edge.telemetry.protocol import MAX_IN_FLIGHT, MAX_PROFILE_BYTES, Record, decode_reply, encode_record
 from edge.telemetry.records import event_body, heartbeat_body, hello_body, window_body
 from edge.telemetry.security import CurveKeys
 from edge.telemetry.spool import Spool
@@ -52,7 +52,7 @@ class PublisherSettings:
     backoff_min_s: float = 0.1
     backoff_max_s: float = 10.0
     batch_max: int = 32
-    max_inflight: int = 4
+    max_inflight: int = MAX_IN_FLIGHT
     max_events: int = 256
     poll_ms: int = 20
     close_flush_s: float = 1.0

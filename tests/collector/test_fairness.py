@@ -5,6 +5,8 @@ at once without acks (its records stay in its spool) instead of filling the coll
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import collector_streams as streams
@@ -30,6 +32,31 @@ def test_peer_queues_take_in_turn_and_cap_each_connection() -> None:
     assert q.take() is None and len(q) == 0
 
 
+@contextmanager
+def flood_and_quiet(db: Path, scoring_queue: int) -> Iterator[tuple[CollectorServer, Device, Device]]:
+    """A collector with a small scoring queue, started and caught up, and two devices on their own connections."""
+    server = CollectorServer(CollectorSettings(bind="tcp://127.0.0.1:0", db=db, http=None,
+                                               scoring_queue=scoring_queue))  # fmt: skip
+    ctx = zmq.Context()
+    try:
+        flood, quiet = Device(ctx, server.endpoint, "flood"), Device(ctx, server.endpoint, "quiet")
+        assert server.drain(20)
+        yield server, flood, quiet
+        flood.close()
+        quiet.close()
+    finally:
+        ctx.destroy(linger=0)
+        server.close()
+
+
+def scoring_waits(server: CollectorServer, flood: Device, body: dict) -> None:
+    """With ``server.scoring.lock`` held: one window sent and taken by the scoring thread, which then waits on the
+    lock with an empty queue."""
+    flood.send_records(flood.record("window", body))
+    assert flood.reply() is not None
+    wait_for(lambda: server.scoring.queued == 0, what="the scoring thread to take the first window")
+
+
 def window_ids(db: Path) -> dict[tuple[str, int], int]:
     con = sqlite3.connect(db)
     try:
@@ -42,16 +69,9 @@ def test_a_flooding_connection_does_not_starve_a_quiet_one(tmp_path: Path, rng: 
     """Scoring held at its high-water mark (8 // 2 windows queued): the flood's next four messages wait, its fifth is
     answered without acks, the quiet device's one message waits behind them; once scoring runs again the quiet
     device is served in the first turn, before the flood's later messages (FIFO would serve it last)."""
-    server = CollectorServer(CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "f.db", http=None,
-                                               scoring_queue=8))  # fmt: skip
-    ctx = zmq.Context()
-    try:
-        flood, quiet = Device(ctx, server.endpoint, "flood"), Device(ctx, server.endpoint, "quiet")
-        assert server.drain(20)
-        with server.scoring.lock:  # the scoring thread takes what is queued, then waits here
-            flood.send_records(flood.record("window", streams.window_body(rng)))
-            assert flood.reply() is not None
-            wait_for(lambda: server.scoring.queued == 0, what="the scoring thread to take the first window")
+    with flood_and_quiet(tmp_path / "f.db", scoring_queue=8) as (server, flood, quiet):
+        with server.scoring.lock:
+            scoring_waits(server, flood, streams.window_body(rng))
             for _ in range(4):  # the high-water mark: 4 windows waiting
                 flood.send_records(flood.record("window", streams.window_body(rng)))
                 assert flood.reply() is not None
@@ -77,11 +97,6 @@ def test_a_flooding_connection_does_not_starve_a_quiet_one(tmp_path: Path, rng: 
         after_quiet = [key for key, i in ids.items() if key[0] == "flood" and i > ids[("quiet", 1)]]
         order = sorted(ids, key=ids.__getitem__)
         assert len(after_quiet) >= 4, f"the quiet device waited for the flood: {order}"
-        flood.close()
-        quiet.close()
-    finally:
-        ctx.destroy(linger=0)
-        server.close()
 
 
 def test_above_the_high_water_mark_a_connection_within_its_share_is_still_acked(
@@ -91,17 +106,10 @@ def test_above_the_high_water_mark_a_connection_within_its_share_is_still_acked(
     next messages wait, while the quiet device, with nothing unscored, gets each of its messages stored and acked
     at once, scoring still held (its share of the headroom: 256 windows over the connections with windows
     waiting)."""
-    server = CollectorServer(CollectorSettings(bind="tcp://127.0.0.1:0", db=tmp_path / "s.db", http=None,
-                                               scoring_queue=512))  # fmt: skip
-    ctx = zmq.Context()
-    try:
-        flood, quiet = Device(ctx, server.endpoint, "flood"), Device(ctx, server.endpoint, "quiet")
-        assert server.drain(20)
-        body = streams.window_body(rng)
+    body = streams.window_body(rng)
+    with flood_and_quiet(tmp_path / "s.db", scoring_queue=512) as (server, flood, quiet):
         with server.scoring.lock:
-            flood.send_records(flood.record("window", body))
-            assert flood.reply() is not None
-            wait_for(lambda: server.scoring.queued == 0, what="the scoring thread to take the first window")
+            scoring_waits(server, flood, body)
             for _ in range(4):  # 4 * 64 windows: the high-water mark
                 flood.send_records(*(flood.record("window", body) for _ in range(64)))
                 assert flood.reply() is not None
@@ -119,8 +127,3 @@ def test_above_the_high_water_mark_a_connection_within_its_share_is_still_acked(
             reply = flood.reply()
             assert reply is not None and len(reply.acks) == 1
         assert server.drain(20) and server.counters["records"] == 1 + 8 * 64 + 10
-        flood.close()
-        quiet.close()
-    finally:
-        ctx.destroy(linger=0)
-        server.close()

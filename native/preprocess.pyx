@@ -160,8 +160,45 @@ cdef void _map_plain(const uint8_t[:, :, :] src, const Py_ssize_t* offs, pixel_t
                 o += ox
 
 
+cdef inline void _blend_packed3(const int32_t* taps, const int32_t* xo, const int16_t* xa, Py_ssize_t x,
+                                Py_ssize_t x_end, const Py_ssize_t* chan, const pixel_t[:, ::1] lut, char** o,
+                                Py_ssize_t ox) noexcept nogil:
+    """Output columns [x, x_end) of one row from a strip of packed 3-channel pixels: the channels of a pixel in one
+    4-int vector (the compiler's SIMD; the fourth int belongs to the next pixel and is dropped), then each model
+    channel's byte through its table; ``o`` moves on past the columns written.
+
+    One multiply per channel: with ``a0 + a1 == 2048`` (``resize_plan`` checks it),
+    ``t0 * a0 + t1 * a1 == (t0 << 11) + (t1 - t0) * a1``, exact in int32 (|t1 - t0| * a1 <= 255 · 2048²)."""
+    cdef int32_t v[4]
+    cdef const int32_t* t0
+    cdef const int32_t* t1
+    cdef int32_t a1
+    cdef Py_ssize_t i, k
+    cdef Py_ssize_t c0 = chan[0], c1 = chan[1], c2 = chan[2]
+    cdef const pixel_t* table0 = &lut[0, 0]
+    cdef const pixel_t* table1 = &lut[1, 0]
+    cdef const pixel_t* table2 = &lut[2, 0]
+    cdef char* o0 = o[0]
+    cdef char* o1 = o[1]
+    cdef char* o2 = o[2]
+    for i in range(x, x_end):
+        t0 = taps + xo[2 * i] * 3
+        t1 = taps + xo[2 * i + 1] * 3
+        a1 = xa[2 * i + 1]
+        for k in range(4):
+            v[k] = ((t0[k] << 11) + (t1[k] - t0[k]) * a1 + (1 << 21)) >> 22
+        (<pixel_t*>o0)[0] = table0[v[c0]]
+        (<pixel_t*>o1)[0] = table1[v[c1]]
+        (<pixel_t*>o2)[0] = table2[v[c2]]
+        o0 += ox
+        o1 += ox
+        o2 += ox
+    o[0], o[1], o[2] = o0, o1, o2
+
+
 cdef enum:
     STRIP_INTS = 8192  # 32 KiB of stack for one vertically blended strip of source pixels
+    STRIP_PAD = 8  # zeros after the strip's last pixel, for the 4-wide reads of _blend_packed3
 
 
 cdef void _map_resized(const uint8_t[:, :, :] src, const Py_ssize_t* offs, pixel_t[:, :, :] out,
@@ -171,9 +208,10 @@ cdef void _map_resized(const uint8_t[:, :, :] src, const Py_ssize_t* offs, pixel
 
     For each output row the two source rows are blended into ``strip`` (exact int32: at most 255 · 2048), a strip
     of source columns at a time (SIMD-friendly on packed rows); each output pixel then combines two strip entries
-    (at most 255 · 2048², still int32) and rounds half up once: ``(s + 2**21) >> 22``.
+    (at most 255 · 2048², still int32) and rounds half up once: ``(s + 2**21) >> 22``. A packed 3-channel frame
+    into a 3-channel model takes :func:`_blend_packed3`, which combines the three channels of a pixel at once.
     """
-    cdef int32_t strip[STRIP_INTS]
+    cdef int32_t strip[STRIP_INTS + STRIP_PAD]
     cdef Py_ssize_t h = out.shape[0], w = out.shape[1], C = out.shape[2], W = src.shape[1], S = src.shape[2]
     cdef Py_ssize_t sy = src.strides[0], sx = src.strides[1], sc = src.strides[2], ox = out.strides[1]
     cdef Py_ssize_t strip_px = STRIP_INTS // S
@@ -211,6 +249,8 @@ cdef void _map_resized(const uint8_t[:, :, :] src, const Py_ssize_t* offs, pixel
             if packed:
                 for k in range(n):
                     strip[k] = r0[first * S + k] * b0 + r1[first * S + k] * b1
+                for k in range(n, n + STRIP_PAD):  # _blend_packed3 reads up to 4 ints past a pixel's first int
+                    strip[k] = 0
             else:
                 for k in range(n):
                     strip[k] = (r0[(first + k // S) * sx + (k % S) * sc] * b0
@@ -219,20 +259,23 @@ cdef void _map_resized(const uint8_t[:, :, :] src, const Py_ssize_t* offs, pixel
             x_end = x
             while x_end < w and xo[2 * x_end + 1] < last:
                 x_end += 1
-            for c in range(C):
-                table = &lut[c, 0]
-                taps = strip + chan[c] - first * S
-                oc = o[c]
-                if S == 3 and ox == sizeof(pixel_t):  # packed RGB source, planar (NCHW) output: constant strides
-                    out_row = <pixel_t*>oc
-                    for i in range(x, x_end):
-                        v = (taps[xo[2 * i] * 3] * xa[2 * i] + taps[xo[2 * i + 1] * 3] * xa[2 * i + 1] + (1 << 21)) >> 22
-                        out_row[i - x] = table[v if v < 255 else 255]
-                    oc += (x_end - x) * ox
-                else:
-                    for i in range(x, x_end):
-                        v = (taps[xo[2 * i] * S] * xa[2 * i] + taps[xo[2 * i + 1] * S] * xa[2 * i + 1] + (1 << 21)) >> 22
-                        (<pixel_t*>oc)[0] = table[v if v < 255 else 255]
-                        oc += ox
-                o[c] = oc
+            if packed and S == 3 and C == 3:
+                _blend_packed3(strip - first * 3, xo, xa, x, x_end, chan, lut, o, ox)
+            else:
+                for c in range(C):
+                    table = &lut[c, 0]
+                    taps = strip + chan[c] - first * S
+                    oc = o[c]
+                    if S == 3 and ox == sizeof(pixel_t):  # packed RGB source, planar (NCHW) output: constant strides
+                        out_row = <pixel_t*>oc
+                        for i in range(x, x_end):
+                            v = (taps[xo[2 * i] * 3] * xa[2 * i] + taps[xo[2 * i + 1] * 3] * xa[2 * i + 1] + (1 << 21)) >> 22
+                            out_row[i - x] = table[v if v < 255 else 255]
+                        oc += (x_end - x) * ox
+                    else:
+                        for i in range(x, x_end):
+                            v = (taps[xo[2 * i] * S] * xa[2 * i] + taps[xo[2 * i + 1] * S] * xa[2 * i + 1] + (1 << 21)) >> 22
+                            (<pixel_t*>oc)[0] = table[v if v < 255 else 255]
+                            oc += ox
+                    o[c] = oc
             x = x_end

@@ -89,6 +89,44 @@ def test_stats_are_the_frame_mean_and_std(impl, rng) -> None:
     np.testing.assert_allclose(stats[1], flipped.std(axis=0), rtol=1e-9)
 
 
+# The packed 3-channel path blends a strip of at most 2730 source pixels at a time and reads 4 ints past a pixel's
+# first: frames wider than one strip, strips ending exactly on a tap, upscales whose last taps clamp to the border.
+WIDE = [((2, 2731), (3, 5)), ((3, 5460), (2, 1911)), ((2, 8191), (1, 2)), ((4, 3), (5, 4000)), ((2, 2730), (2, 2731))]
+
+
+@pytest.mark.parametrize("src_hw,dst_hw", WIDE)
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("order", ["RGB", "BGR"])
+def test_native_matches_twin_across_strips(native, twin, rng, src_hw, dst_hw, layout, order) -> None:
+    frame = rng.integers(0, 256, (*src_hw, 3), dtype=np.uint8)
+    frame[:, -1] = 255  # the border column that clamped taps read
+    plan = tables.resize_plan(src_hw, dst_hw)
+    outs = []
+    for impl in (native, twin):
+        out = _out(layout, dst_hw, np.uint8, batch=True)
+        impl["preprocess_frame"](frame, out, layout, _lut(np.dtype(np.uint8)), plan, tables.channel_map(order, "RGB"),
+                                 np.empty((2, 3)))  # fmt: skip
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("cmap", [[0, 0, 0], [2, 2, 1], [1], [2, 0]])
+def test_native_matches_twin_for_any_channel_map(native, twin, rng, cmap) -> None:
+    """The kernel takes any in-range channel map, not only permutations: repeated channels, fewer model channels."""
+    frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    c = len(cmap)
+    lut = tables.normalize_lut(0.5, 0.25, channels=c)
+    outs = []
+    for impl in (native, twin):
+        out = np.empty((1, c, 20, 30), np.float32)
+        st = np.empty((2, c))
+        impl["preprocess_frame"](frame, out, "NCHW", lut, tables.resize_plan((48, 64), (20, 30)),
+                                 np.array(cmap, np.int32), st)  # fmt: skip
+        outs.append((out, st))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
 @pytest.mark.parametrize("width", [4200, 4096, 15])
 def test_stats_exact_on_long_bright_rows(native, twin, rng, width) -> None:
     """Rows longer than 256 blocks of 16 pixels (the native kernel's 16-bit sum lanes are flushed every 256 blocks)

@@ -6,6 +6,10 @@ module compiles in). The Cython compiler directives live in one place, ``cython_
 ``EDGE_CYTHON_DEBUG=1`` turns on bounds checks, wraparound and line tracing and compiles with ``-O0 -g`` (CI builds
 this flavour too).
 
+A ``native/<name>_avx2.pyx`` is a second build of a kernel for a wider instruction set (``ISA_FLAGS``): compiled with
+``-mavx2`` when the target is x86-64 and left out elsewhere (the aarch64 cross build); ``edge.kernels`` loads it only
+on a CPU that runs it.
+
 Where no C compiler (or no Cython) is available the extensions are optional: the package still installs and
 ``edge.kernels`` falls back, with a warning, to the pure-NumPy twins. Set ``EDGE_REQUIRE_NATIVE=1`` to turn a failed
 native build into an error instead (CI does, so a broken kernel can never pass as "fell back to NumPy").
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import sysconfig
 from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
@@ -55,6 +60,20 @@ def compile_args(debug: bool) -> tuple[list[str], list[tuple[str, str | None]]]:
     return args, macros
 
 
+# Builds for a wider instruction set: file-name suffix → compiler flags. x86-64 targets only.
+ISA_FLAGS: dict[str, list[str]] = {"_avx2": ["-mavx2"]}
+
+
+def isa_flags(pyx: Path) -> list[str] | None:
+    """Extra flags for ``pyx``: [] for a baseline kernel, the ISA's flags for a variant, None to leave it out (a
+    variant whose instruction set the target does not have). The target is sysconfig's platform, which a cross
+    build sets (``_PYTHON_HOST_PLATFORM``), not the machine running setup.py."""
+    for suffix, flags in ISA_FLAGS.items():
+        if pyx.stem.endswith(suffix):
+            return flags if sysconfig.get_platform().endswith(("x86_64", "amd64")) else None
+    return []
+
+
 def shared_code(pyx: Path) -> list[str]:
     """The lone ``native/*.pxd`` files (shared code, no .pyx of their own) that ``pyx`` cimports."""
     text = pyx.read_text()
@@ -81,12 +100,13 @@ def native_extensions() -> list[Extension]:
             f"edge._native.{pyx.stem}",
             [str(pyx.relative_to(HERE))],
             include_dirs=[numpy.get_include()],
-            extra_compile_args=args,
+            extra_compile_args=args + flags,
             define_macros=macros,
             depends=shared_code(pyx),  # rebuilt when the shared code it cimports changes
             optional=not REQUIRE_NATIVE,
         )
         for pyx in pyx_files
+        if (flags := isa_flags(pyx)) is not None
     ]
     return cythonize(
         extensions,

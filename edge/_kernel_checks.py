@@ -65,8 +65,10 @@ def array(
         raise ShapeError(f"{name}: expected {_want(allowed, ndim, shape)}, got {_describe(a)}")
     if ndim is not None and (a.ndim != ndim if isinstance(ndim, int) else a.ndim not in ndim):
         raise ShapeError(f"{name}: expected {_want(allowed, ndim, shape)}, got {_describe(a)}")
-    if shape is not None and (
-        a.ndim != len(shape) or any(w is not None and w != s for w, s in zip(shape, a.shape, strict=True))
+    if (
+        shape is not None
+        and a.shape != shape  # the usual case, a fully given shape that matches, costs one tuple comparison
+        and (a.ndim != len(shape) or any(w is not None and w != s for w, s in zip(shape, a.shape, strict=True)))
     ):
         raise ShapeError(f"{name}: expected {_want(allowed, ndim, shape)}, got {_describe(a)}")
     if writable and not a.flags.writeable:

@@ -77,13 +77,14 @@ _OPTIONAL = {
 
 
 def version_line() -> str:
-    """``edge <version> (kernels: native|numpy, numpy <version>, python <version>)``."""
+    """``edge <version> (kernels: native|numpy[ avx2], numpy <version>, python <version>)``."""
     import numpy
 
     from edge import kernels
 
     py = ".".join(map(str, sys.version_info[:3]))
-    return f"edge {__version__} (kernels: {kernels.BACKEND}, numpy {numpy.__version__}, python {py})"
+    isa = " avx2" if kernels.ISA == "avx2" else ""
+    return f"edge {__version__} (kernels: {kernels.BACKEND}{isa}, numpy {numpy.__version__}, python {py})"
 
 
 class _VersionAction(argparse.Action):

@@ -2,6 +2,9 @@
 
 Twin: :func:`edge.kernels.reference.preprocess_frame` (same signature, same errors). The Python-level checks are
 shared (:mod:`edge._kernel_checks`); the arithmetic below runs without the GIL and allocates nothing.
+
+On x86-64 this source is also compiled for AVX2 (``preprocess_avx2.pyx``); :mod:`edge.kernels` loads that build when
+:func:`cpu_has_avx2` says this CPU runs it. Both builds give the same bytes (integer arithmetic, no float contraction).
 """
 
 cimport numpy as cnp
@@ -19,6 +22,34 @@ ctypedef fused pixel_t:
 
 cdef enum:
     MAX_CHANNELS = 4
+
+
+cdef extern from *:
+    """
+    #if defined(__AVX2__)
+    #define EDGE_PREPROCESS_ISA "avx2"
+    #else
+    #define EDGE_PREPROCESS_ISA "baseline"
+    #endif
+    static int edge_cpu_has_avx2(void) {
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2");  /* the CPU's flag and the OS's saving of the AVX registers */
+    #else
+        return 0;
+    #endif
+    }
+    """
+    const char* EDGE_PREPROCESS_ISA
+    int edge_cpu_has_avx2() noexcept nogil
+
+
+ISA = EDGE_PREPROCESS_ISA.decode()  # the instruction set this build was compiled for: "baseline" or "avx2"
+
+
+def cpu_has_avx2():
+    """Whether this CPU runs AVX2 code. Asked of the baseline build only, before the AVX2 one is imported."""
+    return edge_cpu_has_avx2() != 0
 
 
 def preprocess_frame(src, out, layout, lut, plan, channel_map, stats):

@@ -10,6 +10,9 @@ import, for the whole API:
   that was never built) a :class:`NativeKernelsMissing` warning says so and how to build them, and the twins are used.
   A partial build (one compiled module missing) counts as missing: the backends never mix.
 
+Some compiled modules also have a build for a wider instruction set (:data:`ISA_VARIANTS`, x86-64 AVX2); it replaces
+the baseline build when the CPU runs it, and :data:`ISA` names what is in use. Both builds give the same bytes.
+
 :data:`BACKEND` names the active backend (``"native"`` or ``"numpy"``); ``edge --version`` and the telemetry hello
 report it. Every name in :data:`__all__` is provided by both backends with the same signature and the same errors.
 """
@@ -25,6 +28,8 @@ from edge._kernel_checks import ResizePlan
 
 __all__ = [
     "BACKEND",
+    "ISA",
+    "ISA_VARIANTS",
     "KERNEL_API",
     "NativeKernelsMissing",
     "ResizePlan",
@@ -57,6 +62,9 @@ KERNEL_API: dict[str, tuple[str, ...]] = {
     ),  # untrusted network bytes: the collector's fast accept of window frames
     "wire_digest": ("window_digest_block",),  # stored window frames, read for the drift engine
 }
+# Compiled modules with a second build for AVX2 (native/<name>_avx2.pyx, x86-64 only): module → that build. The
+# baseline module's cpu_has_avx2() decides; a variant that was not built (another architecture) is simply not used.
+ISA_VARIANTS: dict[str, str] = {"preprocess": "preprocess_avx2"}
 # Where each compiled module's twin lives (a module of edge.kernels); the others' are in reference.py.
 TWINS: dict[str, str] = {"wire_accept": "reference_wire", "wire_digest": "reference_wire"}
 
@@ -67,10 +75,11 @@ class NativeKernelsMissing(RuntimeWarning):
     """The compiled kernels could not be imported; the (slower) NumPy twins are in use."""
 
 
-def implementation(backend: str) -> dict[str, object]:
+def implementation(backend: str, *, baseline: bool = False) -> dict[str, object]:
     """The kernel API of ``backend`` ("native" or "numpy") as a name → callable mapping.
 
     Tests use this to run the two side by side; it raises ImportError when the native kernels are not built.
+    ``baseline=True`` takes the baseline builds even where an AVX2 build would run (tests compare both).
     """
     if backend not in ("native", "numpy"):
         raise ValueError(f"backend: expected 'native' or 'numpy', got {backend!r}")
@@ -79,10 +88,27 @@ def implementation(backend: str) -> dict[str, object]:
         if backend == "numpy":
             module: ModuleType = import_module(f"edge.kernels.{TWINS.get(module_name, 'reference')}")
         else:
-            module = import_module(f"edge._native.{module_name}")
+            module = _native_module(module_name, baseline)
         for name in names:
             api[name] = getattr(module, name)
     return api
+
+
+def _native_module(module_name: str, baseline: bool) -> ModuleType:
+    module = import_module(f"edge._native.{module_name}")
+    variant = ISA_VARIANTS.get(module_name)
+    if variant is None or baseline or not module.cpu_has_avx2():
+        return module
+    try:
+        return import_module(f"edge._native.{variant}")
+    except ImportError:  # not built: a target without AVX2 (aarch64), or a build from before the variant existed
+        return module
+
+
+def _isa(api: dict[str, object]) -> str:
+    """``"avx2"`` when an AVX2 build is in use, else ``"baseline"``."""
+    modules = {getattr(f, "__module__", "") for f in api.values()}
+    return "avx2" if any(m.endswith("_avx2") for m in modules) else "baseline"
 
 
 def _select() -> tuple[str, dict[str, object]]:
@@ -100,6 +126,7 @@ def _select() -> tuple[str, dict[str, object]]:
 
 
 BACKEND, _api = _select()
+ISA = _isa(_api)
 
 preprocess_frame = _api["preprocess_frame"]
 quantize = _api["quantize"]

@@ -74,8 +74,9 @@ def _version(dist: str) -> str | None:
 
 def machine_block() -> dict[str, Any]:
     """CPU model and int8 features, cores (all and usable by this process), load average now (1, 5, 15 min), the
-    Python and runtime versions and the kernel backend. Call it when a benchmark starts: the load is the load then."""
-    from edge.kernels import BACKEND
+    Python and runtime versions and the kernel backend (and its instruction set: ``"avx2"`` where the AVX2 builds are
+    in use, else ``"baseline"``). Call it when a benchmark starts: the load is the load then."""
+    from edge.kernels import BACKEND, ISA
 
     try:
         load = [round(x, 2) for x in os.getloadavg()]
@@ -93,6 +94,7 @@ def machine_block() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "versions": {d: _version(d) for d in _VERSIONS},
         "kernel_backend": BACKEND,
+        "kernel_isa": ISA,
     }
 
 

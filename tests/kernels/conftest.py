@@ -14,13 +14,26 @@ import pytest
 from edge.kernels import implementation
 
 
-def _native_or_skip() -> dict[str, object]:
+def _native_or_skip(baseline: bool = False) -> dict[str, object]:
     try:
-        return implementation("native")
+        return implementation("native", baseline=baseline)
     except ImportError as exc:
         if os.environ.get("EDGE_REQUIRE_NATIVE") == "1":
             raise
         pytest.skip(f"native kernels not built: {exc}")
+
+
+@pytest.fixture(params=["selected", "baseline"], scope="session")
+def native_build(request: pytest.FixtureRequest) -> dict[str, object]:
+    """The native kernels as edge.kernels selects them for this CPU, then their baseline builds where those differ
+    (an AVX2 build on x86-64): modules with a second build run their parity tests on both."""
+    selected = _native_or_skip()
+    if request.param == "selected":
+        return selected
+    baseline = _native_or_skip(baseline=True)
+    if baseline == selected:
+        pytest.skip("one native build here: no wider-instruction-set build for this CPU")
+    return baseline
 
 
 @pytest.fixture(scope="session")

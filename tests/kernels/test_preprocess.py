@@ -3,9 +3,13 @@ semantics, and the same errors from both backends."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+
 import numpy as np
 import pytest
 
+from edge import kernels
 from edge.errors import ConfigError, ShapeError
 from edge.kernels import reference, tables
 
@@ -22,6 +26,26 @@ SIZES = [
     ((31, 17), (31, 17)),
     ((1, 1), (1, 1)),
 ]
+
+
+@pytest.fixture
+def native(native_build: dict[str, object]) -> dict[str, object]:
+    """Every native-vs-twin test here runs on each build of the kernel (baseline, and AVX2 where this CPU has it)."""
+    return native_build
+
+
+def test_the_avx2_build_is_used_where_the_cpu_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    if kernels.BACKEND != "native":
+        pytest.skip("the NumPy twins are in use")
+    baseline_build = importlib.import_module("edge._native.preprocess")
+    built = importlib.util.find_spec("edge._native.preprocess_avx2") is not None
+    expected = "avx2" if built and baseline_build.cpu_has_avx2() else "baseline"
+    assert kernels.ISA == expected
+    assert kernels.preprocess_frame.__module__ == ("edge._native.preprocess_avx2" if expected == "avx2" else
+                                                   "edge._native.preprocess")  # fmt: skip
+    assert kernels.implementation("native", baseline=True)["preprocess_frame"].__module__ == "edge._native.preprocess"
+    monkeypatch.setattr(baseline_build, "cpu_has_avx2", lambda: False)  # a CPU without AVX2 gets the baseline build
+    assert kernels.implementation("native")["preprocess_frame"].__module__ == "edge._native.preprocess"
 
 
 def _lut(dtype: np.dtype) -> np.ndarray:

@@ -57,3 +57,4 @@ def test_machine_block_is_json_and_carries_load_and_versions() -> None:
     assert len(block["load_average_start"]) == 3
     assert block["versions"]["onnxruntime"]
     assert block["kernel_backend"] in ("native", "numpy")
+    assert block["kernel_isa"] in ("avx2", "baseline")

@@ -38,6 +38,7 @@ __all__ = [
     "decode_anchors",
     "decode_yolo",
     "dequantize",
+    "frame_stats",
     "implementation",
     "nms",
     "preprocess_frame",
@@ -52,7 +53,7 @@ __all__ = [
 
 # The kernel API each backend must export: (compiled module in edge._native, names it provides).
 KERNEL_API: dict[str, tuple[str, ...]] = {
-    "preprocess": ("preprocess_frame",),
+    "preprocess": ("preprocess_frame", "frame_stats"),
     "quantize": ("quantize", "dequantize"),
     "postprocess": ("softmax_topk", "nms", "decode_anchors", "best_class", "decode_yolo"),
     "sketch": ("sketch_update", "sketch_merge", "SketchAccumulator"),
@@ -129,6 +130,7 @@ BACKEND, _api = _select()
 ISA = _isa(_api)
 
 preprocess_frame = _api["preprocess_frame"]
+frame_stats = _api["frame_stats"]
 quantize = _api["quantize"]
 dequantize = _api["dequantize"]
 softmax_topk = _api["softmax_topk"]

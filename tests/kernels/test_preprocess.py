@@ -334,3 +334,66 @@ def test_compiled_kernel_allocates_no_frame_buffers(native, rng) -> None:
         tracemalloc.stop()
     assert peak_native - base < 4096
     assert peak_twin - base > 1_000_000  # the measurement does see NumPy buffers
+
+
+# ----------------------------------------------------------------- the statistics apart: frame_stats, stats=None
+
+
+def test_frame_stats_are_what_preprocess_frame_writes(native, twin, rng) -> None:
+    """frame_stats (the statistics on their own, for a second thread) gives the bytes preprocess_frame gives, on every
+    memory layout of the frame, from both backends."""
+    plan = tables.resize_plan((37, 53), (24, 24))
+    for name, frame in _frames(rng, (37, 53)).items():
+        cmap = tables.channel_map("BGRA" if name == "bgra" else "BGR", "RGB")
+        expected = np.full((2, 3), np.nan)
+        twin["preprocess_frame"](frame, _out("NCHW", (24, 24), np.float32, True), "NCHW", _lut(np.dtype(np.float32)),
+                                 plan, cmap, expected)  # fmt: skip
+        for impl in (native, twin):
+            st = np.full((2, 3), np.nan)
+            impl["frame_stats"](frame, cmap, st)
+            np.testing.assert_array_equal(st, expected, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_preprocess_without_stats_writes_the_same_input(native, twin, rng, dtype) -> None:
+    frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    plan, cmap, lut = tables.resize_plan((48, 64), (20, 30)), tables.channel_map("BGR", "RGB"), _lut(np.dtype(dtype))
+    with_stats = _out("NCHW", (20, 30), dtype, True)
+    twin["preprocess_frame"](frame, with_stats, "NCHW", lut, plan, cmap, np.empty((2, 3)))
+    for impl in (native, twin):
+        out = _out("NCHW", (20, 30), dtype, True)
+        impl["preprocess_frame"](frame, out, "NCHW", lut, plan, cmap, None)
+        np.testing.assert_array_equal(out, with_stats)
+
+
+FRAME_STATS_BAD = {
+    "stats shape": (ShapeError, "stats: expected float64 array of shape (2, 3)", {"stats": np.empty((2, 2))}),
+    "read-only stats": (ShapeError, "stats: expected a writable array", {"stats": np.empty((2, 3))[...]}),
+    "channel out of range": (
+        ConfigError,
+        "channel_map: expected 1 to 4 source channel indices in [0, 3)",
+        {"channel_map": np.array([0, 1, 3], np.int32)},
+    ),
+    "no channels": (ConfigError, "channel_map: expected 1 to 4", {"channel_map": np.zeros(0, np.int32)}),
+    "2-D frame": (ShapeError, "src: expected 3-D uint8 array", {"src": np.zeros((4, 4), np.uint8)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FRAME_STATS_BAD))
+def test_frame_stats_refuses_bad_input_alike(native, twin, case) -> None:
+    exc_type, message, change = FRAME_STATS_BAD[case]
+    args = {
+        "src": np.zeros((4, 5, 3), np.uint8),
+        "channel_map": np.array([2, 1, 0], np.int32),
+        "stats": np.empty((2, 3)),
+    }
+    args.update(change)
+    if case == "read-only stats":
+        args["stats"].flags.writeable = False
+    errors = []
+    for impl in (native, twin):
+        with pytest.raises(exc_type) as info:
+            impl["frame_stats"](**args)
+        errors.append(str(info.value))
+    assert message in errors[0]
+    assert errors[0] == errors[1]

@@ -22,6 +22,7 @@ ctypedef fused pixel_t:
 
 cdef enum:
     MAX_CHANNELS = 4
+    ROW_SUMS3_MAX_PX = 1048576  # the longest row _row_sums3 sums exactly (its 32-bit square lanes: 255² · W / 16 < 2³²)
 
 
 cdef extern from *:
@@ -112,12 +113,21 @@ cdef void _frame_stats(const uint8_t[:, :, :] src, const Py_ssize_t* offs, Py_ss
     for c in range(MAX_CHANNELS):
         total[c] = 0
         squares[c] = 0
-    for y in range(H):
+    cdef bint packed3 = nch == 3 and sx == 3 and src.strides[2] == 1 and W <= ROW_SUMS3_MAX_PX
+    cdef Py_ssize_t rows = 1  # rows summed as one: contiguous packed rows are one long row (no per-row fold)
+    if packed3 and sy == 3 * W:
+        rows = ROW_SUMS3_MAX_PX // W
+    y = 0
+    while y < H:
         p = base + y * sy
-        if nch == 3 and sx == 3 and src.strides[2] == 1:  # packed RGB/BGR rows: SIMD-friendly flat sums
-            _row_sums3(p, W, offs, total, squares)
+        if packed3:  # packed RGB/BGR rows: SIMD-friendly flat sums
+            if rows > H - y:
+                rows = H - y
+            _row_sums3(p, W * rows, offs, total, squares)
+            y += rows
         else:
             _row_sums(p, W, sx, offs, nch, total, squares)
+            y += 1
     for c in range(nch):
         mean = total[c] / n
         var = squares[c] / n - mean * mean

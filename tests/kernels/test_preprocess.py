@@ -172,6 +172,23 @@ def test_stats_exact_on_long_bright_rows(native, twin, rng, width) -> None:
     np.testing.assert_allclose(stats[0][1], pixels.std(axis=0), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("hw", [(1100, 1000), (1, 1_050_000), (2, 1_048_577)])
+def test_stats_exact_on_frames_longer_than_one_summed_row(native, twin, hw) -> None:
+    """Contiguous packed rows are summed as one long row of at most 1 048 576 pixels (the 32-bit square lanes'
+    exact limit): a bright frame of more pixels than that, a row just under it, and rows just over it."""
+    frame = np.full((*hw, 3), 255, np.uint8)
+    frame[0, :7] = 3
+    frame[-1, -5:, 1] = 0
+    stats = []
+    for impl in (native, twin):
+        st = np.full((2, 3), np.nan)
+        impl["frame_stats"](frame, tables.channel_map("RGB", "RGB"), st)
+        stats.append(st)
+    np.testing.assert_array_equal(stats[0], stats[1])
+    pixels = frame.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(stats[0][0], pixels.mean(axis=0), rtol=1e-12)
+
+
 def test_float_output_is_normalized_pixels(impl, rng) -> None:
     frame = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
     out = np.empty((1, 3, 6, 5), np.float32)

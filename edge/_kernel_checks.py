@@ -106,8 +106,7 @@ def preprocess(
     channel_map: object,
     stats: object,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a ``preprocess_frame`` call; return ``(src, out_hwc)`` where ``out_hwc`` views ``out`` as (h, w, C).
-    ``stats`` may be None (the frame statistics are then not computed)."""
+    """Validate a ``preprocess_frame`` call; return ``(src, out_hwc)`` where ``out_hwc`` views ``out`` as (h, w, C)."""
     src = array("src", src, np.uint8, ndim=3)
     if layout not in LAYOUTS:
         raise ConfigError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
@@ -128,8 +127,7 @@ def preprocess(
     cmap = array("channel_map", channel_map, np.int32, shape=(c,), contiguous=True).tolist()
     if min(cmap) < 0 or max(cmap) >= src.shape[2]:
         raise ConfigError(f"channel_map: expected source channel indices in [0, {src.shape[2]}), got {cmap}")
-    if stats is not None:
-        array("stats", stats, np.float64, shape=(2, c), writable=True)
+    array("stats", stats, np.float64, shape=(2, c), writable=True)
     if plan is None:
         if (h, w) != src.shape[:2]:
             raise ShapeError(
@@ -154,20 +152,6 @@ def preprocess(
                     f"plan.{name}: expected the read-only tables made by resize_plan(), got a writable array"
                 )
     return src, out_hwc
-
-
-def frame_stats(src: object, channel_map: object, stats: object) -> np.ndarray:
-    """Validate a ``frame_stats`` call; return ``src``."""
-    src = array("src", src, np.uint8, ndim=3)
-    if src.shape[0] < 1 or src.shape[1] < 1:
-        raise ShapeError(f"src: expected a non-empty (H, W, channels) uint8 frame, got {_describe(src)}")
-    cmap = array("channel_map", channel_map, np.int32, ndim=1, contiguous=True).tolist()
-    if not 1 <= len(cmap) <= MAX_CHANNELS or min(cmap) < 0 or max(cmap) >= src.shape[2]:
-        raise ConfigError(
-            f"channel_map: expected 1 to {MAX_CHANNELS} source channel indices in [0, {src.shape[2]}), got {cmap}"
-        )
-    array("stats", stats, np.float64, shape=(2, len(cmap)), writable=True)
-    return src
 
 
 # ------------------------------------------------------------------------------------------------ (de)quantization

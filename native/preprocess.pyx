@@ -57,32 +57,16 @@ def preprocess_frame(src, out, layout, lut, plan, channel_map, stats):
     """See :func:`edge.kernels.reference.preprocess_frame`."""
     src, out_hwc = _checks.preprocess(src, out, layout, lut, plan, channel_map, stats)
     cdef int kind = cnp.PyArray_TYPE(<cnp.ndarray>out_hwc)
-    if stats is not None:
-        frame_stats_into(src, channel_map, stats)
     if kind == cnp.NPY_FLOAT32:
-        _run[float](src, out_hwc, lut, plan, channel_map)
+        _run[float](src, out_hwc, lut, plan, channel_map, stats)
     elif kind == cnp.NPY_INT8:
-        _run[int8_t](src, out_hwc, lut, plan, channel_map)
+        _run[int8_t](src, out_hwc, lut, plan, channel_map, stats)
     else:
-        _run[uint8_t](src, out_hwc, lut, plan, channel_map)
-
-
-def frame_stats(src, channel_map, stats):
-    """See :func:`edge.kernels.reference.frame_stats`."""
-    frame_stats_into(_checks.frame_stats(src, channel_map, stats), channel_map, stats)
-
-
-cdef void frame_stats_into(const uint8_t[:, :, :] src, const int32_t[::1] channel_map, double[:, :] stats) except *:
-    cdef Py_ssize_t offs[MAX_CHANNELS]
-    cdef Py_ssize_t c
-    for c in range(channel_map.shape[0]):
-        offs[c] = channel_map[c] * src.strides[2]
-    with nogil:
-        _frame_stats(src, offs, channel_map.shape[0], stats)
+        _run[uint8_t](src, out_hwc, lut, plan, channel_map, stats)
 
 
 cdef void _run(const uint8_t[:, :, :] src, pixel_t[:, :, :] out, const pixel_t[:, ::1] lut, object plan,
-               const int32_t[::1] channel_map) except *:
+               const int32_t[::1] channel_map, double[:, :] stats) except *:
     cdef Py_ssize_t offs[MAX_CHANNELS]
     cdef Py_ssize_t c
     cdef const int32_t[:, ::1] xofs
@@ -93,10 +77,12 @@ cdef void _run(const uint8_t[:, :, :] src, pixel_t[:, :, :] out, const pixel_t[:
         offs[c] = channel_map[c] * src.strides[2]
     if plan is None:
         with nogil:
+            _frame_stats(src, offs, out.shape[2], stats)
             _map_plain(src, offs, out, lut)
     else:
         xofs, xalpha, yofs, ybeta = plan.xofs, plan.xalpha, plan.yofs, plan.ybeta
         with nogil:
+            _frame_stats(src, offs, out.shape[2], stats)
             _map_resized(src, offs, out, lut, xofs, xalpha, yofs, ybeta)
 
 

@@ -242,7 +242,6 @@ def _make_loop(
             PreprocessSpec(_tuple(m.mean), _tuple(m.std), m.channel_order, m.layout),
             SensorSync(cfg.sync_mode, None if cfg.max_skew_ms is None else int(cfg.max_skew_ms * 1e6)),
             bindings=m.inputs,
-            stats_thread=cfg.loop.stats_thread,
         ),
         fallback=FallbackConfig(cfg.hold_frames, cfg.recover_frames, cfg.safe_action, cfg.safe_command),
         swap=SwapSettings(cfg.swap_failure_frames, cfg.swap_probation_frames, load_options),

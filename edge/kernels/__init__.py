@@ -38,7 +38,6 @@ __all__ = [
     "decode_anchors",
     "decode_yolo",
     "dequantize",
-    "frame_stats",
     "implementation",
     "nms",
     "preprocess_frame",
@@ -53,7 +52,7 @@ __all__ = [
 
 # The kernel API each backend must export: (compiled module in edge._native, names it provides).
 KERNEL_API: dict[str, tuple[str, ...]] = {
-    "preprocess": ("preprocess_frame", "frame_stats"),
+    "preprocess": ("preprocess_frame",),
     "quantize": ("quantize", "dequantize"),
     "postprocess": ("softmax_topk", "nms", "decode_anchors", "best_class", "decode_yolo"),
     "sketch": ("sketch_update", "sketch_merge", "SketchAccumulator"),
@@ -130,7 +129,6 @@ BACKEND, _api = _select()
 ISA = _isa(_api)
 
 preprocess_frame = _api["preprocess_frame"]
-frame_stats = _api["frame_stats"]
 quantize = _api["quantize"]
 dequantize = _api["dequantize"]
 softmax_topk = _api["softmax_topk"]

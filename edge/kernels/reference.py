@@ -21,7 +21,6 @@ __all__ = [
     "decode_anchors",
     "decode_yolo",
     "dequantize",
-    "frame_stats",
     "nms",
     "preprocess_frame",
     "quantize",
@@ -52,27 +51,10 @@ def preprocess_frame(
     rounded once (within 1 of ``cv2.resize``, which truncates its intermediate sums);
     then each byte ``v`` becomes ``lut[c, v]`` (normalization or quantization, see :mod:`edge.kernels.tables`).
     ``stats[0, c]``/``stats[1, c]`` receive the mean and population standard deviation of model channel ``c`` over
-    the whole source frame, in pixel units (0..255); with ``stats=None`` they are not computed (see
-    :func:`frame_stats`).
+    the whole source frame, in pixel units (0..255).
     """
     src, out_hwc = _checks.preprocess(src, out, layout, lut, plan, channel_map, stats)
     pixels = src[:, :, channel_map]  # (H, W, C), model channel order
-    if stats is not None:
-        _stats(pixels, stats)
-    resized = pixels if plan is None else _resize_u8(pixels, plan)
-    for c in range(out_hwc.shape[2]):
-        out_hwc[:, :, c] = lut[c][resized[:, :, c]]
-
-
-def frame_stats(src: np.ndarray, channel_map: np.ndarray, stats: np.ndarray) -> None:
-    """``stats[0, c]``/``stats[1, c]``: the mean and population standard deviation of source channel
-    ``channel_map[c]`` over the whole uint8 (H, W, S) frame, in pixel units — what :func:`preprocess_frame` writes
-    into its ``stats``, on its own (so that another thread can compute them while the frame is resized)."""
-    src = _checks.frame_stats(src, channel_map, stats)
-    _stats(src[:, :, channel_map], stats)
-
-
-def _stats(pixels: np.ndarray, stats: np.ndarray) -> None:
     n = pixels.shape[0] * pixels.shape[1]
     total = pixels.sum(axis=(0, 1), dtype=np.int64)
     squares = np.square(pixels, dtype=np.int64).sum(axis=(0, 1))
@@ -80,6 +62,9 @@ def _stats(pixels: np.ndarray, stats: np.ndarray) -> None:
     var = squares / n - mean * mean
     stats[0] = mean
     stats[1] = np.sqrt(np.maximum(var, 0.0))
+    resized = pixels if plan is None else _resize_u8(pixels, plan)
+    for c in range(out_hwc.shape[2]):
+        out_hwc[:, :, c] = lut[c][resized[:, :, c]]
 
 
 def _resize_u8(pixels: np.ndarray, plan: ResizePlan) -> np.ndarray:

@@ -1,8 +1,7 @@
 """``device.toml`` → frozen dataclasses, validated; every error names the key, what was expected and what arrived.
 
 See README.md ("Loop") for a complete sample. Tables: ``[device]`` (``id``); ``[loop]`` (``rate_hz``,
-``deadline_ms``, ``cpus``, ``fifo_priority``, ``stats_thread``, and ``[loop.budgets_ms]`` with a budget per stage);
-``[model]``
+``deadline_ms``, ``cpus``, ``fifo_priority``, and ``[loop.budgets_ms]`` with a budget per stage); ``[model]``
 (``package``, ``threads``, ``providers``, ``mean``, ``std``, ``channel_order``, ``layout``; ``[model.shapes]``
 input name = "1x512"; ``[model.state]`` output name = "input name"; ``[model.inputs.<input name>]`` with ``sensor``,
 ``scale``, ``offset`` or a constant ``value``); ``[sensors.<name>]``
@@ -68,7 +67,6 @@ class LoopConfig:
     cpus: tuple[int, ...] | None
     fifo_priority: int
     budgets_ms: dict[str, float]  # per-stage budgets by STAGES name (ms); empty: none
-    stats_thread: bool = False  # a camera frame's drift statistics on a second thread (edge.loop.stats_thread)
 
     def timing(self) -> Timing:
         """The loop's :class:`~edge.loop.settings.Timing` (budgets in µs; the first tick at the first frame)."""
@@ -348,7 +346,6 @@ _SCHEMA = Schema(
                     "cpus": numbers(None, ints=True),
                     "fifo_priority": integer(0, ge=0, le=99),
                     "budgets_ms": table_of(number(gt=0), keys=STAGES, default={}),
-                    "stats_thread": boolean(False),
                 },
                 into=LoopConfig,
             )

@@ -26,7 +26,6 @@ from edge.loop.decision import Decision
 from edge.loop.feeds import InputBinding, VectorFeed, fill_constant, resolve_bindings
 from edge.loop.policy import BoundPolicy, Policy
 from edge.loop.sensors import SensorSlot
-from edge.loop.stats_thread import FrameStatsThread
 
 __all__ = ["InputBinding", "ModelStage", "PreprocessSpec", "build_stage", "is_camera", "model_version"]
 
@@ -100,20 +99,12 @@ class ModelStage:
         if policy is not None:
             self._postprocess, self._decide = policy.postprocess, policy.decide
 
-    def preprocess(self, frame: np.ndarray, stats: np.ndarray, stats_thread: FrameStatsThread | None = None) -> None:
+    def preprocess(self, frame: np.ndarray, stats: np.ndarray) -> None:
         """The primary sensor's value (a uint8 HWC camera frame through the kernel, or a vector through its
         normalisation) and every other bound sensor's latest value into the model's inputs; drift stats into
-        ``stats`` (per-channel mean/std of the camera frame, else mean/std of each vector input). With a
-        ``stats_thread`` a camera frame's statistics are computed there while this thread resizes it."""
+        ``stats`` (per-channel mean/std of the camera frame, else mean/std of each vector input)."""
         if self.image:
-            if stats_thread is None:
-                self._preprocess(frame, self.image_buffer, self.layout, self.lut, self.plan, self.channel_map, stats)
-            else:
-                stats_thread.start(frame, self.channel_map, stats)
-                try:
-                    self._preprocess(frame, self.image_buffer, self.layout, self.lut, self.plan, self.channel_map, None)
-                finally:
-                    stats_thread.wait()
+            self._preprocess(frame, self.image_buffer, self.layout, self.lut, self.plan, self.channel_map, stats)
         elif self._primary_vector is not None:
             self._primary_vector.write(frame)
             self._primary_vector.stats(stats, 0)

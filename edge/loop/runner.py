@@ -40,7 +40,6 @@ from edge.loop.sensors import SensorSlot
 from edge.loop.settings import Inputs, Timing
 from edge.loop.shadow import ShadowRunner
 from edge.loop.sinks import DecisionSink
-from edge.loop.stats_thread import FrameStatsThread
 from edge.loop.swap import HotSwap, SwapSettings, SwapTicket
 
 __all__ = ["Inputs", "Loop", "SwapSettings", "Timing"]
@@ -146,8 +145,6 @@ class Loop:
         self._closed = False
         self._anchor = timing.start_ns is None  # the first tick is "now" at the first frame, not at construction
         self._set_stage(self.stage)
-        # last: nothing after it can fail and leave the thread running without a Loop to close it
-        self.stats_thread = FrameStatsThread() if inputs.stats_thread else None
 
     # ------------------------------------------------------------------------------------------------- building
     def _build(self, model: Model | str | Path) -> ModelStage:
@@ -324,7 +321,7 @@ class Loop:
         t1 = clock.now_ns()
         st[0] = (t1 - tick) * _US
         if frame is not None:
-            self.stage.preprocess(frame, ctx.stats, self.stats_thread)
+            self.stage.preprocess(frame, ctx.stats)
         self._t_pre = t2 = clock.now_ns()
         st[1] = (t2 - t1) * _US
         flags = primary.assess(frame, tick, self._signature)
@@ -416,8 +413,6 @@ class Loop:
         if self.shadow is not None:
             self.shadow.close()
         self.hot_swap.close()
-        if self.stats_thread is not None:
-            self.stats_thread.close()
         self._event("stop", {"frames": self.frames_done, "overruns": self.overruns, "fallbacks": self.ctx.fallbacks})
         for tap in self.taps:
             try:

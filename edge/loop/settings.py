@@ -58,20 +58,15 @@ class Inputs:
     for a non-image model; default: the first sensor), ``frame_order`` a camera's channel order (e.g. ``"RGB"``),
     ``preprocess`` overrides the package's preprocessing, ``sync`` says how the other sensors must line up with it,
     and ``bindings`` (``{model input name: InputBinding}``, the ``[model.inputs.*]`` tables) feeds each model input
-    from a sensor slot or a constant (empty: the model's one input is fed by the primary sensor). ``stats_thread``
-    computes a camera frame's drift statistics on a second thread while the loop thread resizes it
-    (:mod:`edge.loop.stats_thread`; for devices with a spare core)."""
+    from a sensor slot or a constant (empty: the model's one input is fed by the primary sensor)."""
 
     primary: str | None = None
     frame_order: str = "RGB"
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     sync: SensorSync = field(default_factory=SensorSync)
     bindings: Mapping[str, InputBinding] = field(default_factory=dict)
-    stats_thread: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.stats_thread, bool):
-            raise ConfigError(f"inputs.stats_thread: expected true or false, got {self.stats_thread!r}")
         if self.primary is not None and not isinstance(self.primary, str):
             raise ConfigError(f"inputs.primary: expected a sensor name or None, got {self.primary!r}")
         if not isinstance(self.frame_order, str) or not self.frame_order:

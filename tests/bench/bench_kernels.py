@@ -11,8 +11,7 @@ Times, in the same run and on the same inputs:
 Prints a table (median, p99, ratio to the baseline) and with --json writes {"figures": {...}} with
 ``preprocess_speedup_ratio`` (best plain NumPy time / native time, > 1 is better),
 ``preprocess_vs_twin_speedup_ratio`` (twin / native, target >= 8; on x86-64 with AVX2 also
-``preprocess_baseline_build_vs_twin_speedup_ratio``, the build a CPU without AVX2 runs, and
-``preprocess_stats_thread_vs_twin_speedup_ratio``, the statistics on a second thread as ``[loop] stats_thread`` does),
+``preprocess_baseline_build_vs_twin_speedup_ratio``, the build a CPU without AVX2 runs),
 ``preprocess_vs_memcpy_ratio`` (a time ratio, < 1 is better: native time / a plain copy of the same bytes in the same
 run, the frame read once and the model input written once; target <= 3) and ``sketch_us_per_frame``.
 """
@@ -29,7 +28,6 @@ import _report
 import numpy as np
 
 from edge.kernels import implementation, tables
-from edge.loop.stats_thread import FrameStatsThread
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -122,15 +120,6 @@ def bench_preprocess(quick: bool) -> dict[str, dict[str, np.ndarray]]:
                 inner=5,
             ),
         }
-        helper = FrameStatsThread()
-
-        def two_threads(out=out, lut=lut, helper=helper) -> None:  # [loop] stats_thread: the statistics beside
-            helper.start(frame, cmap, stats)
-            native["preprocess_frame"](frame, out, "NCHW", lut, plan, cmap, None)
-            helper.wait()
-
-        results[kind]["native, stats on a 2nd thread"] = timings(two_threads, repeat, inner=5)
-        helper.close()
         if baseline["preprocess_frame"] is not native["preprocess_frame"]:
             results[kind]["native, baseline build"] = timings(
                 lambda out=out, lut=lut: baseline["preprocess_frame"](frame, out, "NCHW", lut, plan, cmap, stats),
@@ -188,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         figures[f"{key}_vs_twin_speedup_ratio"] = float(np.median(rows["twin (numpy)"]) / native)
         figures[f"{key}_vs_memcpy_ratio"] = native / float(np.median(copy))
         figures[f"{key}_memcpy_ms"] = float(np.median(copy) * 1e3)
-        two = float(np.median(rows["native, stats on a 2nd thread"]))
-        figures[f"{key}_stats_thread_ms"] = two * 1e3
-        figures[f"{key}_stats_thread_vs_twin_speedup_ratio"] = float(np.median(rows["twin (numpy)"]) / two)
         if "native, baseline build" in rows:  # what a CPU without AVX2 would get from the same source
             base = float(np.median(rows["native, baseline build"]))
             figures[f"{key}_baseline_build_ms"] = base * 1e3

@@ -9,9 +9,7 @@
   alternating blocks in this process. Medians of per-frame wall time. The model call is timed inside both paths
   (``session.run`` in the baseline; the bound ``model.run`` in edge), and the rest of each frame is reported apart:
   ``frame_non_model_us`` (preprocess + postprocess + policy + taps + the slot push) and ``non_model_time_ratio``
-  (edge vs hand-written, target <= 0.35), since the model dominates the frame and no kernel can shrink it. A third
-  path, the same loop with ``[loop] stats_thread`` (the frame's statistics on a second core), gives
-  ``frame_time_ratio_stats_thread`` and ``non_model_time_ratio_stats_thread``.
+  (edge vs hand-written, target <= 0.35), since the model dominates the frame and no kernel can shrink it.
 * **P3** ``jitter_p99_ms_idle``, ``jitter_p99_ms_loaded``, ``misses_loaded`` (targets: <= 0.5 ms, <= 2 ms, 0): a
   real-time 100 Hz loop on the monotonic clock for 10 s (``--quick``: 3 s) whose compute is half the 10 ms budget
   (the real model plus a CPU spin to 5 ms); start-time error = frame start − scheduled tick; misses = deadline misses
@@ -48,7 +46,6 @@ from edge.loop.policy import ClassificationPolicy
 from edge.loop.runner import Loop, Timing
 from edge.loop.scheduler import apply_realtime
 from edge.loop.sensors import SensorSlot
-from edge.loop.settings import Inputs
 from edge.models import load_model
 from edge.models.manage import pack_model
 from edge.tooling.model_builders import u8s8_cnn_onnx
@@ -132,24 +129,14 @@ def bench_frame_path(tmp: Path, quick: bool) -> dict[str, float]:
     camera = SensorSlot("camera", FRAME)
     model = _TimedModel(load_model(path, threads=1), edge_model_ns)
     loop = Loop(model, ClassificationPolicy(ACTIONS), [camera], clock=clock, timing=Timing(rate_hz=100))
-    # the same loop with [loop] stats_thread: the frame's statistics on a second core while this thread resizes
-    two_model_ns: list[int] = []
-    camera2 = SensorSlot("camera", FRAME)
-    loop2 = Loop(
-        _TimedModel(load_model(path, threads=1), two_model_ns), ClassificationPolicy(ACTIONS), [camera2],
-        clock=clock, timing=Timing(rate_hz=100), inputs=Inputs(stats_thread=True),
-    )  # fmt: skip
     agree = 0
     for i in range(8):  # same decisions (up to resize rounding), and warm-up
         camera.push(frames[i], clock.now_ns())
         agree += loop.step().action == baseline(frames[i])
-        camera2.push(frames[i], clock.now_ns())
-        loop2.step()
     blocks, per_block = (6, 40) if quick else (10, 150)
     t_edge: list[float] = []
-    t_two: list[float] = []
     t_base: list[float] = []
-    del base_model_ns[:], edge_model_ns[:], two_model_ns[:]
+    del base_model_ns[:], edge_model_ns[:]
     for _ in range(blocks):
         for i in range(per_block):
             f = frames[i % 8]
@@ -160,37 +147,26 @@ def bench_frame_path(tmp: Path, quick: bool) -> dict[str, float]:
         for i in range(per_block):
             f = frames[i % 8]
             t0 = time.perf_counter_ns()
-            camera2.push(f, clock.now_ns())
-            loop2.step()
-            t_two.append((time.perf_counter_ns() - t0) / 1e3)
-        for i in range(per_block):
-            f = frames[i % 8]
-            t0 = time.perf_counter_ns()
             baseline(f)
             t_base.append((time.perf_counter_ns() - t0) / 1e3)
     loop.close()
-    loop2.close()
     # per frame: the model call, and the rest of the frame (preprocess + postprocess + policy + taps + the push)
     e_model, b_model = np.asarray(edge_model_ns) / 1e3, np.asarray(base_model_ns) / 1e3
     e_rest, b_rest = np.asarray(t_edge) - e_model, np.asarray(t_base) - b_model
-    two_rest = np.asarray(t_two) - np.asarray(two_model_ns) / 1e3
     rows = [
         ("edge frame", t_edge), ("hand-written frame", t_base),
         ("edge model call", e_model), ("hand-written model", b_model),
         ("edge non-model", e_rest), ("hand-written non-model", b_rest),
-        ("edge frame, stats thread", t_two), ("edge non-model, stats th.", two_rest),
     ]  # fmt: skip
     print(f"\nP2 frame path 640x480x3 -> U8S8 CNN {hw}x{hw} -> decision ({len(t_edge)} frames each, 1 thread)")
-    print(f"{'path':26}{'p50 µs':>10}{'p99 µs':>10}")
+    print(f"{'path':24}{'p50 µs':>10}{'p99 µs':>10}")
     for label, t in rows:
         p50, p99 = np.percentile(t, [50, 99])
-        print(f"{label:26}{p50:10.1f}{p99:10.1f}")
+        print(f"{label:24}{p50:10.1f}{p99:10.1f}")
     e50, b50 = float(np.median(t_edge)), float(np.median(t_base))
     en50, bn50 = float(np.median(e_rest)), float(np.median(b_rest))
-    two50, twon50 = float(np.median(t_two)), float(np.median(two_rest))
     print(f"frame_time_ratio     = {e50 / b50:.3f} (target <= 0.6); same decision on {agree}/8 warm-up frames")
     print(f"non_model_time_ratio = {en50 / bn50:.3f} (target <= 0.35)")
-    print(f"with [loop] stats_thread: frame_time_ratio {two50 / b50:.3f}, non_model_time_ratio {twon50 / bn50:.3f}")
     return {
         "frame_time_ratio": e50 / b50,
         "non_model_time_ratio": en50 / bn50,
@@ -200,9 +176,6 @@ def bench_frame_path(tmp: Path, quick: bool) -> dict[str, float]:
         "handwritten_non_model_us": bn50,
         "edge_model_call_p50_us": float(np.median(e_model)),
         "handwritten_model_call_p50_us": float(np.median(b_model)),
-        "frame_time_ratio_stats_thread": two50 / b50,
-        "non_model_time_ratio_stats_thread": twon50 / bn50,
-        "frame_non_model_us_stats_thread": twon50,
     }
 
 

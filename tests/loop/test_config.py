@@ -73,7 +73,6 @@ def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, SAMPLE))
     assert cfg.device_id == "robot-7" and cfg.loop.rate_hz == 50 and cfg.loop.deadline_ms == 15
     assert cfg.loop.cpus == (0,) and cfg.loop.fifo_priority == 0 and cfg.loop.budgets_ms == {"infer": 8}
-    assert cfg.loop.stats_thread is False  # off unless asked for
     assert cfg.model.package == tmp_path / "models" / "cnn.tgz" and cfg.model.threads == 1
     cam, speed = cfg.sensors
     assert (cam.name, cam.source, cam.shape, cam.channel_order, cam.stale_ms, cam.primary) == (
@@ -109,7 +108,6 @@ def test_sample_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
         ("cpus = [0]", "cpus = [true]", "loop.cpus: expected a non-empty list of integers, got [True]"),
         ("[watchdog]", "[watchdog]\nendpoint = 5", "watchdog.endpoint: expected a string, got 5"),
         ("infer = 8", "infer = 0", "loop.budgets_ms.infer: expected a number > 0, got 0"),
-        ("rate_hz = 50", "rate_hz = 50\nstats_thread = 1", "loop.stats_thread: expected true or false, got 1"),
         ("infer = 8", "render = 8", "loop.budgets_ms.render: unknown key; expected one of ['sensor', 'preprocess',"),
     ],
 )

@@ -179,10 +179,11 @@ def test_stats_exact_on_frames_longer_than_one_summed_row(native, twin, hw) -> N
     frame = np.full((*hw, 3), 255, np.uint8)
     frame[0, :7] = 3
     frame[-1, -5:, 1] = 0
-    stats = []
+    plan, stats = tables.resize_plan(hw, (2, 2)), []
     for impl in (native, twin):
         st = np.full((2, 3), np.nan)
-        impl["frame_stats"](frame, tables.channel_map("RGB", "RGB"), st)
+        impl["preprocess_frame"](frame, np.empty((2, 2, 3), np.uint8), "NHWC", _lut(np.dtype(np.uint8)), plan,
+                                 tables.channel_map("RGB", "RGB"), st)  # fmt: skip
         stats.append(st)
     np.testing.assert_array_equal(stats[0], stats[1])
     pixels = frame.reshape(-1, 3).astype(np.float64)

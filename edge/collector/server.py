@@ -5,7 +5,8 @@ One ingest thread owns the ROUTER; a :class:`~edge.collector.committer.GroupComm
 The ingest thread receives messages and checks every frame: a valid ``window`` record (the common one) is proven
 valid by the native fast accept (:func:`edge.collector.frames.window_accept`, which reads the msgpack bytes in
 place), anything else goes through the shared validator (:func:`edge.telemetry.protocol.decode_frame`), which
-accepts it or rejects it and says why. Spooled records (their frames as received) are buffered for the next group
+accepts it or rejects it and says why; the per-record checks (identity, scorability, rejections and their counters)
+are :class:`~edge.collector.admission.Admission`'s. Spooled records (their frames as received) are buffered for the next group
 commit. While the commit thread writes and fsyncs one batch (one transaction, one fsync; SQLite releases the GIL),
 the ingest thread goes on receiving the next; when the commit is done it answers each message of that batch with
 its acks (stored and duplicate keys, both durable) and its rejections — never before. Newly stored windows then go
@@ -35,14 +36,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import zmq
 
+from edge.collector.admission import Admission, bound, decode, fit
 from edge.collector.alerts import DEFAULT_RULES, AlertEvent, AlertPolicy, AlertSink, Rule
 from edge.collector.committer import GroupCommitter
 from edge.collector.engine import DEFAULT_MAX_TRACKS, DriftEngine, ModelReference
@@ -59,11 +59,9 @@ from edge.telemetry.protocol import (
     MAX_BATCH_RECORDS,
     MAX_FRAME_BYTES,
     SPOOLED_KINDS,
-    Record,
     RejectedRecord,
     Reply,
     ack_ranges,
-    decode_frame,
     encode_reply,
 )
 from edge.telemetry.security import ZapAllowList, make_curve_server
@@ -75,8 +73,6 @@ log = logging.getLogger("edge.collector")
 # routing id, acked (boot, seq), rejections, the reply's need_profile ("" or a profile id)
 _Message = tuple[bytes, list[tuple[str, int]], list[RejectedRecord], str]
 
-MAX_REJECTING_DEVICES = 4096  # devices whose unscorable rejections are counted one by one
-MAX_LAYOUTS = 1024  # window layouts whose verdict is cached (cleared when full)
 _NOTHING_TAKEN = encode_reply(Reply((), (), ""))  # the reply to a message not taken (PROTOCOL.md §5)
 COUNTERS = ("messages", "records", "duplicates", "rejects", "alerts", "windows_scored", "windows_from_store",
             "engine_errors", "unknown_profile", "profile_uploads", "profile_rejects",
@@ -152,10 +148,6 @@ class CollectorServer:
             raise ConfigError(f"collector --bus: expected with --role gateway only, got role {settings.role!r}")
         self.settings = settings
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        # device id -> windows rejected as unscorable (at most MAX_REJECTING_DEVICES, least recent dropped first)
-        self.unscorable_by_device: dict[str, int] = {}
-        # window layout key -> (model, the reference layout it was checked against, verdict): see _layout_verdict
-        self._layouts: dict[int, tuple[str, object, str]] = {}
         self._hello_seen = set()
         self.health: dict[str, float] = {}  # gauges of the links this process depends on (/metrics)
         self._waiting = PeerQueues()  # messages waiting for room in scoring, per connection (fairness.py)
@@ -166,6 +158,8 @@ class CollectorServer:
         if settings.profiles is not None:
             self.profiles.load_dir(settings.profiles)
         self.engine = DriftEngine(horizons=settings.horizons, max_tracks=settings.max_tracks)
+        self.admission = Admission(self.engine, self.counters)  # the per-record checks of ingest
+        self.unscorable_by_device = self.admission.unscorable_by_device  # /api/summary, per device
         self.series = DriftSeries(horizon=settings.horizons[0], more=settings.horizons[1:],
                                   max_rings=settings.max_tracks * len(settings.horizons))  # fmt: skip
         self.series.reader = self.store.series_of  # evicted rings: their points are in the store
@@ -348,7 +342,7 @@ class CollectorServer:
         now = time.time_ns()
         add = self._spool.add_frame
         fast = window_accept
-        counters = self.counters
+        counters, admission = self.counters, self.admission
         for _ in range(self.settings.batch_messages):
             message = pull()
             if message is None:
@@ -362,39 +356,34 @@ class CollectorServer:
             rejected: list[RejectedRecord] = []
             need = ""  # a hello's profile id the collector asks the device to upload
             if len(frames) > MAX_BATCH_RECORDS:  # every frame rejected under its own key, so the device can match it
-                counters["rejects"] += len(frames)
-                msg = f"message: expected at most {MAX_BATCH_RECORDS} records, got {len(frames)}"
-                rejected.extend(RejectedRecord(*_best_effort_key(data), "limit", msg) for data in frames)
-                batch.messages.append((ident, keys, rejected, need))
+                batch.messages.append((ident, keys, admission.reject_oversized(frames), need))
                 continue
             for data in frames:
                 env = fast(data)
                 if env is not None:  # a valid window (the common record)
                     device, boot, seq, t_ns, wall_ns, layout = env
-                    if binding is not None and not _bound(binding, device):
-                        rejected.append(self._identity_rejection(binding, device, boot, seq))
+                    if binding is not None and not bound(binding, device):
+                        rejected.append(admission.reject_identity(binding, device, boot, seq))
                         continue
-                    why = self._layout_verdict(layout, data)
+                    why = admission.window_verdict(layout, data)
                     if why:
-                        rejected.append(self._unscorable_rejection(device, boot, seq, why))
+                        rejected.append(admission.reject_unscorable(device, boot, seq, why))
                         continue
                     add(device, boot, seq, "window", t_ns, wall_ns, data, now)
                     keys.append((boot, seq))
                     batch.windows.append(((device, boot, seq), t_ns, data))
                     continue
                 try:
-                    rec = _decode(data)
+                    rec = decode(data)
                 except ProtocolError as exc:
-                    counters["rejects"] += 1
-                    boot, seq = _best_effort_key(data)
-                    rejected.append(RejectedRecord(boot, seq, exc.code, _fit(str(exc))))
+                    rejected.append(admission.reject_malformed(data, exc))
                     continue
-                if binding is not None and not _bound(binding, rec.device):
-                    rejected.append(self._identity_rejection(binding, rec.device, rec.boot, rec.seq))
+                if binding is not None and not bound(binding, rec.device):
+                    rejected.append(admission.reject_identity(binding, rec.device, rec.boot, rec.seq))
                     continue
-                why = self._unscorable(rec.body) if rec.kind == "window" else ""
+                why = admission.unscorable(rec.body) if rec.kind == "window" else ""
                 if why:
-                    rejected.append(self._unscorable_rejection(rec.device, rec.boot, rec.seq, why))
+                    rejected.append(admission.reject_unscorable(rec.device, rec.boot, rec.seq, why))
                     continue
                 if rec.kind in SPOOLED_KINDS:
                     add(rec.device, rec.boot, rec.seq, rec.kind, rec.t_ns, rec.wall_ns, data, now)
@@ -418,63 +407,6 @@ class CollectorServer:
         binding = self.zap.binding(parts[0].get("User-Id"))  # type: ignore[union-attr]
         binding = None if binding == "*" else (binding or "")
         return parts[0].bytes, binding, [p.bytes for p in parts[1:]]
-
-    def _layout_verdict(self, layout: int, data: bytes) -> str:
-        """:meth:`_unscorable` of a fast-accepted window, from the cache of layout keys when its layout was checked
-        against the reference its model has now (a reference replaced or added invalidates the entry)."""
-        hit = self._layouts.get(layout)
-        if hit is not None and self.engine.counts_layout(hit[0]) == hit[1]:
-            return hit[2]
-        body = msgpack.unpackb(data, raw=False)["body"]
-        ref = self.engine.counts_layout(body["model"])
-        why = self._unscorable(body)
-        if ref is not None:  # no reference yet: not cached, so the first windows after an upload are checked
-            if len(self._layouts) >= MAX_LAYOUTS:
-                self._layouts.clear()
-            self._layouts[layout] = (body["model"], ref, why)
-        return why
-
-    def _unscorable(self, body: dict) -> str:
-        """Why a valid window cannot be scored against the reference the collector holds for its model (PROTOCOL.md
-        §5, code ``unscorable``): a feature the reference does not have, one it lacks, or another bin count. ""
-        when it can be, or when the collector has no reference for the model yet (stored; scored from the next
-        windows once the profile is known, §4.1)."""
-        layout = self.engine.counts_layout(body["model"])
-        if layout is None:
-            return ""
-        names, lengths = layout[0], layout[1]
-        feats = body["features"]
-        if len(feats) == len(names) and all(
-            len(feats.get(n, {"c": ()})["c"]) == k for n, k in zip(names, lengths, strict=True)
-        ):
-            return ""
-        if unknown := sorted(set(feats) - set(names)):
-            return (
-                f"window.features: expected the features of {body['model']!r}'s reference {list(names)}, got {unknown}"
-            )
-        for name, k in zip(names, lengths, strict=True):
-            if name not in feats:
-                return f"window.features: expected feature {name!r} of {body['model']!r}'s reference, missing"
-            if len(feats[name]["c"]) != k:
-                return (
-                    f"window.features.{name}.c: expected {k} counts (the reference's bins), got {len(feats[name]['c'])}"
-                )
-        return ""
-
-    def _unscorable_rejection(self, device: str, boot: str, seq: int, why: str) -> RejectedRecord:
-        self.counters["rejects"] += 1
-        self.counters["unscorable_rejects"] += 1
-        by = self.unscorable_by_device
-        by[device] = by.pop(device, 0) + 1  # most recent last; bounded: the least recently rejected device goes
-        if len(by) > MAX_REJECTING_DEVICES:
-            del by[next(iter(by))]
-        return RejectedRecord(boot, seq, "unscorable", _fit(why))
-
-    def _identity_rejection(self, binding: str, device: str, boot: str, seq: int) -> RejectedRecord:
-        self.counters["rejects"] += 1
-        self.counters["identity_rejects"] += 1
-        msg = f"record.device: expected a device id this connection's key is bound to ({binding!r}), got {device!r}"
-        return RejectedRecord(boot, seq, "identity", _fit(msg))
 
     def _acknowledge(self, batch: _Batch, outcome: CommitResult | Exception) -> None:
         """After ``batch``'s group commit: count, hand its new windows to the scoring thread, reply to each message."""
@@ -525,7 +457,7 @@ class CollectorServer:
             except ConfigError as exc:
                 self.counters["rejects"] += 1
                 self.counters["profile_rejects"] += 1
-                rejected.append(RejectedRecord(boot, 0, "malformed", _fit(f"hello.profile_json: {exc}")))
+                rejected.append(RejectedRecord(boot, 0, "malformed", fit(f"hello.profile_json: {exc}")))
                 log.warning("collector: %s uploaded a bad profile for %s: %s", device, pid, exc)
             else:
                 self.counters["profile_uploads"] += 1
@@ -591,65 +523,9 @@ class CollectorServer:
         self.close()
 
 
-def _decode(data: bytes) -> Record:
-    """The shared validator, with any foreign error it lets through mapped to :class:`ProtocolError` (seen: a
-    ``RecursionError`` from building the message about a ~1000-deep nested array), so no frame stops the server."""
-    try:
-        return decode_frame(data)
-    except ProtocolError:
-        raise
-    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, OverflowError) as exc:
-        raise ProtocolError(
-            f"frame: expected a valid record, got one the validator failed on ({type(exc).__name__})"
-        ) from exc
-
-
 def _loopback(endpoint: str) -> bool:
     """Whether a ZeroMQ endpoint is reachable from this machine only (ipc, inproc, tcp on a loopback address)."""
     if endpoint.startswith(("ipc://", "inproc://")):
         return True
     host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
     return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _bound(binding: str, device: str) -> bool:
-    """Whether a key bound to ``binding`` (a device id or an fnmatch pattern) may send as ``device``."""
-    return device == binding or (binding != "" and fnmatchcase(device, binding))
-
-
-def _fit(message: str, limit: int = 256) -> str:
-    """``message`` cut to at most ``limit`` UTF-8 bytes (a reply's strings are limited in bytes)."""
-    return message.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
-
-
-def _best_effort_key(data: bytes) -> tuple[str, int]:
-    """(boot, seq) of an undecodable record when its envelope is readable (within the §6 limits), else
-    ("", 0), so the device can drop that one record. The envelope's keys are read one by one, so a record whose
-    body breaks a limit (an array of 4097 items) still names its key when ``boot`` and ``seq`` come before it."""
-    u = msgpack.Unpacker(  # any frame the transport let through (up to max_frame_bytes): its envelope is small
-        raw=False, max_array_len=4096, max_map_len=512, max_str_len=1024, max_bin_len=len(data),
-        max_buffer_size=max(len(data), MAX_FRAME_BYTES),
-    )  # fmt: skip
-    u.feed(data)
-    found: dict[str, object] = {}
-    try:
-        for _ in range(u.read_map_header()):
-            k = u.unpack()
-            if k in ("boot", "seq"):
-                found[k] = u.unpack()
-                if len(found) == 2:
-                    break
-            else:
-                u.skip()
-    except Exception:  # anything undecodable: what was read so far
-        pass
-    boot, seq = found.get("boot", ""), found.get("seq", 0)
-    if (
-        isinstance(boot, str)
-        and len(boot.encode("utf-8", "replace")) <= 256
-        and type(seq) is int
-        and 0 <= seq < (1 << 64)
-        and len(found) == 2
-    ):
-        return boot, seq
-    return "", 0

@@ -29,8 +29,10 @@ cdef extern from *:
     """
     #if defined(__AVX2__)
     #define EDGE_PREPROCESS_ISA "avx2"
+    #define EDGE_BLEND_PAIRS 0
     #else
     #define EDGE_PREPROCESS_ISA "baseline"
+    #define EDGE_BLEND_PAIRS 1
     #endif
     static int edge_cpu_has_avx2(void) {
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -42,6 +44,7 @@ cdef extern from *:
     }
     """
     const char* EDGE_PREPROCESS_ISA
+    enum: EDGE_BLEND_PAIRS  # 1: _blend_packed3 takes two pixels an iteration (the baseline build)
     int edge_cpu_has_avx2() noexcept nogil
 
 
@@ -209,7 +212,9 @@ cdef inline void _blend_packed3(const int32_t* taps, const int32_t* xo, const in
     channel's byte through its table; ``o`` moves on past the columns written.
 
     One multiply per channel: with ``a0 + a1 == 2048`` (``resize_plan`` checks it),
-    ``t0 * a0 + t1 * a1 == (t0 << 11) + (t1 - t0) * a1``, exact in int32 (|t1 - t0| * a1 <= 255 · 2048²)."""
+    ``t0 * a0 + t1 * a1 == (t0 << 11) + (t1 - t0) * a1``, exact in int32 (|t1 - t0| * a1 <= 255 · 2048²). The
+    baseline build takes two pixels an iteration (about a tenth faster with SSE2); the AVX2 build one, since GCC
+    turns the pair into 8-wide code that is nearly three times slower."""
     cdef int32_t v[4]
     cdef const int32_t* t0
     cdef const int32_t* t1
@@ -222,7 +227,34 @@ cdef inline void _blend_packed3(const int32_t* taps, const int32_t* xo, const in
     cdef char* o0 = o[0]
     cdef char* o1 = o[1]
     cdef char* o2 = o[2]
-    for i in range(x, x_end):
+    cdef int32_t w[8]
+    cdef const int32_t* u0
+    cdef const int32_t* u1
+    cdef int32_t b1
+    i = x
+    if EDGE_BLEND_PAIRS:  # two pixels an iteration: faster with SSE2, much slower when compiled for AVX2
+        while i + 2 <= x_end:
+            t0 = taps + xo[2 * i] * 3
+            t1 = taps + xo[2 * i + 1] * 3
+            u0 = taps + xo[2 * i + 2] * 3
+            u1 = taps + xo[2 * i + 3] * 3
+            a1 = xa[2 * i + 1]
+            b1 = xa[2 * i + 3]
+            for k in range(4):
+                w[k] = ((t0[k] << 11) + (t1[k] - t0[k]) * a1 + (1 << 21)) >> 22
+            for k in range(4):
+                w[k + 4] = ((u0[k] << 11) + (u1[k] - u0[k]) * b1 + (1 << 21)) >> 22
+            (<pixel_t*>o0)[0] = table0[w[c0]]
+            (<pixel_t*>o1)[0] = table1[w[c1]]
+            (<pixel_t*>o2)[0] = table2[w[c2]]
+            (<pixel_t*>(o0 + ox))[0] = table0[w[c0 + 4]]
+            (<pixel_t*>(o1 + ox))[0] = table1[w[c1 + 4]]
+            (<pixel_t*>(o2 + ox))[0] = table2[w[c2 + 4]]
+            o0 += 2 * ox
+            o1 += 2 * ox
+            o2 += 2 * ox
+            i += 2
+    while i < x_end:
         t0 = taps + xo[2 * i] * 3
         t1 = taps + xo[2 * i + 1] * 3
         a1 = xa[2 * i + 1]
@@ -234,6 +266,7 @@ cdef inline void _blend_packed3(const int32_t* taps, const int32_t* xo, const in
         o0 += ox
         o1 += ox
         o2 += ox
+        i += 1
     o[0], o[1], o[2] = o0, o1, o2
 
 

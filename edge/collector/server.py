@@ -6,20 +6,19 @@ The ingest thread receives messages and checks every frame: a valid ``window`` r
 valid by the native fast accept (:func:`edge.collector.frames.window_accept`, which reads the msgpack bytes in
 place), anything else goes through the shared validator (:func:`edge.telemetry.protocol.decode_frame`), which
 accepts it or rejects it and says why; the per-record checks (identity, scorability, rejections and their counters)
-are :class:`~edge.collector.admission.Admission`'s. Spooled records (their frames as received) are buffered for the next group
-commit. While the commit thread writes and fsyncs one batch (one transaction, one fsync; SQLite releases the GIL),
-the ingest thread goes on receiving the next; when the commit is done it answers each message of that batch with
-its acks (stored and duplicate keys, both durable) and its rejections — never before. Newly stored windows then go
-to the :class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, alert policy, sinks and the alert PUB
-socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. The store is the source of
-truth for scoring (the worker's persistent cursor, :mod:`edge.collector.scoring_log`): a restarted server loads the
-drift series and rebuilds the engine's references (from the stored hellos and profiles) and horizons, and scores
-what was stored but not yet scored. When more than half of the scoring queue waits, the ingest thread stops taking
-new messages until scoring catches up (backpressure: devices wait for their acks), so that the worker rarely has to
-read windows back from the store. The worker gets the window's
-frame (bytes) and reads what the engine needs from it (:func:`edge.collector.frames.window_digest_block`, a
-device's windows at once, without the GIL): decoded bodies waiting in a queue would be thousands of live containers
-for the garbage collector to walk.
+are :class:`~edge.collector.admission.Admission`'s. Spooled records (their frames as received) are buffered for the
+next group commit. While the commit thread writes and fsyncs one batch (one transaction, one fsync; SQLite releases
+the GIL), the ingest thread goes on receiving the next; when the commit is done it answers each message of that
+batch with its acks (stored and duplicate keys, both durable) and its rejections — never before. Newly stored
+windows then go to the :class:`~edge.collector.scoring.ScoringWorker` thread (drift engine, alert policy, sinks and
+the alert PUB socket), so scoring never delays an ack; :meth:`CollectorServer.drain` waits for it. The store is the
+source of truth for scoring (the worker's persistent cursor, :mod:`edge.collector.scoring_log`): a restarted server
+loads the drift series and rebuilds the engine's references (from the stored hellos and profiles) and horizons, and
+scores what was stored but not yet scored. When more than half of the scoring queue waits, the ingest thread stops
+taking new messages until scoring catches up (backpressure: devices wait for their acks), so that the worker rarely
+has to read windows back from the store. The worker gets the window's frame (bytes) and reads what the engine needs
+from it (:func:`edge.collector.frames.window_digest_block`, a device's windows at once, without the GIL): decoded
+bodies waiting in a queue would be thousands of live containers for the garbage collector to walk.
 
 A frame that fails to decode is rejected (answered with ``code`` ``malformed``/``limit``), counted, and changes
 nothing else; a frame larger than ``ZMQ_MAXMSGSIZE`` makes libzmq drop the connection before it reaches the

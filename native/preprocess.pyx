@@ -204,6 +204,14 @@ cdef void _map_plain(const uint8_t[:, :, :] src, const Py_ssize_t* offs, pixel_t
                 o += ox
 
 
+cdef inline void _blend4(const int32_t* t0, const int32_t* t1, int32_t a1, int32_t* v) noexcept nogil:
+    """``v[k]`` = the rounded blend of ``t0[k]`` and ``t1[k]`` with weight ``a1`` on ``t1`` (out of 2048), k < 4:
+    one pixel's channels (and the next pixel's first, unused) as one vector."""
+    cdef Py_ssize_t k
+    for k in range(4):
+        v[k] = ((t0[k] << 11) + (t1[k] - t0[k]) * a1 + (1 << 21)) >> 22
+
+
 cdef inline void _blend_packed3(const int32_t* taps, const int32_t* xo, const int16_t* xa, Py_ssize_t x,
                                 Py_ssize_t x_end, const Py_ssize_t* chan, const pixel_t[:, ::1] lut, char** o,
                                 Py_ssize_t ox) noexcept nogil:
@@ -219,7 +227,7 @@ cdef inline void _blend_packed3(const int32_t* taps, const int32_t* xo, const in
     cdef const int32_t* t0
     cdef const int32_t* t1
     cdef int32_t a1
-    cdef Py_ssize_t i, k
+    cdef Py_ssize_t i
     cdef Py_ssize_t c0 = chan[0], c1 = chan[1], c2 = chan[2]
     cdef const pixel_t* table0 = &lut[0, 0]
     cdef const pixel_t* table1 = &lut[1, 0]
@@ -240,10 +248,8 @@ cdef inline void _blend_packed3(const int32_t* taps, const int32_t* xo, const in
             u1 = taps + xo[2 * i + 3] * 3
             a1 = xa[2 * i + 1]
             b1 = xa[2 * i + 3]
-            for k in range(4):
-                w[k] = ((t0[k] << 11) + (t1[k] - t0[k]) * a1 + (1 << 21)) >> 22
-            for k in range(4):
-                w[k + 4] = ((u0[k] << 11) + (u1[k] - u0[k]) * b1 + (1 << 21)) >> 22
+            _blend4(t0, t1, a1, w)
+            _blend4(u0, u1, b1, w + 4)
             (<pixel_t*>o0)[0] = table0[w[c0]]
             (<pixel_t*>o1)[0] = table1[w[c1]]
             (<pixel_t*>o2)[0] = table2[w[c2]]
@@ -258,8 +264,7 @@ cdef inline void _blend_packed3(const int32_t* taps, const int32_t* xo, const in
         t0 = taps + xo[2 * i] * 3
         t1 = taps + xo[2 * i + 1] * 3
         a1 = xa[2 * i + 1]
-        for k in range(4):
-            v[k] = ((t0[k] << 11) + (t1[k] - t0[k]) * a1 + (1 << 21)) >> 22
+        _blend4(t0, t1, a1, v)
         (<pixel_t*>o0)[0] = table0[v[c0]]
         (<pixel_t*>o1)[0] = table1[v[c1]]
         (<pixel_t*>o2)[0] = table2[v[c2]]

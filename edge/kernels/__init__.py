@@ -20,6 +20,7 @@ report it. Every name in :data:`__all__` is provided by both backends with the s
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from importlib import import_module
 from types import ModuleType
@@ -106,9 +107,10 @@ def _native_module(module_name: str, baseline: bool) -> ModuleType:
 
 
 def _isa(api: dict[str, object]) -> str:
-    """``"avx2"`` when an AVX2 build is in use, else ``"baseline"``."""
-    modules = {getattr(f, "__module__", "") for f in api.values()}
-    return "avx2" if any(m.endswith("_avx2") for m in modules) else "baseline"
+    """What the compiled preprocessing module in use says it was built for (its ``ISA``: ``"avx2"`` or
+    ``"baseline"``); ``"baseline"`` for the twins."""
+    module = sys.modules.get(getattr(api["preprocess_frame"], "__module__", ""))
+    return getattr(module, "ISA", "baseline")
 
 
 def _select() -> tuple[str, dict[str, object]]:
